@@ -1,0 +1,57 @@
+# The few targets users need. Everything runs inside .venv, which `make venv` builds from PyPI.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+DATA ?=
+DEMO_CLICKS ?= 2000
+MAXLEN ?= 10
+SEEDS ?= 1
+EVAL_OUT ?= eval-results.json
+MODEL_DIR ?= artifacts/model
+
+.PHONY: help venv run demo test lint eval bench train clean
+
+help:
+	@echo "make run       start the whole local stack, worker and API (Ctrl-C stops it)"
+	@echo "make demo      bounded end-to-end run; prints SUMMARY {json} (DEMO_CLICKS=N DATA=path)"
+	@echo "make test      unit + integration tests against real servers"
+	@echo "make lint      ruff + mypy"
+	@echo "make eval      train + evaluate MIND and baselines (DATA=path MAXLEN=10 SEEDS=1)"
+	@echo "make bench     model micro-benchmark and pipeline load test"
+	@echo "make train     train and export a model (DATA=path, else built-in generator)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m streams.run $(if $(DATA),--data $(DATA))
+
+demo: $(STAMP)
+	$(PY) -m streams.demo --clicks $(DEMO_CLICKS) $(if $(DATA),--data $(DATA))
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy streams model producers consumers
+
+eval: $(STAMP)
+	$(PY) -m model.evaluate --data $(DATA) --maxlen $(MAXLEN) --seeds $(SEEDS) --json --out $(EVAL_OUT)
+
+bench: $(STAMP)
+	$(PY) -m model.bench --model $(MODEL_DIR)
+
+train: $(STAMP)
+	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
+
+clean:
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

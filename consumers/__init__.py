@@ -1,0 +1,1 @@
+"""Command-line consumers of the recommendations topic."""

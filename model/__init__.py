@@ -1,0 +1,1 @@
+"""MIND in PaddlePaddle: network, data, training, evaluation, export and batched serving."""

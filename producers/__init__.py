@@ -1,0 +1,1 @@
+"""Command-line producers: single clicks, dataset replay, item embedding publisher."""

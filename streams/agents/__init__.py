@@ -1,0 +1,1 @@
+"""Faust agents, one per module, each named by what it does."""

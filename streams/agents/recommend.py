@@ -1,0 +1,37 @@
+"""Agent `recommend`: micro-batches of clicks -> histories -> recall -> one recommendation per click."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+import faust
+
+from streams.agents.batches import publish, raw_messages, run_step
+from streams.pipeline import ClickPipeline
+from streams.settings import Settings
+from streams.stats import Stats
+
+
+def attach(
+    app: faust.App,
+    topics: dict[str, faust.TopicT],
+    pipeline: ClickPipeline,
+    executor: Executor,
+    settings: Settings,
+    stats: Stats,
+) -> faust.types.AgentT:
+    """Register the agent on `app`; events are acked (and later committed) after publishing."""
+
+    @app.agent(topics["clicks"], name="recommend")
+    async def recommend(stream: faust.StreamT) -> None:
+        batches = stream.take_events(settings.batch_size, within=settings.batch_window_s)
+        async for events in batches:
+            messages = raw_messages(events)
+            out = await run_step(pipeline.process, messages, executor)
+            await publish(topics["recs"], out.records)
+            await publish(topics["dead"], out.dead)
+            stats.add("clicks", len(messages))
+            stats.add("recommendations", len(out.records))
+            stats.add("dead_letters", len(out.dead))
+
+    return recommend

@@ -1,0 +1,35 @@
+"""Agent `upsert_items`: item embeddings stream into Milvus (and the model's table) in batches."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+import faust
+
+from streams.agents.batches import publish, raw_messages, run_step
+from streams.pipeline import ItemPipeline
+from streams.settings import Settings
+from streams.stats import Stats
+
+
+def attach(
+    app: faust.App,
+    topics: dict[str, faust.TopicT],
+    pipeline: ItemPipeline,
+    executor: Executor,
+    settings: Settings,
+    stats: Stats,
+) -> faust.types.AgentT:
+    """Register the agent on `app`; bad item records go to the dead-letter topic."""
+
+    @app.agent(topics["items"], name="upsert_items")
+    async def upsert_items(stream: faust.StreamT) -> None:
+        batches = stream.take_events(settings.item_batch_size, within=settings.batch_window_s)
+        async for events in batches:
+            messages = raw_messages(events)
+            out = await run_step(pipeline.process, messages, executor)
+            await publish(topics["dead"], out.dead)
+            stats.add("items", len(messages) - len(out.dead))
+            stats.add("dead_letters", len(out.dead))
+
+    return upsert_items

@@ -1,0 +1,73 @@
+"""Builds the recall core once from Settings: model, Redis history, Milvus index and the Recaller."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from model.serving import InterestModel
+from streams.history import HistoryStore
+from streams.index import ItemIndex
+from streams.recaller import Recaller
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    """The objects every face shares; created by `open_core`, closed when it exits."""
+
+    settings: Settings
+    model: InterestModel
+    index: ItemIndex
+    history: HistoryStore | None
+    recaller: Recaller
+
+    def load_items(self, batch: int = 10_000) -> int:
+        """Upsert the current model's whole item table into Milvus; returns how many items."""
+        ids, vectors = self.model.item_table()  # [N], [N, D]
+        for start in range(0, len(ids), batch):
+            self.index.upsert(ids[start : start + batch].tolist(), vectors[start : start + batch])
+        return len(ids)
+
+    def reload_model(self) -> bool:
+        """Switch to a newer exported model if there is one, loading its item vectors first."""
+        fresh = self.model.reload_if_newer()
+        if fresh:
+            count = self.load_items()
+            log.info("model %s loaded, %d item vectors upserted", self.model.version, count)
+        return fresh
+
+
+def check_model(model: InterestModel, settings: Settings) -> None:
+    """Fail early when the exported model does not fit the settings."""
+    if model.dim != settings.embedding_dim or model.num_interests != settings.num_interests:
+        raise ValueError(
+            f"model {model.version} has dim={model.dim}, K={model.num_interests}; "
+            f"settings expect dim={settings.embedding_dim}, K={settings.num_interests}"
+        )
+
+
+@contextmanager
+def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
+    """Load the model, connect and ping Redis and Milvus; close everything on exit."""
+    with ExitStack() as stack:
+        model = InterestModel.load(settings.model_dir, device=settings.device)
+        check_model(model, settings)
+        index = ItemIndex(
+            settings.milvus_uri, settings.milvus_collection, model.dim, settings.milvus_index
+        )
+        index.start()
+        stack.callback(index.close)
+        history = None
+        if with_history:
+            history = HistoryStore(settings.redis_url, settings.history_len)
+            history.ping()
+            stack.callback(history.close)
+        recaller = Recaller(model, index, settings.top_k, settings.history_len)
+        log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
+                 settings.milvus_uri, settings.redis_url if with_history else "no redis")
+        yield Core(settings, model, index, history, recaller)

@@ -1,0 +1,156 @@
+"""Batch steps run off the event loop: clicks -> histories -> recall -> records; items -> Milvus."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from streams.errors import BadEvent
+from streams.recaller import Recaller
+from streams.records import Click, DeadLetter, ItemEmbedding, Recommendation, Wire
+
+log = logging.getLogger(__name__)
+
+KeyValue = tuple[bytes | None, bytes]
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One consumed Kafka message, with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class ClickAt:
+    """A valid click with its partition offset (the history store's idempotence guard)."""
+
+    user_id: int
+    item_id: int
+    ts: float
+    partition: int
+    offset: int
+
+
+@dataclass
+class Output:
+    """What a batch produced: records for the output topic and for the dead-letter topic."""
+
+    records: list[KeyValue] = field(default_factory=list)
+    dead: list[KeyValue] = field(default_factory=list)
+
+
+class History(Protocol):
+    """What the pipeline needs of streams.history.HistoryStore."""
+
+    def append(self, clicks: Sequence[Any]) -> dict[int, list[int]]: ...
+
+
+class Index(Protocol):
+    """What the item pipeline needs of streams.index.ItemIndex."""
+
+    def upsert(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+
+    def delete(self, ids: Sequence[int]) -> None: ...
+
+
+class ItemTable(Protocol):
+    """What the item pipeline needs of model.serving.InterestModel."""
+
+    def add_items(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+
+
+def dead_letter(message: RawMessage, reason: str) -> KeyValue:
+    """Log a bad message with topic, partition and offset, and build its dead-letter record."""
+    log.warning(
+        "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
+    )
+    value = (message.value or b"").decode("utf-8", errors="replace")
+    record = DeadLetter(message.topic, message.partition, message.offset, reason, value)
+    return message.key, record.to_bytes()
+
+
+def parse_all(
+    messages: Sequence[RawMessage], kind: type[Wire], out: Output
+) -> list[tuple[RawMessage, Any]]:
+    """Parse each message as `kind`; bad ones go to `out.dead`, valid ones are returned in order."""
+    good = []
+    for message in messages:
+        try:
+            good.append((message, kind.parse(message.value)))
+        except BadEvent as exc:
+            out.dead.append(dead_letter(message, str(exc)))
+    return good
+
+
+class ClickPipeline:
+    """One micro-batch of clicks: one Redis script, one model call, one Milvus search."""
+
+    def __init__(self, history: History, recaller: Recaller):
+        self.history = history
+        self.recaller = recaller
+
+    def process(self, messages: Sequence[RawMessage]) -> Output:
+        out = Output()
+        clicks = [
+            ClickAt(c.user_id, c.item_id, float(c.ts), m.partition, m.offset)
+            for m, c in parse_all(messages, Click, out)
+        ]
+        if not clicks:
+            return out
+        histories = self.history.append(clicks)  # user -> items, oldest first
+        users = sorted(histories)
+        candidates = dict(zip(users, self.recaller.recall([histories[u] for u in users]), strict=True))
+        emitted = time.time()
+        for click in clicks:
+            found = candidates[click.user_id]
+            record = Recommendation(
+                user_id=click.user_id,
+                item_ids=found.item_ids,
+                scores=[round(s, 6) for s in found.scores],
+                model_version=found.model_version,
+                click_item=click.item_id,
+                click_ts=click.ts,
+                emit_ts=emitted,
+                history=histories[click.user_id],
+            )
+            out.records.append((str(click.user_id).encode(), record.to_bytes()))
+        return out
+
+
+class ItemPipeline:
+    """One batch of item embeddings: upserts and deletes in Milvus, new vectors to the model."""
+
+    def __init__(self, index: Index, table: ItemTable, dim: int):
+        self.index = index
+        self.table = table
+        self.dim = dim
+
+    def process(self, messages: Sequence[RawMessage]) -> Output:
+        out = Output()
+        latest: dict[int, ItemEmbedding] = {}  # last record per item wins, in offset order
+        for message, item in parse_all(messages, ItemEmbedding, out):
+            if not item.deleted and len(item.vector) != self.dim:
+                reason = f"vector has {len(item.vector)} dimensions, expected {self.dim}"
+                out.dead.append(dead_letter(message, reason))
+                continue
+            latest[item.item_id] = item
+        deletes = [i for i, item in latest.items() if item.deleted]
+        upserts = [item for item in latest.values() if not item.deleted]
+        if upserts:
+            ids = [item.item_id for item in upserts]
+            vectors = np.asarray([item.vector for item in upserts], dtype=np.float32)  # [M, D]
+            self.index.upsert(ids, vectors)
+            self.table.add_items(ids, vectors)
+        if deletes:
+            self.index.delete(deletes)
+        return out

@@ -1,0 +1,37 @@
+"""Thread-safe counters the worker logs periodically (clicks, recommendations, dead letters...)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class Stats:
+    """Named counters with a rate since the last report."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._since = time.monotonic()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._totals[name] = self._totals.get(name, 0) + n
+
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._totals)
+
+    def report(self) -> str:
+        """One line of totals and per-second rates since the previous report."""
+        with self._lock:
+            now = time.monotonic()
+            span = max(now - self._since, 1e-9)
+            parts = [
+                f"{name}={total} ({(total - self._last.get(name, 0)) / span:.0f}/s)"
+                for name, total in sorted(self._totals.items())
+            ]
+            self._last = dict(self._totals)
+            self._since = now
+        return " ".join(parts) or "idle"

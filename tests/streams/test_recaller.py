@@ -1,0 +1,79 @@
+"""Unit tests of the recall core's merge and batching, with in-memory stand-ins for model and index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from streams.recaller import Recaller, merge
+
+
+def test_merge_keeps_best_score_per_item_and_drops_history_and_padding() -> None:
+    ids = np.array([[5, 3, -1], [3, 7, 9]])  # [K=2, k=3]
+    scores = np.array([[0.9, 0.2, -np.inf], [0.8, 0.5, 0.1]], dtype=np.float32)
+    items, item_scores = merge(ids, scores, exclude=[9], top_k=10)
+    assert items == [5, 3, 7]
+    assert np.allclose(item_scores, [0.9, 0.8, 0.5])
+
+
+def test_merge_truncates_to_top_k() -> None:
+    ids = np.arange(20).reshape(4, 5)
+    scores = -np.arange(20, dtype=np.float32).reshape(4, 5)
+    items, _ = merge(ids, scores, exclude=[], top_k=3)
+    assert items == [0, 1, 2]
+
+
+class ExactIndex:
+    """NumPy inner-product index standing in for Milvus; counts calls."""
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray):
+        self.ids, self.vectors, self.calls = ids, vectors, 0
+
+    def search(self, vectors: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        scores = vectors @ self.vectors.T  # [N, items]
+        order = np.argsort(-scores, axis=1)[:, :top_k]
+        return self.ids[order], np.take_along_axis(scores, order, axis=1)
+
+
+class TableModel:
+    """Interests = the last 4 history items' vectors (zeros when the history has no known item)."""
+
+    version = "test-1"
+
+    def __init__(self, table: dict[int, np.ndarray]):
+        self.table, self.calls = table, 0
+
+    def interests(self, histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        out = np.zeros((len(histories), 4, 8), dtype=np.float32)
+        for row, history in enumerate(histories):
+            known = [self.table[i] for i in history if i in self.table][-4:]
+            for k, vec in enumerate(known):
+                out[row, k] = vec
+        return out, np.zeros(len(histories), dtype=np.int64)
+
+    def popular(self, n: int) -> list[int]:
+        return list(range(1, n + 1))
+
+
+def test_recall_one_model_call_one_search_and_popular_fallback() -> None:
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 101)
+    vectors = rng.standard_normal((100, 8)).astype(np.float32)
+    model = TableModel({int(i): v for i, v in zip(ids, vectors, strict=True)})
+    index = ExactIndex(ids, vectors)
+    recaller = Recaller(model, index, top_k=5, history_len=10)
+    out = recaller.recall([[1, 2, 3], [999], [50]])
+    assert model.calls == 1 and index.calls == 1
+    assert len(out) == 3
+    first = out[0]
+    assert first.source == "mind" and len(first.item_ids) == 5
+    assert not set(first.item_ids) & {1, 2, 3}
+    best = {int(i): float(s) for i, s in zip(ids, (vectors[:3] @ vectors.T).max(axis=0), strict=True)}
+    expected = sorted((i for i in best if i not in {1, 2, 3}), key=lambda i: -best[i])[:5]
+    assert first.item_ids == expected
+    assert out[1].source == "popular" and out[1].item_ids == [1, 2, 3, 4, 5]
+    assert out[2].source == "mind" and 50 not in out[2].item_ids
+    assert recaller.fallbacks == 1
