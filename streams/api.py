@@ -58,7 +58,8 @@ def create_api(core: Core) -> FastAPI:
     def recall(request: RecallRequest) -> RecallResponse:
         """One candidate list per history row: 4 interests, one Milvus search, merged top_k."""
         if len(request.hist_item) > limit:
-            raise HTTPException(413, f"at most {limit} rows per request, got {len(request.hist_item)}")
+            rows = len(request.hist_item)
+            raise HTTPException(413, f"at most {limit} rows per request, got {rows}")
         found = core.recaller.recall(request.hist_item, request.top_k)
         version = found[0].model_version if found else core.model.version
         return RecallResponse(

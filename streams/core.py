@@ -1,4 +1,4 @@
-"""Builds the recall core once from Settings: model, Redis history, Milvus index and the Recaller."""
+"""Builds the recall core once from Settings: model, Redis history, Milvus index, Recaller."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
         stack.callback(index.close)
         history = None
         if with_history:
-            history = HistoryStore(settings.redis_url, settings.history_len)
-            history.ping()
+            history = HistoryStore(settings.redis_url, history_len=settings.history_len)
+            history.start()
             stack.callback(history.close)
         recaller = Recaller(model, index, settings.top_k, settings.history_len)
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,

@@ -105,7 +105,7 @@ class System:
 
     def stream_items(self) -> None:
         """Publish the model's item table to the items topic; wait until Milvus holds it all."""
-        ids, vectors = read_item_table(self.settings.model_dir)
+        _, ids, vectors = read_item_table(self.settings.model_dir)
         with open_sender(self.settings.kafka_bootstrap, self.settings.items_topic) as sender:
             publish(embedding_records(ids, vectors), sender, progress=True, total=len(ids))
         index = ItemIndex(self.settings.milvus_uri, self.settings.milvus_collection,

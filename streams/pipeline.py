@@ -58,7 +58,7 @@ class History(Protocol):
 class Index(Protocol):
     """What the item pipeline needs of streams.index.ItemIndex."""
 
-    def upsert(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
+    def upsert(self, ids: Sequence[int], vectors: np.ndarray) -> object: ...
 
     def delete(self, ids: Sequence[int]) -> None: ...
 
@@ -109,7 +109,8 @@ class ClickPipeline:
             return out
         histories = self.history.append(clicks)  # user -> items, oldest first
         users = sorted(histories)
-        candidates = dict(zip(users, self.recaller.recall([histories[u] for u in users]), strict=True))
+        recalled = self.recaller.recall([histories[u] for u in users])
+        candidates = dict(zip(users, recalled, strict=True))
         emitted = time.time()
         for click in clicks:
             found = candidates[click.user_id]

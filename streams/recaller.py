@@ -1,4 +1,4 @@
-"""The recall core: histories -> MIND interests (one model call) -> one Milvus search -> merged top-k."""
+"""The recall core: histories -> MIND interests (one call) -> one Milvus search -> merged top-k."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class VectorIndex(Protocol):
 
 @dataclass(frozen=True)
 class Candidates:
-    """One user's merged candidate list, best first; `source` is "mind" or "popular" (fallback)."""
+    """One user's merged candidates, best first; `source` is "mind" or "popular" (fallback)."""
 
     item_ids: list[int]
     scores: list[float]
@@ -39,7 +39,7 @@ class Candidates:
 def merge(
     ids: np.ndarray, scores: np.ndarray, exclude: Sequence[int], top_k: int
 ) -> tuple[list[int], list[float]]:
-    """Merge one user's K result lists: best score per item, padding and `exclude` removed, top_k."""
+    """Merge one user's K result lists: best score per item, no padding or `exclude`, top_k."""
     flat_ids = ids.reshape(-1)  # [K * k]
     flat_scores = scores.reshape(-1)  # [K * k]
     keep = flat_ids >= 0

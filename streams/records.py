@@ -1,4 +1,4 @@
-"""Typed records of every topic; producers, consumers and agents share them so a field is named once."""
+"""Typed records of every topic, shared by producers, consumers and agents: fields named once."""
 
 from __future__ import annotations
 

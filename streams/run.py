@@ -1,4 +1,4 @@
-"""`make run`: the whole local system until Ctrl-C: stack, model, items, stream worker and HTTP API."""
+"""`make run`: the whole local system until Ctrl-C: stack, model, items, worker and HTTP API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entry point of the stream worker: `python -m streams.worker` (settings from RECALL_* env vars)."""
+"""Entry point of the stream worker: `python -m streams.worker`, settings from RECALL_* vars."""
 
 from __future__ import annotations
 

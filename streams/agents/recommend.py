@@ -1,7 +1,8 @@
-"""Agent `recommend`: micro-batches of clicks -> histories -> recall -> one recommendation per click."""
+"""Agent `recommend`: click micro-batches -> histories -> recall -> a recommendation per click."""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Executor
 
 import faust
@@ -10,6 +11,8 @@ from streams.agents.batches import publish, raw_messages, run_step
 from streams.pipeline import ClickPipeline
 from streams.settings import Settings
 from streams.stats import Stats
+
+log = logging.getLogger(__name__)
 
 
 def attach(
@@ -24,11 +27,14 @@ def attach(
 
     @app.agent(topics["clicks"], name="recommend")
     async def recommend(stream: faust.StreamT) -> None:
-        batches = stream.take_events(settings.batch_size, within=settings.batch_window_s)
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.batch_size, within=settings.batch_window_s)
         async for events in batches:
             messages = raw_messages(events)
+            log.debug("batch of %d clicks", len(messages))
             out = await run_step(pipeline.process, messages, executor)
             await publish(topics["recs"], out.records)
+            log.debug("published %d recommendations", len(out.records))
             await publish(topics["dead"], out.dead)
             stats.add("clicks", len(messages))
             stats.add("recommendations", len(out.records))

@@ -24,7 +24,8 @@ def attach(
 
     @app.agent(topics["items"], name="upsert_items")
     async def upsert_items(stream: faust.StreamT) -> None:
-        batches = stream.take_events(settings.item_batch_size, within=settings.batch_window_s)
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.item_batch_size, within=settings.batch_window_s)
         async for events in batches:
             messages = raw_messages(events)
             out = await run_step(pipeline.process, messages, executor)

@@ -1,4 +1,4 @@
-"""Unit tests of the recall core's merge and batching, with in-memory stand-ins for model and index."""
+"""Unit tests of the recall core's merge and batching, with in-memory model and index."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def test_recall_one_model_call_one_search_and_popular_fallback() -> None:
     first = out[0]
     assert first.source == "mind" and len(first.item_ids) == 5
     assert not set(first.item_ids) & {1, 2, 3}
-    best = {int(i): float(s) for i, s in zip(ids, (vectors[:3] @ vectors.T).max(axis=0), strict=True)}
+    best_scores = (vectors[:3] @ vectors.T).max(axis=0)  # [items]
+    best = {int(i): float(s) for i, s in zip(ids, best_scores, strict=True)}
     expected = sorted((i for i in best if i not in {1, 2, 3}), key=lambda i: -best[i])[:5]
     assert first.item_ids == expected
     assert out[1].source == "popular" and out[1].item_ids == [1, 2, 3, 4, 5]

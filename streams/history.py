@@ -1,0 +1,181 @@
+"""Per-user click histories in Redis, appended one micro-batch per round trip and safe to replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import redis
+
+from streams.errors import ServiceUnavailable
+
+# One hash per user at `{prefix}{user_id}`:
+#   h      -> "ts seq item;ts seq item;..." the last `history_len` clicks, oldest first by
+#             (ts, seq); ts and item are kept as the exact strings Python sent (no float rounding)
+#   n      -> arrival counter of this user (seq of the last applied click, breaks ts ties)
+#   o<p>   -> last applied Kafka offset of partition p for this user (the replay guard)
+# ARGV: history_len, ttl_ms (0 = none), then per click: key index, item, ts, partition, offset.
+# Returns, per touched key in KEYS order: {key index, item, item, ...} oldest first.
+APPEND_LUA = """
+local hlen = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local st = {}
+for i = 3, #ARGV, 5 do
+  local k = tonumber(ARGV[i])
+  local s = st[k]
+  if s == nil then
+    local f = redis.call('HGETALL', KEYS[k])
+    s = {h = {}, n = 0, off = {}, raw = {}, dirty = false}
+    for j = 1, #f, 2 do
+      local name, v = f[j], f[j + 1]
+      if name == 'h' then
+        for ts, seq, item in string.gmatch(v, '([^ ;]+) ([^ ;]+) ([^ ;]+)') do
+          s.h[#s.h + 1] = {tonumber(ts), tonumber(seq), item, ts}
+        end
+      elseif name == 'n' then
+        s.n = tonumber(v)
+      else
+        s.off[string.sub(name, 2)] = tonumber(v)
+      end
+    end
+    st[k] = s
+  end
+  local p = ARGV[i + 3]
+  local off = tonumber(ARGV[i + 4])
+  local last = s.off[p] or -1
+  if off > last then
+    s.off[p] = off
+    s.raw[p] = ARGV[i + 4]
+    s.dirty = true
+    s.n = s.n + 1
+    local ts = tonumber(ARGV[i + 2])
+    local h = s.h
+    local pos = #h + 1
+    while pos > 1 and h[pos - 1][1] > ts do pos = pos - 1 end
+    table.insert(h, pos, {ts, s.n, ARGV[i + 1], ARGV[i + 2]})
+    while #h > hlen do table.remove(h, 1) end
+  end
+end
+local out = {}
+for k = 1, #KEYS do
+  local s = st[k]
+  local row = {k}
+  local parts = {}
+  for j, e in ipairs(s.h) do
+    row[#row + 1] = e[3]
+    parts[j] = e[4] .. ' ' .. string.format('%d', e[2]) .. ' ' .. e[3]
+  end
+  if s.dirty then
+    local args = {'h', table.concat(parts, ';'), 'n', string.format('%d', s.n)}
+    for p, raw in pairs(s.raw) do
+      args[#args + 1] = 'o' .. p
+      args[#args + 1] = raw
+    end
+    redis.call('HSET', KEYS[k], unpack(args))
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
+  end
+  out[k] = row
+end
+return out
+"""
+
+
+class ClickAt(NamedTuple):
+    """A click together with where it came from in Kafka (the replay guard needs both)."""
+
+    user_id: int
+    item_id: int
+    ts: float
+    partition: int
+    offset: int
+
+
+def _fields(click: Any) -> tuple[int, int, float, int, int]:
+    if isinstance(click, tuple):
+        u, i, t, p, o = click
+        return int(u), int(i), float(t), int(p), int(o)
+    return (int(click.user_id), int(click.item_id), float(click.ts),
+            int(click.partition), int(click.offset))
+
+
+def parse_history(raw: bytes | str | None) -> list[int]:
+    """Item ids, oldest first, from a stored `h` field."""
+    if not raw:
+        return []
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return [int(entry.rsplit(" ", 1)[1]) for entry in text.split(";")]
+
+
+@contextmanager
+def _unavailable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise ServiceUnavailable(f"redis {what} failed: {exc}") from exc
+
+
+class HistoryStore:
+    """Sync Redis client for histories (run it in an executor from async code)."""
+
+    def __init__(self, url: str, *, history_len: int = 10, prefix: str = "hist:",
+                 ttl_s: float | None = None, timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.history_len = history_len
+        self.prefix = prefix
+        self.ttl_ms = int(ttl_s * 1000) if ttl_s else 0
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._append = self._client.register_script(APPEND_LUA)
+
+    def key(self, user_id: int) -> str:
+        return f"{self.prefix}{user_id}"
+
+    def start(self) -> None:
+        """Ping Redis and load the append script once (EVALSHA afterwards)."""
+        with _unavailable("ping"):
+            self._client.ping()
+            self._client.script_load(APPEND_LUA)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def append(self, clicks: Iterable[Any]) -> dict[int, list[int]]:
+        """Apply a batch of clicks in one EVALSHA; return each touched user's history."""
+        index: dict[int, int] = {}
+        args: list[Any] = [self.history_len, self.ttl_ms]
+        for click in clicks:
+            user, item, ts, partition, offset = _fields(click)
+            k = index.setdefault(user, len(index) + 1)
+            args += [k, item, repr(ts), partition, offset]
+        if not index:
+            return {}
+        users = list(index)
+        with _unavailable("append"):
+            rows = self._append(keys=[self.key(u) for u in users], args=args)
+        return {users[int(row[0]) - 1]: [int(x) for x in row[1:]] for row in rows}
+
+    def get(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """Histories (oldest first, empty when unknown) of many users in one pipeline."""
+        with _unavailable("get"):
+            pipe = self._client.pipeline(transaction=False)
+            for u in user_ids:
+                pipe.hget(self.key(u), "h")
+            raws = pipe.execute()
+        return {u: parse_history(raw) for u, raw in zip(user_ids, raws, strict=True)}
+
+    def clear_users(self, user_ids: Sequence[int]) -> None:
+        """Forget the histories and offsets of some users."""
+        if user_ids:
+            with _unavailable("clear"):
+                self._client.delete(*(self.key(u) for u in user_ids))
+
+    def flush(self) -> None:
+        """Delete every key under this store's prefix (tests and resets)."""
+        with _unavailable("flush"):
+            keys = list(self._client.scan_iter(match=f"{self.prefix}*", count=1000))
+            pipe = self._client.pipeline(transaction=False)
+            for start in range(0, len(keys), 1000):
+                pipe.unlink(*keys[start:start + 1000])
+            pipe.execute()

@@ -1,0 +1,159 @@
+"""Item vectors in Milvus: create, upsert, delete, count and batched inner-product search."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from streams.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+# index type -> build params; milvus-lite 2.5.1 builds FLAT and IVF_FLAT and rejects HNSW
+# ("local mode only support FLAT IVF_FLAT AUTOINDEX"): HNSW then falls back to FLAT
+INDEX_PARAMS: dict[str, dict[str, Any]] = {
+    "FLAT": {},
+    "IVF_FLAT": {"nlist": 128},
+    "HNSW": {"M": 16, "efConstruction": 200},
+}
+SEARCH_PARAMS: dict[str, dict[str, Any]] = {
+    "FLAT": {},
+    "IVF_FLAT": {"nprobe": 16},
+    "HNSW": {"ef": 128},
+}
+UPSERT_BATCH = 4096
+DELETE_BATCH = 16384
+
+
+@contextmanager
+def _unavailable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except MilvusException as exc:
+        raise ServiceUnavailable(f"milvus {what} failed: {exc}") from exc
+
+
+class ItemIndex:
+    """One Milvus collection of item vectors (int64 `item_id`, FLOAT_VECTOR `vector`, metric IP)."""
+
+    def __init__(self, uri: str, collection: str, dim: int, index_type: str = "FLAT",
+                 timeout_s: float = 10.0) -> None:
+        if index_type not in INDEX_PARAMS:
+            raise ValueError(f"index_type must be one of {sorted(INDEX_PARAMS)}, got {index_type}")
+        self.uri = uri
+        self.collection = collection
+        self.dim = dim
+        self.index_type = index_type
+        self.timeout_s = timeout_s
+        self._client: MilvusClient | None = None
+
+    @property
+    def client(self) -> MilvusClient:
+        if self._client is None:
+            raise RuntimeError("ItemIndex.start() was not called")
+        return self._client
+
+    def start(self) -> None:
+        """Connect, ping with a cheap call, create the collection if missing and load it."""
+        with _unavailable("connect"):
+            self._client = MilvusClient(self.uri, timeout=self.timeout_s)
+            self._client.list_collections()
+            self._ensure()
+
+    def close(self) -> None:
+        try:
+            if self._client is not None:
+                self._client.close()
+        finally:
+            self._client = None
+
+    def _ensure(self) -> None:
+        c = self.client
+        if not c.has_collection(self.collection):
+            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("item_id", DataType.INT64, is_primary=True)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+            c.create_collection(self.collection, schema=schema, consistency_level="Strong")
+        if not c.list_indexes(self.collection, field_name="vector"):
+            self._create_index()
+        c.load_collection(self.collection)
+
+    def _create_index(self) -> None:
+        index = self.client.prepare_index_params()
+        index.add_index("vector", index_type=self.index_type, metric_type="IP",
+                        params=INDEX_PARAMS[self.index_type])
+        try:
+            self.client.create_index(self.collection, index)
+        except MilvusException as exc:
+            if "local mode only support" not in str(exc) or self.index_type == "FLAT":
+                raise
+            log.warning("milvus-lite has no %s index, using FLAT", self.index_type)
+            self.index_type = "FLAT"
+            self._create_index()
+
+    def upsert(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> int:
+        """Insert or overwrite items; ids [N] int64, vectors [N, D] float32. Returns N."""
+        ids_np = np.asarray(ids, dtype=np.int64)  # [N]
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)  # [N, D]
+        if vecs.ndim != 2 or vecs.shape != (len(ids_np), self.dim):
+            raise ValueError(f"vectors must be [{len(ids_np)}, {self.dim}], got {vecs.shape}")
+        with _unavailable("upsert"):
+            for s in range(0, len(ids_np), UPSERT_BATCH):
+                rows = [{"item_id": i, "vector": v} for i, v in
+                        zip(ids_np[s:s + UPSERT_BATCH].tolist(), vecs[s:s + UPSERT_BATCH],
+                            strict=True)]
+                self.client.upsert(self.collection, rows)
+        return len(ids_np)
+
+    def delete(self, ids: Sequence[int] | np.ndarray) -> None:
+        """Remove items by id (missing ids are ignored)."""
+        id_list = [int(i) for i in ids]
+        with _unavailable("delete"):
+            for s in range(0, len(id_list), DELETE_BATCH):
+                self.client.delete(self.collection, ids=id_list[s:s + DELETE_BATCH])
+
+    def count(self) -> int:
+        """Exact number of live items."""
+        with _unavailable("count"):
+            rows = self.client.query(self.collection, filter="", output_fields=["count(*)"],
+                                     consistency_level="Strong")
+        return int(rows[0]["count(*)"])
+
+    def drop(self) -> None:
+        """Remove every item: drop the collection and create it again, empty."""
+        with _unavailable("drop"):
+            self.client.drop_collection(self.collection)
+            self._ensure()
+
+    def destroy(self) -> None:
+        """Drop the collection for good (tests)."""
+        with _unavailable("drop"):
+            self.client.drop_collection(self.collection)
+
+    def search(self, vectors: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product for each query in one call; pads with -1 / -inf.
+
+        vectors [N, D] float32 -> (ids [N, k] int64, scores [N, k] float32)
+        """
+        q = np.ascontiguousarray(vectors, dtype=np.float32)  # [N, D]
+        n = q.shape[0]
+        ids = np.full((n, top_k), -1, dtype=np.int64)  # [N, k]
+        scores = np.full((n, top_k), -np.inf, dtype=np.float32)  # [N, k]
+        if n == 0:
+            return ids, scores
+        with _unavailable("search"):
+            hits = self.client.search(
+                self.collection, data=list(q), limit=top_k, anns_field="vector",
+                search_params={"metric_type": "IP", "params": SEARCH_PARAMS[self.index_type]},
+                output_fields=[], consistency_level="Strong",
+            )
+        for row, found in enumerate(hits):
+            for col, hit in enumerate(found[:top_k]):
+                ids[row, col] = hit["id"]
+                scores[row, col] = hit["distance"]
+        return ids, scores

