@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit 0 ok, 3 broker or topic unavailable, 130 interrupted."""
-    settings = Settings()  # type: ignore[call-arg]  # fields come from env
+    settings = Settings()
     args = parse_args(argv, settings)
     stats = LatencyStats()
     code = 0

@@ -84,7 +84,7 @@ def _single_click(args: argparse.Namespace) -> Click:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit 0 ok, 1 invalid lines or failed sends, 2 bad input, 3 no broker."""
-    settings = Settings()  # type: ignore[call-arg]  # fields come from env
+    settings = Settings()
     args = parse_args(argv, settings)
     report = LineReporter("stdin" if args.file == "-" else args.file)
 

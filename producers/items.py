@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit 0 ok, 1 some items failed, 2 bad input, 3 broker unreachable."""
-    settings = Settings()  # type: ignore[call-arg]  # fields come from env
+    settings = Settings()
     args = parse_args(argv, settings)
 
     def body() -> int:

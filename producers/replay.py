@@ -150,7 +150,7 @@ def source_from_args(args: argparse.Namespace, settings: Settings,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit 0 ok, 1 failures, 2 bad input, 3 broker unreachable, 130 interrupted."""
-    settings = Settings()  # type: ignore[call-arg]  # fields come from env
+    settings = Settings()
     args = parse_args(argv, settings)
 
     def body() -> int:

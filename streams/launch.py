@@ -35,7 +35,8 @@ def ensure_model(model_dir: str, data: str | None, log: IO[str]) -> None:
         print(f"model: using {model_dir} ({(Path(model_dir) / 'LATEST').read_text().strip()})")
         return
     source = ["--data", data] if data else ["--synthetic"]
-    command = [sys.executable, "-m", "model.train", *source, "--quick", "--out", model_dir]
+    command = [sys.executable, "-m", "model.train", *source, "--epochs", "3", "--no-progress",
+               "--out", model_dir]
     print(f"model: none in {model_dir}; training a small one: {' '.join(command[1:])}")
     subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
 

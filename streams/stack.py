@@ -91,7 +91,7 @@ class LocalStack:
         timeout_s: float = 60.0,
         fresh: bool = False,
     ) -> None:
-        base = base or Settings()  # type: ignore[call-arg]
+        base = base or Settings()
         self.dir = Path(stack_dir or base.stack_dir).absolute()
         self.kafka_port = kafka_port or base.kafka_port
         self.redis_port = redis_port or base.redis_port
@@ -243,7 +243,7 @@ class LocalStack:
 
 
 def _parser() -> argparse.ArgumentParser:
-    env = Settings()  # type: ignore[call-arg]
+    env = Settings()
     p = argparse.ArgumentParser(
         prog="python -m streams.stack", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Start the stack, print where it listens, run until Ctrl-C or SIGTERM, then stop it."""
     args = _parser().parse_args(argv)
     stack = LocalStack(
-        Settings(),  # type: ignore[call-arg]  # pydantic fills the defaults
+        Settings(),
         stack_dir=args.dir, kafka_port=args.kafka_port, redis_port=args.redis_port,
         milvus_port=args.milvus_port, timeout_s=args.timeout, fresh=args.fresh,
     )

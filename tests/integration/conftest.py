@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +21,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A running LocalStack on free ports in a temp dir; `stack.settings` points at it."""
     kafka_port, redis_port, milvus_port = free_ports(3)
     local = LocalStack(
-        Settings(),  # type: ignore[call-arg]  # pydantic fills the defaults
+        Settings(),
         stack_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=kafka_port,
         redis_port=redis_port,
@@ -59,3 +62,28 @@ def item_index(stack: LocalStack) -> Iterator[ItemIndex]:
             index.destroy()
         finally:
             index.close()
+
+
+def train_small_model(out: Path, seed: int = 0) -> None:
+    """Train and export a small real MIND model on the built-in generator (about 10 s)."""
+    command = [sys.executable, "-m", "model.train", "--synthetic", "--epochs", "2",
+               "--seed", str(seed), "--no-progress", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported MIND model trained once per session; tests must not write into it."""
+    out = tmp_path_factory.mktemp("model")
+    train_small_model(out)
+    return out
+
+
+@pytest.fixture()
+def core_settings(stack: LocalStack, model_dir: Path) -> Settings:
+    """Stack settings with the session model and a Milvus collection unique to the test."""
+    return stack.settings.model_copy(update={
+        "model_dir": str(model_dir),
+        "milvus_collection": f"items_{uuid.uuid4().hex[:12]}",
+        "reload_interval_s": 1.0,
+    })

@@ -87,7 +87,7 @@ def test_replay_limit_and_delivery_failures(sender: Sender, fake_producer) -> No
 
 
 def test_cli_synthetic_source_uses_num_items() -> None:
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings()
     args = parse_args(["--synthetic", "--num-items", "30", "--users", "4", "--limit", "50"],
                       settings)
     clicks = list(source_from_args(args, settings))

@@ -22,7 +22,7 @@ def test_bundled_binaries_exist() -> None:
 
 
 def test_settings_point_at_the_stack(tmp_path: Path) -> None:
-    base = Settings(partitions=3)  # type: ignore[call-arg]
+    base = Settings(partitions=3)
     stack = LocalStack(base, stack_dir=tmp_path, kafka_port=1111, redis_port=2222,
                        milvus_port=3333)
     s = stack.settings
