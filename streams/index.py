@@ -152,8 +152,8 @@ class ItemIndex:
                 search_params={"metric_type": "IP", "params": SEARCH_PARAMS[self.index_type]},
                 output_fields=[], consistency_level="Strong",
             )
-        for row, found in enumerate(hits):
-            for col, hit in enumerate(found[:top_k]):
-                ids[row, col] = hit["id"]
-                scores[row, col] = hit["distance"]
+        for row, found in enumerate(hits):  # per-query arrays, no per-hit dicts
+            got = min(len(found.ids), top_k)
+            ids[row, :got] = found.ids[:got]
+            scores[row, :got] = found.distances[:got]
         return ids, scores

@@ -37,21 +37,35 @@ class Candidates:
 
 
 def merge(
-    ids: np.ndarray, scores: np.ndarray, exclude: Sequence[int], top_k: int
-) -> tuple[list[int], list[float]]:
-    """Merge one user's K result lists: best score per item, no padding or `exclude`, top_k."""
-    flat_ids = ids.reshape(-1)  # [K * k]
-    flat_scores = scores.reshape(-1)  # [K * k]
-    keep = flat_ids >= 0
-    if len(exclude):
-        keep &= ~np.isin(flat_ids, np.asarray(exclude, dtype=np.int64))
-    flat_ids, flat_scores = flat_ids[keep], flat_scores[keep]
-    order = np.argsort(-flat_scores, kind="stable")  # best first
-    flat_ids, flat_scores = flat_ids[order], flat_scores[order]
-    _, first = np.unique(flat_ids, return_index=True)  # first occurrence = best score
-    first.sort()
-    first = first[:top_k]
-    return flat_ids[first].tolist(), flat_scores[first].astype(float).tolist()
+    ids: np.ndarray, scores: np.ndarray, histories: Sequence[Sequence[int]], top_k: int
+) -> list[tuple[list[int], list[float]]]:
+    """Merge each user's K result lists at once: best score per item, no padding or history.
+
+    ids, scores: [B, K, k] -> per user (items, scores), best first, at most top_k; ties by id.
+    """
+    batch = ids.shape[0]
+    flat_ids = ids.reshape(batch, -1)  # [B, N]
+    flat_scores = scores.reshape(batch, -1).astype(np.float32)  # [B, N]
+    longest = max((len(h) for h in histories), default=0)
+    seen = np.full((batch, max(longest, 1)), -2, dtype=np.int64)  # [B, H] padded histories
+    for row, history in enumerate(histories):
+        seen[row, : len(history)] = history
+    drop = (flat_ids < 0) | (flat_ids[:, :, None] == seen[:, None, :]).any(axis=2)  # [B, N]
+    flat_scores = np.where(drop, -np.inf, flat_scores)  # [B, N]
+    by_id = np.lexsort((-flat_scores, flat_ids), axis=-1)  # [B, N] id, then best score first
+    sorted_ids = np.take_along_axis(flat_ids, by_id, axis=1)  # [B, N]
+    sorted_scores = np.take_along_axis(flat_scores, by_id, axis=1)  # [B, N]
+    repeat = np.zeros_like(drop)  # [B, N]
+    repeat[:, 1:] = sorted_ids[:, 1:] == sorted_ids[:, :-1]
+    sorted_scores[repeat] = -np.inf  # keep only each item's best score
+    best = np.argsort(-sorted_scores, axis=1, kind="stable")[:, :top_k]  # [B, k]
+    top_ids = np.take_along_axis(sorted_ids, best, axis=1)  # [B, k]
+    top_scores = np.take_along_axis(sorted_scores, best, axis=1)  # [B, k]
+    out = []
+    for row in range(batch):
+        valid = np.isfinite(top_scores[row])
+        out.append((top_ids[row][valid].tolist(), top_scores[row][valid].astype(float).tolist()))
+    return out
 
 
 class Recaller:
@@ -89,11 +103,11 @@ class Recaller:
                 scores[usable] = found_scores.reshape(-1, interests, per_interest)
             version = model.version
             popular = model.popular(k + per_interest) if not usable.all() else []
+        merged = merge(ids, scores, histories, k)
         out = []
         for row, history in enumerate(histories):
             if usable[row]:
-                items, item_scores = merge(ids[row], scores[row], history, k)
-                out.append(Candidates(items, item_scores, version, "mind"))
+                out.append(Candidates(*merged[row], version, "mind"))
             else:
                 self.fallbacks += 1
                 seen = set(history)

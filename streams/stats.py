@@ -13,11 +13,19 @@ class Stats:
         self._lock = threading.Lock()
         self._totals: dict[str, int] = {}
         self._last: dict[str, int] = {}
+        self._timers: dict[str, list[float]] = {}  # name -> [total seconds, count]
         self._since = time.monotonic()
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._totals[name] = self._totals.get(name, 0) + n
+
+    def time(self, name: str, seconds: float) -> None:
+        """Record one duration; the report shows the mean since the last report."""
+        with self._lock:
+            total = self._timers.setdefault(name, [0.0, 0])
+            total[0] += seconds
+            total[1] += 1
 
     def totals(self) -> dict[str, int]:
         with self._lock:
@@ -32,6 +40,12 @@ class Stats:
                 f"{name}={total} ({(total - self._last.get(name, 0)) / span:.0f}/s)"
                 for name, total in sorted(self._totals.items())
             ]
+            parts += [
+                f"{name}={1000 * total / count:.1f}ms"
+                for name, (total, count) in sorted(self._timers.items())
+                if count
+            ]
+            self._timers.clear()
             self._last = dict(self._totals)
             self._since = now
         return " ".join(parts) or "idle"

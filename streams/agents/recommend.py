@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Executor
 
 import faust
@@ -32,10 +33,14 @@ def attach(
         async for events in batches:
             messages = raw_messages(events)
             log.debug("batch of %d clicks", len(messages))
+            started = time.perf_counter()
             out = await run_step(pipeline.process, messages, executor)
+            stepped = time.perf_counter()
             await publish(topics["recs"], out.records)
-            log.debug("published %d recommendations", len(out.records))
             await publish(topics["dead"], out.dead)
+            stats.time("click_step", stepped - started)
+            stats.time("click_publish", time.perf_counter() - stepped)
+            stats.time("click_batch_size", len(messages) / 1000)  # shown as clicks per batch
             stats.add("clicks", len(messages))
             stats.add("recommendations", len(out.records))
             stats.add("dead_letters", len(out.dead))

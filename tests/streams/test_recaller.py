@@ -10,17 +10,19 @@ from streams.recaller import Recaller, merge
 
 
 def test_merge_keeps_best_score_per_item_and_drops_history_and_padding() -> None:
-    ids = np.array([[5, 3, -1], [3, 7, 9]])  # [K=2, k=3]
-    scores = np.array([[0.9, 0.2, -np.inf], [0.8, 0.5, 0.1]], dtype=np.float32)
-    items, item_scores = merge(ids, scores, exclude=[9], top_k=10)
+    ids = np.array([[[5, 3, -1], [3, 7, 9]], [[1, 2, 3], [4, 5, 6]]])  # [B=2, K=2, k=3]
+    scores = np.array([[[0.9, 0.2, -np.inf], [0.8, 0.5, 0.1]],
+                       [[0.1, 0.7, 0.3], [0.6, 0.2, 0.9]]], dtype=np.float32)
+    (items, item_scores), (other, _) = merge(ids, scores, [[9], [6, 2]], top_k=10)
     assert items == [5, 3, 7]
     assert np.allclose(item_scores, [0.9, 0.8, 0.5])
+    assert other == [4, 3, 5, 1]
 
 
 def test_merge_truncates_to_top_k() -> None:
-    ids = np.arange(20).reshape(4, 5)
-    scores = -np.arange(20, dtype=np.float32).reshape(4, 5)
-    items, _ = merge(ids, scores, exclude=[], top_k=3)
+    ids = np.arange(20).reshape(1, 4, 5)
+    scores = -np.arange(20, dtype=np.float32).reshape(1, 4, 5)
+    [(items, _)] = merge(ids, scores, [[]], top_k=3)
     assert items == [0, 1, 2]
 
 
