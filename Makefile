@@ -42,7 +42,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams model producers consumers
+	$(BIN)/mypy streams model producers consumers tests
 
 eval: $(STAMP)
 	$(PY) -m model.evaluate --data $(DATA) --maxlen $(MAXLEN) --seeds $(SEEDS) --json --out $(EVAL_OUT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def exact_recall(core: Core, history: list[int], top_k: int) -> list[int]:
 
 
 @pytest.fixture()
-def core(core_settings: Settings) -> Core:
+def core(core_settings: Settings) -> Iterator[Core]:
     with open_core(core_settings) as opened:
         assert opened.history is not None
         opened.history.flush()
@@ -52,11 +53,12 @@ def test_click_batch_gives_one_recommendation_per_click_and_dead_letters(core: C
         click(1, 1, items[1], 101.0),
         RawMessage("clicks", 0, 2, b"1", b"{not json"),
         click(3, 2, items[2], 102.0),
-        RawMessage("clicks", 0, 4, b"2", json.dumps({"user_id": 2, "item_id": -5, "ts": 1}).encode()),
+        RawMessage("clicks", 0, 4, b"2", b'{"user_id": 2, "item_id": -5, "ts": 1}'),
     ]
     out = ClickPipeline(core.history, core.recaller).process(messages)
     recs = [Recommendation.parse(v) for _, v in out.records]
-    assert [(r.user_id, r.click_item) for r in recs] == [(1, items[0]), (1, items[1]), (2, items[2])]
+    pairs = [(r.user_id, r.click_item) for r in recs]
+    assert pairs == [(1, items[0]), (1, items[1]), (2, items[2])]
     dead = [DeadLetter.parse(v) for _, v in out.dead]
     assert [(d.offset, d.partition, d.topic) for d in dead] == [(2, 0, "clicks"), (4, 0, "clicks")]
     assert "not JSON" in dead[0].reason and "item_id must be positive" in dead[1].reason
@@ -85,7 +87,8 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
     new_id = int(ids.max()) + 1000
     vector = (vectors[0] * 3.0).tolist()  # far out along item 0's direction: ranks high
     bad = RawMessage("items", 0, 1, b"x", json.dumps({"item_id": 5, "vector": [1.0]}).encode())
-    upsert = RawMessage("items", 0, 0, b"x", json.dumps({"item_id": new_id, "vector": vector}).encode())
+    payload = json.dumps({"item_id": new_id, "vector": vector}).encode()
+    upsert = RawMessage("items", 0, 0, b"x", payload)
     items = ItemPipeline(core.index, core.model, core.model.dim)
     out = items.process([upsert, bad])
     assert "dimensions" in DeadLetter.parse(out.dead[0][1]).reason
@@ -95,7 +98,8 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
     assert found.source == "mind" and new_id not in found.item_ids
     found = core.recaller.recall([[int(ids[0])]])[0]
     assert new_id in found.item_ids
-    delete = RawMessage("items", 0, 2, b"x", json.dumps({"item_id": new_id, "deleted": True}).encode())
+    payload = json.dumps({"item_id": new_id, "deleted": True}).encode()
+    delete = RawMessage("items", 0, 2, b"x", payload)
     items.process([delete])
     assert new_id not in core.recaller.recall([[int(ids[0])]])[0].item_ids
     assert core.index.count() == len(ids)

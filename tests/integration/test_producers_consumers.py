@@ -29,7 +29,8 @@ def read_back(settings: Settings, consumer: Any, record_type: type, want: int,
     got: list[tuple[Any, Any]] = []
     deadline = time.monotonic() + 30
     while len(got) < want and time.monotonic() < deadline:
-        for message, record in poll_records(consumer, record_type, idle_timeout_s=1.0):
+        pairs: Any = poll_records(consumer, record_type, idle_timeout_s=1.0)
+        for message, record in pairs:
             if keep(record):
                 got.append((message, record))
             if len(got) >= want:

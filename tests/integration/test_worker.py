@@ -1,4 +1,4 @@
-"""The Faust worker as a process on the real stack: clicks in, recommendations and dead letters out."""
+"""The Faust worker as a process on the real stack: clicks in, recommendations and dead letters."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -38,9 +39,10 @@ class Reader:
 
     def __init__(self, settings: Settings, topic: str, kind: type[Wire]):
         self.consumer = make_consumer(settings.kafka_bootstrap, topic, fetch_max_wait_ms=10)
-        self.kind, self.records = kind, []
+        self.kind = kind
+        self.records: list[Any] = []
 
-    def drain(self) -> list:
+    def drain(self) -> list[Any]:
         self.records += [r for _, r in poll_records(self.consumer, self.kind, idle_timeout_s=0.3)]
         return self.records
 
@@ -88,11 +90,12 @@ def test_worker_end_to_end_with_bad_events_and_hot_reload(worker: Settings) -> N
     for n in range(200):
         user, item = users[n % 20], int(ids[(n * 7) % len(ids)])
         value = {"user_id": user, "item_id": item, "ts": 1000.0 + n}
-        producer.send(settings.clicks_topic, key=str(user).encode(), value=json.dumps(value).encode())
+        key = str(user).encode()
+        producer.send(settings.clicks_topic, key=key, value=json.dumps(value).encode())
         sent.append((user, item, 1000.0 + n))
     bad = [b"{oops 70001", b'{"user_id": 70001, "item_id": "x", "ts": 1}', b'{"user_id": 70001}']
-    for value in bad:
-        producer.send(settings.clicks_topic, key=b"70001", value=value)
+    for raw in bad:
+        producer.send(settings.clicks_topic, key=b"70001", value=raw)
     producer.flush()
 
     wait(lambda: len(recs.drain()) >= 200 and len(dead.drain()) >= 3, 120, "recommendations")

@@ -65,7 +65,8 @@ def test_unpaced_never_sleeps_and_speed_needs_timestamps() -> None:
 
 def test_replay_sends_keyed_clicks_stamped_with_send_time(sender: Sender, fake_producer) -> None:
     clock = FakeClock()
-    clicks = [SourceClick(1, 10), (2, 20), SourceClick(0, 30), SourceClick(3, 40)]
+    clicks: list[SourceClick | tuple[int, int]] = [
+        SourceClick(1, 10), (2, 20), SourceClick(0, 30), SourceClick(3, 40)]
     stats = replay(clicks, sender, rate=100, clock=clock,
                    pacer=Pacer(rate=100, clock=clock, sleep=clock.sleep))
     assert (stats.sent, stats.failed, stats.invalid) == (3, 0, 1)  # user 0 is not a valid id
