@@ -49,6 +49,7 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m model.bench --model $(MODEL_DIR)
+	$(PY) -m streams.bench --model-dir $(MODEL_DIR)
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
