@@ -1,4 +1,4 @@
-"""Benchmark of the click step on the real stack: stage times per batch size, batched vs one-by-one."""
+"""Click-step benchmark on the real stack: stage times per batch size (1 = one at a time)."""
 
 from __future__ import annotations
 
