@@ -62,13 +62,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     kafka, redis, milvus = free_ports(3)
     base = defaults.model_copy(update={"model_dir": args.model_dir, "stack_dir": ".stack/bench"})
-    with LocalStack(base, kafka_port=kafka, redis_port=redis, milvus_port=milvus) as stack:
-        with open_core(stack.settings) as core:
-            print(f"model {core.model.version} on {core.model.device}, "
-                  f"{core.load_items()} items in Milvus ({core.index.index_type}), "
-                  f"top_k {core.settings.top_k}")
-            run(core, [int(b) for b in args.batch_sizes.split(",")], args.clicks)
-            core.index.drop()
+    stack = LocalStack(base, kafka_port=kafka, redis_port=redis, milvus_port=milvus)
+    with stack, open_core(stack.settings) as core:
+        print(f"model {core.model.version} on {core.model.device}, "
+              f"{core.load_items()} items in Milvus ({core.index.index_type}), "
+              f"top_k {core.settings.top_k}")
+        run(core, [int(b) for b in args.batch_sizes.split(",")], args.clicks)
+        core.index.drop()
 
 
 if __name__ == "__main__":
