@@ -47,6 +47,7 @@ class Output:
 
     records: list[KeyValue] = field(default_factory=list)
     dead: list[KeyValue] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # added to the worker's stats
 
 
 class History(Protocol):
@@ -111,6 +112,8 @@ class ClickPipeline:
         users = sorted(histories)
         recalled = self.recaller.recall([histories[u] for u in users])
         candidates = dict(zip(users, recalled, strict=True))
+        out.counts["history_items_without_vector"] = sum(c.skipped for c in recalled)
+        out.counts["popular_fallbacks"] = sum(c.source == "popular" for c in recalled)
         emitted = time.time()
         for click in clicks:
             found = candidates[click.user_id]

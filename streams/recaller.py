@@ -34,6 +34,7 @@ class Candidates:
     scores: list[float]
     model_version: str
     source: str
+    skipped: int = 0  # history items with no vector (neither trained nor streamed)
 
 
 def merge(
@@ -77,7 +78,6 @@ class Recaller:
         self.top_k = top_k
         self.history_len = history_len
         self._lock = threading.Lock()  # one batch at a time through the model and the index
-        self.fallbacks = 0  # users answered from popular items (no usable history item)
 
     def recall(
         self, histories: Sequence[Sequence[int]], top_k: int | None = None
@@ -88,7 +88,7 @@ class Recaller:
             return []
         with self._lock:
             model = self.model
-            vectors, _skipped = model.interests(histories)  # [B, K, D]
+            vectors, skipped = model.interests(histories)  # [B, K, D], [B]
             batch, interests, dim = vectors.shape
             usable = np.abs(vectors).reshape(batch, -1).sum(axis=1) > 0  # [B]
             # Ask each interest for k + |history| so k remain after history items are removed.
@@ -107,10 +107,10 @@ class Recaller:
         out = []
         for row, history in enumerate(histories):
             if usable[row]:
-                out.append(Candidates(*merged[row], version, "mind"))
+                out.append(Candidates(*merged[row], version, "mind", int(skipped[row])))
             else:
-                self.fallbacks += 1
                 seen = set(history)
                 items = [i for i in popular if i not in seen][:k]
-                out.append(Candidates(items, [0.0] * len(items), version, "popular"))
+                out.append(Candidates(items, [0.0] * len(items), version, "popular",
+                                      int(skipped[row])))
         return out

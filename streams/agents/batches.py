@@ -55,7 +55,9 @@ async def run_step(
             half = len(messages) // 2
             left = await run_step(step, messages[:half], executor, max_delay)
             right = await run_step(step, messages[half:], executor, max_delay)
-            return Output(left.records + right.records, left.dead + right.dead)
+            counts = {k: left.counts.get(k, 0) + right.counts.get(k, 0)
+                      for k in left.counts.keys() | right.counts.keys()}
+            return Output(left.records + right.records, left.dead + right.dead, counts)
 
 
 async def publish(topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes]]) -> None:

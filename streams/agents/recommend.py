@@ -44,5 +44,7 @@ def attach(
             stats.add("clicks", len(messages))
             stats.add("recommendations", len(out.records))
             stats.add("dead_letters", len(out.dead))
+            for name, count in out.counts.items():
+                stats.add(name, count)
 
     return recommend

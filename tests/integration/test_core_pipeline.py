@@ -68,6 +68,7 @@ def test_click_batch_gives_one_recommendation_per_click_and_dead_letters(core: C
         assert not set(rec.item_ids) & set(rec.history)
         assert rec.item_ids == exact_recall(core, rec.history, core.settings.top_k)
     assert recs[0].history == [items[0], items[1]]
+    assert out.counts == {"history_items_without_vector": 0, "popular_fallbacks": 0}
 
 
 def test_replayed_batch_is_not_applied_twice(core: Core) -> None:
@@ -107,5 +108,5 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
 
 def test_history_with_only_unknown_items_falls_back_to_popular(core: Core) -> None:
     found = core.recaller.recall([[10**9]])[0]
-    assert found.source == "popular"
+    assert found.source == "popular" and found.skipped == 1
     assert found.item_ids == core.model.popular(core.settings.top_k)

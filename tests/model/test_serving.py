@@ -10,6 +10,8 @@ import numpy as np
 import paddle
 import pytest
 
+from model.bench import random_export
+from model.config import MindConfig
 from model.export import META_FILE, TOWER_FILE, read_latest, write_latest
 from model.serving import InterestModel, ModelNotFoundError
 
@@ -37,6 +39,16 @@ def numpy_interests(w: dict[str, np.ndarray], emb: np.ndarray, mask: np.ndarray,
 
 
 def test_interests_match_numpy_reference(tiny_export: Path) -> None:
+    _check_against_numpy(tiny_export)
+
+
+@pytest.mark.parametrize("layer", ["relu", "linear"])
+def test_dense_variants_match_numpy_reference(tmp_path: Path, layer: str) -> None:
+    cfg = MindConfig(interest_layer=layer, routing_init_std=1.0, device="cpu")
+    _check_against_numpy(random_export(tmp_path, cfg, num_items=300).parent)
+
+
+def _check_against_numpy(tiny_export: Path) -> None:
     model = InterestModel.load(tiny_export, device="cpu")
     ids, vecs = model.item_table()
     weights = {k: v.numpy().astype(np.float64) for k, v in
