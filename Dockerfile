@@ -3,7 +3,7 @@
 #   docker build -t streaming-recall .                                    # CPU PaddlePaddle
 #   docker build -t streaming-recall:gpu \
 #       --build-arg PADDLE_PACKAGE=paddlepaddle-gpu \
-#       --build-arg PADDLE_INDEX_URL=https://www.paddlepaddle.org.cn/packages/stable/cu126/ .
+#       --build-arg PADDLE_INDEX_URL=<PaddlePaddle's CUDA 12.6 wheel index> .
 #
 # The GPU wheel brings its CUDA/cuDNN libraries as pip dependencies, so a slim Python base is
 # enough; the host needs an NVIDIA driver and the NVIDIA container toolkit.
@@ -13,7 +13,7 @@ FROM python:3.11-slim
 
 ARG PADDLE_PACKAGE=paddlepaddle
 ARG PADDLE_VERSION=3.3.1
-ARG PADDLE_INDEX_URL=https://pypi.org/simple
+ARG PADDLE_INDEX_URL=
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -27,11 +27,10 @@ WORKDIR /app
 COPY requirements.txt .
 RUN grep -v '^paddlepaddle' requirements.txt > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
-    && if [ "$PADDLE_INDEX_URL" = "https://pypi.org/simple" ]; then \
+    && if [ -z "$PADDLE_INDEX_URL" ]; then \
          pip install "${PADDLE_PACKAGE}==${PADDLE_VERSION}"; \
        else \
-         pip install "${PADDLE_PACKAGE}==${PADDLE_VERSION}" -i "$PADDLE_INDEX_URL" \
-           --extra-index-url https://pypi.org/simple; \
+         pip install "${PADDLE_PACKAGE}==${PADDLE_VERSION}" --extra-index-url "$PADDLE_INDEX_URL"; \
        fi \
     && rm /tmp/requirements.txt
 
