@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         producer_linger_ms=1,
         web_enabled=False,
+        datadir=f"{settings.stack_dir}/faust-{settings.consumer_group}",  # Faust's local state
     )
 
 
