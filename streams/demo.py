@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Bounded end-to-end run on a private local stack; ends with SUMMARY {json}.")
     parser.add_argument("--clicks", type=int, default=2000, help="clicks to send (DEMO_CLICKS)")
     parser.add_argument("--data", default=None, help="dataset file (default: built-in generator)")
-    parser.add_argument("--rate", type=float, default=500.0, help="clicks per second (0 = max)")
+    parser.add_argument("--rate", type=float, default=200.0, help="clicks per second (0 = max)")
     parser.add_argument("--users", type=int, default=300, help="users of the built-in generator")
     parser.add_argument("--show", type=int, default=5, help="recommendations to print")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait at the end")
