@@ -28,10 +28,10 @@ class MindConfig:
     neg_alpha: float = 0.0  # negative sampling q(i) ~ (count_i + 1) ** alpha; 0 = uniform
     logq_correction: bool = True  # subtract log(S * q(i)) from sampled logits
     pow_p: float = math.inf  # label-aware attention power; inf = hard (argmax) readout
-    routing_init_std: float = 1.0  # std of the fixed (seeded, non-trainable) routing logits
+    routing_init_std: float = 0.3  # std of the fixed (seeded, non-trainable) routing logits
     dynamic_k: bool = False  # paper's K_u = max(1, min(K, log2 |history|)); extras copy capsule 0
-    interest_layer: str = "linear"  # dense layer on the capsules: "linear" | "relu" | "none"
-    lr: float = 0.001
+    interest_layer: str = "none"  # dense layer on the capsules: "none" | "linear" | "relu"
+    lr: float = 0.003  # Adam
     batch_size: int = 256
     epochs: int = 30
     patience: int = 3  # epochs without valid Recall@50 improvement before stopping

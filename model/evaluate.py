@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None,
                         help="also write summary + runs JSON to this file (default: none)")
     parser.add_argument("--split-out", default=None,
-                        help="write the split used (default: <out>.split.json when --out)")
+                        help="where to write the split used (default: <out>.split.json, or "
+                        "artifacts/eval-split.json without --out)")
     return parser
 
 
@@ -122,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     inp = load_inputs(args)
     summary, runs = run_protocol(inp.seqs, inp.split, inp.cfg, args.seeds,
                                  progress=not args.no_progress)
-    split_out = args.split_out or (f"{args.out}.split.json" if args.out else None)
-    if split_out:
-        save_split(inp.split, split_out)
+    split_out = Path(args.split_out or (f"{args.out}.split.json" if args.out
+                                        else "artifacts/eval-split.json"))
+    split_out.parent.mkdir(parents=True, exist_ok=True)
+    save_split(inp.split, split_out)
     if args.out:
         Path(args.out).write_text(json.dumps(
             {"data": inp.data_label, "config": inp.cfg.to_dict(), "seeds": args.seeds,
-             "summary": summary, "runs": runs}, indent=1))
+             "summary": summary, "runs": runs, "split_file": str(split_out)}, indent=1))
     if args.json:
         print(json.dumps(summary, indent=1))
     else:

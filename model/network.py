@@ -19,7 +19,10 @@ def squash(z: paddle.Tensor) -> paddle.Tensor:
 
 
 class MindUserTower(nn.Layer):
-    """Multi-interest extractor: shared bilinear map S, B2I routing, optional dense ReLU layer.
+    """Multi-interest extractor: shared bilinear map S, B2I routing, optional dense layer.
+
+    Default `interest_layer="none"`: the squashed capsules are the interests (their length
+    encodes interest strength); a dense layer on top overfit in our Beauty experiments.
 
     Input is history item EMBEDDINGS (not ids) so serving can feed streamed item vectors.
     """
@@ -47,7 +50,8 @@ class MindUserTower(nn.Layer):
         if self.cfg.dynamic_k:
             n = paddle.sum(mask, axis=1, keepdim=True)  # [B, 1]
             k_u = paddle.clip(paddle.floor(paddle.log2(paddle.clip(n, min=1.0))), 1.0, k)  # [B, 1]
-            kmask = paddle.cast(paddle.arange(k, dtype="float32").unsqueeze(0) < k_u, "float32")
+            ks = paddle.arange(k, dtype="float32").unsqueeze(0)  # [1, K]
+            kmask = paddle.cast(ks < k_u, "float32")  # [B, K] 1 = capsule in use
             logits = logits - (1.0 - kmask.unsqueeze(-1)) * 1e9  # [B, K, L] extras get no items
         caps = None
         for it in range(self.cfg.routing_iters):
@@ -110,7 +114,7 @@ def sampled_softmax_loss(
     neg_logit = paddle.where(hit, paddle.full_like(neg_logit, -1e9), neg_logit)  # [B, S]
     logits = paddle.concat([pos_logit, neg_logit], axis=1)  # [B, 1 + S]
     labels = paddle.zeros([user.shape[0]], dtype="int64")  # [B]
-    return F.cross_entropy(logits, labels)
+    return F.cross_entropy(logits, labels)  # [] mean over the batch
 
 
 class RecallModel(nn.Layer):
