@@ -55,7 +55,7 @@ def test_book_formats(tmp_path: Path) -> None:
 
 
 def test_real_book_sample_when_present() -> None:
-    path = Path("/work/shared/data/amazon-book-sample/train.txt")
+    path = Path(__file__).resolve().parents[3] / "shared/data/amazon-book-sample/train.txt"
     if not path.exists():
         pytest.skip("shared data not mounted")
     seqs = read_book_train(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_retrieve_function_is_pluggable() -> None:
     targets = [[int(ids[i])] for i in range(6)]
     calls: list[int] = []
 
-    def fake_milvus(v: np.ndarray, n: int) -> list[list[int]]:
+    def fake_milvus(v: np.ndarray, n: int) -> Sequence[Sequence[int]]:
         calls.append(n)
         return exact_retriever(ids, vecs)(v, n)
 

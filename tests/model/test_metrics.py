@@ -56,7 +56,8 @@ def test_mean_sd() -> None:
     assert out["a"] == 2.0 and out["a_sd"] == pytest.approx(math.sqrt(2))
 
 
-BEAUTY = Path("/work/shared/data/amazon-beauty.txt")
+# ../shared/data beside the repository (where CI puts it)
+BEAUTY = Path(__file__).resolve().parents[3] / "shared" / "data" / "amazon-beauty.txt"
 
 
 @pytest.mark.skipif(not BEAUTY.exists(), reason="shared data not mounted")
