@@ -19,7 +19,7 @@ from producers.kafka import (
     open_sender,
     run_cli,
 )
-from streams.errors import BadEvent, BadRequest
+from streams.errors import BadRequest
 from streams.records import ItemEmbedding
 from streams.settings import Settings
 
@@ -78,12 +78,7 @@ def publish(records: Iterable[ItemEmbedding], sender: Sender, progress: bool = F
             total: int | None = None) -> None:
     """Send records keyed by item id; invalid ones (e.g. NaN vectors) are counted and skipped."""
     for record in tqdm(records, total=total, disable=not progress, unit="item"):
-        try:
-            record.check()
-        except BadEvent as exc:
-            sender.skip(f"item {record.item_id}: {exc}")
-            continue
-        sender.send(str(record.item_id).encode(), record.to_bytes())
+        sender.send_valid(record.item_id, record, f"item {record.item_id}")
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:

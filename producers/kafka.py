@@ -14,7 +14,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from streams.errors import BadRequest, RecallError, ServiceUnavailable
+from streams.errors import BadEvent, BadRequest, RecallError, ServiceUnavailable
+from streams.records import Wire
 from streams.settings import Settings
 
 # exit codes shared by every CLI in producers/ and consumers/
@@ -95,6 +96,15 @@ class Sender:
         """Count a record that was not sent because it is invalid."""
         self.stats.invalid += 1
         print(f"skipped: {reason}", file=sys.stderr)
+
+    def send_valid(self, key: int, record: Wire, label: str) -> None:
+        """Send `record` keyed by `key` if its fields are valid, else skip it with the reason."""
+        try:
+            record.check()
+        except BadEvent as exc:
+            self.skip(f"{label}: {exc}")
+            return
+        self.send(str(key).encode(), record.to_bytes())
 
     def flush(self, timeout_s: float = 30.0) -> SendStats:
         """Wait for every queued record and return the totals so far."""

@@ -29,7 +29,7 @@ from producers.sources import (
     iter_clicks,
     synthetic_clicks,
 )
-from streams.errors import BadEvent, BadRequest
+from streams.errors import BadRequest
 from streams.records import Click
 from streams.settings import Settings
 
@@ -84,12 +84,7 @@ def replay(clicks: Iterable[SourceClick | tuple[int, int]], sender: Sender, *, r
         for index, click in enumerate(bar):
             pacer.wait(index, getattr(click, "ts", None))
             record = Click(user_id=click[0], item_id=click[1], ts=clock())
-            try:
-                record.check()
-            except BadEvent as exc:
-                sender.skip(f"click {index}: {exc}")
-                continue
-            sender.send(str(record.user_id).encode(), record.to_bytes())
+            sender.send_valid(record.user_id, record, f"click {index}")
     finally:
         bar.close()
     return sender.flush()
