@@ -67,7 +67,7 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
             history = HistoryStore(settings.redis_url, history_len=settings.history_len)
             history.start()
             stack.callback(history.close)
-        recaller = Recaller(model, index, settings.top_k, settings.history_len)
+        recaller = Recaller(model, index, settings.top_k)
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
                  settings.milvus_uri, settings.redis_url if with_history else "no redis")
         yield Core(settings, model, index, history, recaller)

@@ -15,10 +15,10 @@ from consumers.recommendations import LatencyStats, format_line
 from producers.items import read_item_ids
 from producers.replay import replay_to_kafka
 from producers.sources import SourceClick, iter_clicks, synthetic_clicks
-from streams.launch import System
+from streams.launch import System, wait_until
 from streams.records import Recommendation
 from streams.settings import Settings
-from streams.stack import free_ports
+from streams.stack import StackError, free_ports
 
 WARMUP_USER = 999_999_999  # one click first, so group join and first-batch costs stay out of p99
 
@@ -51,15 +51,13 @@ class Collector(threading.Thread):
         return sum(1 for key in list(self.received) if user is None or key[0] == user)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll `check` until true or timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    print(f"timed out waiting for {what}", file=sys.stderr)
-    return False
+def wait_or_report(system: System, what: str, check: Callable[[], bool],
+                   timeout_s: float) -> None:
+    """`wait_until`, but a timeout is reported and the demo goes on to its summary."""
+    try:
+        wait_until(what, check, timeout_s, system.check_alive)
+    except StackError as exc:
+        print(exc, file=sys.stderr)
 
 
 def clicks_for(system: System, data: str | None, n: int, users: int) -> list[SourceClick]:
@@ -91,10 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         collector = Collector(settings)
         collector.start()
         replay_to_kafka([(WARMUP_USER, int(clicks[0][1]))], settings)
-        wait_for("warm-up recommendation", lambda: collector.count(WARMUP_USER) > 0, 120)
+        wait_or_report(system, "warm-up recommendation",
+                       lambda: collector.count(WARMUP_USER) > 0, 120)
         sent = replay_to_kafka(clicks, settings, rate=args.rate, progress=True)
         wanted = len(clicks) + 1
-        wait_for("all recommendations", lambda: len(collector.received) >= wanted, args.timeout)
+        wait_or_report(system, "all recommendations",
+                       lambda: len(collector.received) >= wanted, args.timeout)
         collector.stop.set()
         got = {k: v for k, v in collector.received.items() if k[0] != WARMUP_USER}
         latency = LatencyStats()

@@ -72,11 +72,10 @@ def merge(
 class Recaller:
     """Recall candidates for a batch of users; every face (stream, HTTP, evaluation) calls this."""
 
-    def __init__(self, model: InterestSource, index: VectorIndex, top_k: int, history_len: int):
+    def __init__(self, model: InterestSource, index: VectorIndex, top_k: int):
         self.model = model
         self.index = index
         self.top_k = top_k
-        self.history_len = history_len
         self._lock = threading.Lock()  # one batch at a time through the model and the index
 
     def recall(

@@ -13,23 +13,19 @@ class Stats:
         self._lock = threading.Lock()
         self._totals: dict[str, int] = {}
         self._last: dict[str, int] = {}
-        self._timers: dict[str, list[float]] = {}  # name -> [total seconds, count]
+        self._observed: dict[str, list[float]] = {}  # name -> [sum, count] since the report
         self._since = time.monotonic()
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._totals[name] = self._totals.get(name, 0) + n
 
-    def time(self, name: str, seconds: float) -> None:
-        """Record one duration; the report shows the mean since the last report."""
+    def observe(self, name: str, value: float) -> None:
+        """Record one measurement (name it with its unit); the report shows the mean."""
         with self._lock:
-            total = self._timers.setdefault(name, [0.0, 0])
-            total[0] += seconds
+            total = self._observed.setdefault(name, [0.0, 0])
+            total[0] += value
             total[1] += 1
-
-    def totals(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._totals)
 
     def report(self) -> str:
         """One line of totals and per-second rates since the previous report."""
@@ -41,11 +37,10 @@ class Stats:
                 for name, total in sorted(self._totals.items())
             ]
             parts += [
-                f"{name}={1000 * total / count:.1f}ms"
-                for name, (total, count) in sorted(self._timers.items())
-                if count
+                f"{name}={total / count:.1f}"
+                for name, (total, count) in sorted(self._observed.items())
             ]
-            self._timers.clear()
+            self._observed.clear()
             self._last = dict(self._totals)
             self._since = now
         return " ".join(parts) or "idle"

@@ -38,9 +38,9 @@ def attach(
             stepped = time.perf_counter()
             await publish(topics["recs"], out.records)
             await publish(topics["dead"], out.dead)
-            stats.time("click_step", stepped - started)
-            stats.time("click_publish", time.perf_counter() - stepped)
-            stats.time("click_batch_size", len(messages) / 1000)  # shown as clicks per batch
+            stats.observe("click_step_ms", 1000 * (stepped - started))
+            stats.observe("click_publish_ms", 1000 * (time.perf_counter() - stepped))
+            stats.observe("clicks_per_batch", len(messages))
             stats.add("clicks", len(messages))
             stats.add("recommendations", len(out.records))
             stats.add("dead_letters", len(out.dead))

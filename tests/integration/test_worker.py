@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +19,12 @@ from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
 from streams.history import HistoryStore
 from streams.index import ItemIndex
-from streams.launch import to_env
+from streams.launch import to_env, wait_until
 from streams.records import DeadLetter, Recommendation, Wire
 from streams.settings import Settings
 from tests.integration.conftest import train_small_model
 
 pytestmark = pytest.mark.integration
-
-
-def wait(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 class Reader:
@@ -79,7 +72,7 @@ def test_worker_end_to_end_with_bad_events_and_hot_reload(worker: Settings) -> N
     index = ItemIndex(settings.milvus_uri, settings.milvus_collection, settings.embedding_dim)
     index.start()
     # >=: other tests of the session also publish items on the shared topic
-    wait(lambda: index.count() >= len(ids), 120, "item vectors in Milvus")
+    wait_until("item vectors in Milvus", lambda: index.count() >= len(ids), 120)
     index.close()
 
     recs = Reader(settings, settings.recs_topic, Recommendation)
@@ -98,7 +91,8 @@ def test_worker_end_to_end_with_bad_events_and_hot_reload(worker: Settings) -> N
         producer.send(settings.clicks_topic, key=b"70001", value=raw)
     producer.flush()
 
-    wait(lambda: len(recs.drain()) >= 200 and len(dead.drain()) >= 3, 120, "recommendations")
+    wait_until("recommendations",
+               lambda: len(recs.drain()) >= 200 and len(dead.drain()) >= 3, 120)
     got = [r for r in recs.records if r.user_id in users]
     assert sorted((r.user_id, r.click_item, r.click_ts) for r in got) == sorted(sent)
     assert all(r.model_version == version and len(r.item_ids) == settings.top_k for r in got)
@@ -125,5 +119,5 @@ def test_worker_end_to_end_with_bad_events_and_hot_reload(worker: Settings) -> N
         time.sleep(0.5)
         return any(r.model_version == new_version for r in recs.drain())
 
-    wait(switched, 120, "the worker to serve the new model")
+    wait_until("the worker to serve the new model", switched, 120)
     producer.close()

@@ -67,7 +67,7 @@ def test_recall_one_model_call_one_search_and_popular_fallback() -> None:
     vectors = rng.standard_normal((100, 8)).astype(np.float32)
     model = TableModel({int(i): v for i, v in zip(ids, vectors, strict=True)})
     index = ExactIndex(ids, vectors)
-    recaller = Recaller(model, index, top_k=5, history_len=10)
+    recaller = Recaller(model, index, top_k=5)
     out = recaller.recall([[1, 2, 3], [999], [50]])
     assert model.calls == 1 and index.calls == 1
     assert len(out) == 3
