@@ -32,24 +32,24 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streams.run $(if $(DATA),--data $(DATA))
+	$(PY) -m harness.run $(if $(DATA),--data $(DATA))
 
 demo: $(STAMP)
-	$(PY) -m streams.demo --clicks $(DEMO_CLICKS) $(if $(DATA),--data $(DATA))
+	$(PY) -m harness.demo --clicks $(DEMO_CLICKS) $(if $(DATA),--data $(DATA))
 
 test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams model producers consumers tests
+	$(BIN)/mypy streams model producers consumers harness tests
 
 eval: $(STAMP)
 	$(PY) -m model.evaluate --data $(DATA) --maxlen $(MAXLEN) --seeds $(SEEDS) --json --out $(EVAL_OUT)
 
 bench: $(STAMP)
 	$(PY) -m model.bench --model $(MODEL_DIR)
-	$(PY) -m streams.bench --model-dir $(MODEL_DIR)
+	$(PY) -m harness.bench --model-dir $(MODEL_DIR)
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)

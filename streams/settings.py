@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INT64_MAX = 2**63 - 1
 
 
 class Settings(BaseSettings):
@@ -18,6 +20,22 @@ class Settings(BaseSettings):
     milvus_collection: str = Field("items", description="Milvus collection of item vectors")
     milvus_index: str = Field("FLAT", description="Milvus index type: FLAT, IVF_FLAT or HNSW")
 
+    # credentials (never logged: SecretStr prints as **********)
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = Field("PLAIN", description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers")
+    kafka_ssl_certfile: str | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: str | None = Field(None, description="client key (mutual TLS)")
+    redis_username: str | None = Field(None, description="Redis ACL user")
+    redis_password: SecretStr | None = None
+    milvus_token: SecretStr | None = Field(None, description="Milvus token ('user:password')")
+    api_token: SecretStr | None = Field(
+        None, description="bearer token for /insert and /drop (all calls with api_token_all)")
+    api_token_all: bool = Field(False, description="require the API token on every call")
+
     # topics
     clicks_topic: str = "clicks"
     items_topic: str = "item-embeddings"
@@ -31,13 +49,34 @@ class Settings(BaseSettings):
     num_interests: int = Field(4, ge=1)
     embedding_dim: int = Field(64, ge=1)
     max_api_batch: int = Field(1024, ge=1, description="most rows in one /recall request")
+    max_api_history: int = Field(200, ge=1, description="most item ids in one /recall row")
+    max_api_body_bytes: int = Field(1 << 20, ge=1024, description="largest HTTP request body")
+
+    # input validation (before any state changes)
+    max_user_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest user id")
+    max_item_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest item id")
+    max_click_future_s: float = Field(
+        300.0, ge=0, description="a click may be at most this far ahead of the worker's clock")
+    max_click_age_s: float | None = Field(
+        None, gt=0, description="a click may be at most this old (unset: no lower bound)")
+    max_vector_norm: float = Field(1000.0, gt=0, description="largest L2 norm of an item vector")
+    dead_letter_excerpt_bytes: int = Field(
+        1024, ge=0, description="bytes of a bad message kept in its dead letter")
 
     # stream worker
     batch_size: int = Field(64, ge=1, description="clicks per micro-batch (64: best measured)")
     batch_window_s: float = Field(0.02, gt=0, description="longest wait to fill a micro-batch")
     item_batch_size: int = Field(1024, ge=1)
     fetch_max_wait_ms: int = Field(10, ge=1, description="Kafka fetch wait (tansu holds fetches)")
+    max_message_bytes: int = Field(
+        1 << 20, ge=1024, description="largest record the worker publishes (broker limit)")
+    retry_max_delay_s: float = Field(5.0, gt=0, description="cap of the outage retry backoff")
     consumer_group: str = "recall-worker"
+    group_instance_id: str | None = Field(
+        None, description="static group membership id of this worker (restart without rebalance)")
+    session_timeout_s: float = Field(10.0, gt=0, description="consumer group session timeout")
+    heartbeat_interval_s: float = Field(1.0, gt=0, description="consumer group heartbeat")
+    rebalance_timeout_s: float = Field(10.0, gt=0, description="consumer group rebalance timeout")
     worker_web_port: int = 6066
 
     # model

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.stack import LocalStack, free_ports
 from streams.history import HistoryStore
 from streams.index import ItemIndex
 from streams.settings import Settings
-from streams.stack import LocalStack, free_ports
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.stack import LocalStack
 from streams.index import ItemIndex
-from streams.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

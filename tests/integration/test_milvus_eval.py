@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.milvus_eval import compare, holdout_users
 from model.serving import InterestModel
 from streams.index import ItemIndex
-from streams.milvus_eval import compare, holdout_users
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

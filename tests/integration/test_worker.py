@@ -15,11 +15,11 @@ import pytest
 from kafka import KafkaProducer
 
 from consumers.kafka import make_consumer, poll_records
+from harness.launch import to_env, wait_until
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
 from streams.history import HistoryStore
 from streams.index import ItemIndex
-from streams.launch import to_env, wait_until
 from streams.records import DeadLetter, Recommendation, Wire
 from streams.settings import Settings
 from tests.integration.conftest import train_small_model

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.stack import free_ports
 from streams.errors import ServiceUnavailable
 from streams.history import APPEND_LUA, ClickAt, HistoryStore, _fields, parse_history
-from streams.stack import free_ports
 
 
 def test_parse_history_reads_stored_format() -> None:

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from harness.stack import free_ports
 from streams.errors import ServiceUnavailable
 from streams.index import INDEX_PARAMS, SEARCH_PARAMS, ItemIndex
-from streams.stack import free_ports
 
 
 def test_rejects_unknown_index_type() -> None:

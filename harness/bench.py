@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from harness.stack import LocalStack, free_ports
 from streams.core import Core, open_core
 from streams.pipeline import ClickAt
 from streams.settings import Settings
-from streams.stack import LocalStack, free_ports
 
 
 def one_batch(core: Core, clicks: list[ClickAt]) -> dict[str, float]:
@@ -53,7 +53,7 @@ def run(core: Core, batch_sizes: Sequence[int], clicks: int, seed: int = 0) -> N
 def main(argv: Sequence[str] | None = None) -> None:
     defaults = Settings()
     parser = argparse.ArgumentParser(
-        prog="python -m streams.bench", description=__doc__,
+        prog="python -m harness.bench", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model-dir", default=defaults.model_dir, help="env RECALL_MODEL_DIR")
     parser.add_argument("--batch-sizes", default="1,16,64,256",

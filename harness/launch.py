@@ -12,16 +12,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from pydantic import SecretStr
+
+from harness.stack import LocalStack, StackError
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
 from streams.index import ItemIndex
 from streams.settings import Settings
-from streams.stack import LocalStack, StackError
 
 
 def to_env(settings: Settings) -> dict[str, str]:
     """The RECALL_* environment that makes a child process build the same Settings."""
-    return {f"RECALL_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"RECALL_{name.upper()}"] = str(value)
+    return env
 
 
 def model_dir_for(settings: Settings, data: str | None) -> str:

@@ -12,13 +12,13 @@ from itertools import islice
 
 from consumers.kafka import make_consumer, poll_records
 from consumers.recommendations import LatencyStats, format_line
+from harness.launch import System, wait_until
+from harness.stack import StackError, free_ports
 from producers.items import read_item_ids
 from producers.replay import replay_to_kafka
 from producers.sources import SourceClick, iter_clicks, synthetic_clicks
-from streams.launch import System, wait_until
 from streams.records import Recommendation
 from streams.settings import Settings
-from streams.stack import StackError, free_ports
 
 WARMUP_USER = 999_999_999  # one click first, so group join and first-batch costs stay out of p99
 
@@ -70,7 +70,7 @@ def clicks_for(system: System, data: str | None, n: int, users: int) -> list[Sou
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m streams.demo", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m harness.demo", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Bounded end-to-end run on a private local stack; ends with SUMMARY {json}.")
     parser.add_argument("--clicks", type=int, default=2000, help="clicks to send (DEMO_CLICKS)")
     parser.add_argument("--data", default=None, help="dataset file (default: built-in generator)")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.stack import LocalStack, _parser, broker_bin, free_ports, milvus_lib_dir, redis_bin
 from streams.settings import Settings
-from streams.stack import LocalStack, _parser, broker_bin, free_ports, milvus_lib_dir, redis_bin
 
 
 def test_free_ports_are_distinct() -> None:

@@ -54,7 +54,7 @@ def holdout_users(model_dir: Path, data: str | None) -> tuple[list[list[int]], l
 def main(argv: Sequence[str] | None = None) -> None:
     defaults = Settings()
     parser = argparse.ArgumentParser(
-        prog="python -m streams.milvus_eval", description=__doc__,
+        prog="python -m harness.milvus_eval", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model-dir", default=defaults.model_dir, help="env RECALL_MODEL_DIR")
     parser.add_argument("--data", default=None, help="dataset the model was trained on "

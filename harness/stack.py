@@ -245,7 +245,7 @@ class LocalStack:
 def _parser() -> argparse.ArgumentParser:
     env = Settings()
     p = argparse.ArgumentParser(
-        prog="python -m streams.stack", description=__doc__,
+        prog="python -m harness.stack", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--dir", default=env.stack_dir, help="data/log dir (env RECALL_STACK_DIR)")

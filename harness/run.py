@@ -8,14 +8,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from streams.launch import System
+from harness.launch import System
 from streams.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     defaults = Settings()
     parser = argparse.ArgumentParser(
-        prog="python -m streams.run", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m harness.run", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Start broker, Redis, Milvus, model, worker and API; Ctrl-C stops them all. "
         "Ports and topics come from RECALL_* environment variables.")
     parser.add_argument("--data", default=None,

@@ -1,0 +1,1 @@
+"""Harnesses around the production code: local stack, launcher, demo, benchmarks, fault runs."""
