@@ -70,14 +70,34 @@ class ItemTable(Protocol):
     def add_items(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
 
 
-def dead_letter(message: RawMessage, reason: str) -> KeyValue:
-    """Log a bad message with topic, partition and offset, and build its dead-letter record."""
+MAX_REASON_CHARS = 500
+MAX_KEY_BYTES = 256
+DEFAULT_EXCERPT_BYTES = 1024
+
+
+def excerpt(data: bytes, limit: int) -> tuple[str, bool]:
+    """The first `limit` bytes as text (bad UTF-8 as \\xNN) and whether anything was cut."""
+    return data[:limit].decode("utf-8", errors="backslashreplace"), len(data) > limit
+
+
+def dead_letter(message: RawMessage, reason: str,
+                excerpt_bytes: int = DEFAULT_EXCERPT_BYTES) -> KeyValue:
+    """Log a bad message with topic, partition and offset, and build its bounded dead letter.
+
+    Whatever the message, the record stays small: the reason is cut at MAX_REASON_CHARS, the
+    value at `excerpt_bytes` (at most ~5 JSON characters a byte) and the key at MAX_KEY_BYTES.
+    """
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[:MAX_REASON_CHARS] + "...(cut)"
     log.warning(
         "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
     )
-    value = (message.value or b"").decode("utf-8", errors="replace")
-    record = DeadLetter(message.topic, message.partition, message.offset, reason, value)
-    return message.key, record.to_bytes()
+    value = message.value or b""
+    text, truncated = excerpt(value, excerpt_bytes)
+    record = DeadLetter(message.topic, message.partition, message.offset, reason, len(value),
+                        text, truncated)
+    key = message.key[:MAX_KEY_BYTES] if message.key else message.key
+    return key, record.to_bytes()
 
 
 def parse_all(
@@ -126,6 +146,8 @@ class ClickPipeline:
                 click_ts=click.ts,
                 emit_ts=emitted,
                 history=histories[click.user_id],
+                click_partition=click.partition,
+                click_offset=click.offset,
             )
             out.records.append((str(click.user_id).encode(), record.to_bytes()))
         return out

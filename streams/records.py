@@ -101,13 +101,19 @@ class Recommendation(Wire):
     click_ts: float
     emit_ts: float
     history: list[int]
+    click_partition: int = -1  # where the click was in the clicks topic: (partition, offset)
+    click_offset: int = -1  # identifies it, so consumers can drop redelivered duplicates
 
 
 class DeadLetter(Wire):
-    """A message that could not be processed, where it came from and why."""
+    """A message that could not be processed (or sent): where it came from, why, and a bounded
+    excerpt of it; `size` is the original value's length in bytes, `truncated` whether the
+    excerpt is shorter than the value (non-UTF-8 bytes appear as \\xNN escapes)."""
 
     topic: str
     partition: int
     offset: int
     reason: str
-    value: str
+    size: int
+    excerpt: str
+    truncated: bool

@@ -97,7 +97,7 @@ def test_worker_end_to_end_with_bad_events_and_hot_reload(worker: Settings) -> N
     assert sorted((r.user_id, r.click_item, r.click_ts) for r in got) == sorted(sent)
     assert all(r.model_version == version and len(r.item_ids) == settings.top_k for r in got)
     reasons = [d.reason for d in dead.records
-               if d.topic == settings.clicks_topic and "70001" in d.value]
+               if d.topic == settings.clicks_topic and "70001" in d.excerpt]
     assert len(reasons) == 3 and "not JSON" in reasons[0] and "integer" in reasons[1]
 
     store = HistoryStore(settings.redis_url)
