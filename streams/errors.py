@@ -1,4 +1,9 @@
-"""A small exception hierarchy; `retriable` tells a caller whether trying again can help."""
+"""A small exception hierarchy; `retriable` tells a caller whether trying again can help.
+
+Only outages are retriable (a server down, a connection lost, a timeout). A request a server
+refuses as invalid is a fault of the data (the batch runner isolates and dead-letters the
+message) or of the code, and is never retried.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,12 @@ class ServiceUnavailable(RecallError):
     """A server (Kafka, Redis, Milvus) did not answer; trying again may work."""
 
     retriable = True
+
+
+class InvalidRequest(RecallError):
+    """A server answered that a request is invalid: trying again cannot help."""
+
+    retriable = False
 
 
 class ModelError(RecallError):

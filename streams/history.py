@@ -14,14 +14,17 @@ from streams.errors import ServiceUnavailable
 #   h      -> "ts seq item;ts seq item;..." the last `history_len` clicks, oldest first by
 #             (ts, seq); ts and item are kept as the exact strings Python sent (no float rounding)
 #   n      -> arrival counter of this user (seq of the last applied click, breaks ts ties)
-#   o<p>   -> last applied Kafka offset of partition p for this user (the replay guard)
-# ARGV: history_len, ttl_ms (0 = none), then per click: key index, item, ts, partition, offset.
+#   o<p>   -> "offset epoch": last applied Kafka offset of partition p for this user and the
+#             epoch (topic id) of the log it came from: the replay guard. A click of another
+#             epoch (the topic was recreated: a broker reset) starts the guard afresh.
+# ARGV: history_len, ttl_ms (0 = none), then per click: key index, item, ts, partition, offset,
+#       epoch.
 # Returns, per touched key in KEYS order: {key index, item, item, ...} oldest first.
 APPEND_LUA = """
 local hlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local st = {}
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local k = tonumber(ARGV[i])
   local s = st[k]
   if s == nil then
@@ -36,17 +39,21 @@ for i = 3, #ARGV, 5 do
       elseif name == 'n' then
         s.n = tonumber(v)
       else
-        s.off[string.sub(name, 2)] = tonumber(v)
+        local off, epoch = string.match(v, '^(%S+) ?(.*)$')
+        s.off[string.sub(name, 2)] = {tonumber(off), epoch}
       end
     end
     st[k] = s
   end
   local p = ARGV[i + 3]
   local off = tonumber(ARGV[i + 4])
-  local last = s.off[p] or -1
+  local epoch = ARGV[i + 5]
+  local guard = s.off[p]
+  local last = -1
+  if guard ~= nil and guard[2] == epoch then last = guard[1] end
   if off > last then
-    s.off[p] = off
-    s.raw[p] = ARGV[i + 4]
+    s.off[p] = {off, epoch}
+    s.raw[p] = ARGV[i + 4] .. ' ' .. epoch
     s.dirty = true
     s.n = s.n + 1
     local ts = tonumber(ARGV[i + 2])
@@ -82,21 +89,15 @@ return out
 
 
 class ClickAt(NamedTuple):
-    """A click together with where it came from in Kafka (the replay guard needs both)."""
+    """A valid click with where it came from in Kafka: partition, offset and the log's epoch
+    (the topic id; "" where the broker has none) make the replay guard."""
 
     user_id: int
     item_id: int
     ts: float
     partition: int
     offset: int
-
-
-def _fields(click: Any) -> tuple[int, int, float, int, int]:
-    if isinstance(click, tuple):
-        u, i, t, p, o = click
-        return int(u), int(i), float(t), int(p), int(o)
-    return (int(click.user_id), int(click.item_id), float(click.ts),
-            int(click.partition), int(click.offset))
+    epoch: str = ""
 
 
 def parse_history(raw: bytes | str | None) -> list[int]:
@@ -141,14 +142,14 @@ class HistoryStore:
     def close(self) -> None:
         self._client.close()
 
-    def append(self, clicks: Iterable[Any]) -> dict[int, list[int]]:
+    def append(self, clicks: Iterable[ClickAt]) -> dict[int, list[int]]:
         """Apply a batch of clicks in one EVALSHA; return each touched user's history."""
         index: dict[int, int] = {}
         args: list[Any] = [self.history_len, self.ttl_ms]
         for click in clicks:
-            user, item, ts, partition, offset = _fields(click)
+            user, item, ts, partition, offset, epoch = ClickAt(*click)
             k = index.setdefault(user, len(index) + 1)
-            args += [k, item, repr(ts), partition, offset]
+            args += [k, item, repr(float(ts)), partition, offset, epoch]
         if not index:
             return {}
         users = list(index)

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus.exceptions import ConnectError, MilvusUnavailableException
 
-from streams.errors import ServiceUnavailable
+from streams.errors import InvalidRequest, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,31 @@ UPSERT_BATCH = 4096
 DELETE_BATCH = 16384
 
 
+# Status codes of an outage: connection failed, rate limited / server busy; and the words of
+# a gRPC deadline or an unreachable server. Every other refusal is a bad request.
+OUTAGE_CODES = {2, 8}
+OUTAGE_WORDS = ("unavailable", "deadline_exceeded", "timed out", "timeout", "connection")
+
+
+def is_outage(exc: MilvusException) -> bool:
+    """True when Milvus could not be reached or was busy; False when it refused the request."""
+    if isinstance(exc, ConnectError | MilvusUnavailableException):
+        return True
+    if exc.code in OUTAGE_CODES:
+        return True
+    text = str(exc.message).lower()
+    return exc.code == 1 and any(word in text for word in OUTAGE_WORDS)
+
+
 @contextmanager
 def _unavailable(what: str) -> Iterator[None]:
+    """Outages become ServiceUnavailable (retried); refusals InvalidRequest (never retried)."""
     try:
         yield
     except MilvusException as exc:
-        raise ServiceUnavailable(f"milvus {what} failed: {exc}") from exc
+        if is_outage(exc):
+            raise ServiceUnavailable(f"milvus {what} failed: {exc}") from exc
+        raise InvalidRequest(f"milvus refused {what}: {exc}") from exc
 
 
 class ItemIndex:

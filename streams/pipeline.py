@@ -10,9 +10,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from streams.epochs import LogEpochs
 from streams.errors import BadEvent
+from streams.history import ClickAt
 from streams.recaller import Recaller
-from streams.records import Click, DeadLetter, ItemEmbedding, Recommendation, Wire
+from streams.records import (
+    DEFAULT_LIMITS,
+    Click,
+    DeadLetter,
+    ItemEmbedding,
+    Limits,
+    Recommendation,
+    Wire,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +40,6 @@ class RawMessage:
     value: bytes | None
 
 
-@dataclass(frozen=True)
-class ClickAt:
-    """A valid click with its partition offset (the history store's idempotence guard)."""
-
-    user_id: int
-    item_id: int
-    ts: float
-    partition: int
-    offset: int
-
-
 @dataclass
 class Output:
     """What a batch produced: records for the output topic and for the dead-letter topic."""
@@ -53,7 +52,7 @@ class Output:
 class History(Protocol):
     """What the pipeline needs of streams.history.HistoryStore."""
 
-    def append(self, clicks: Sequence[Any]) -> dict[int, list[int]]: ...
+    def append(self, clicks: Sequence[ClickAt]) -> dict[int, list[int]]: ...
 
 
 class Index(Protocol):
@@ -101,30 +100,49 @@ def dead_letter(message: RawMessage, reason: str,
 
 
 def parse_all(
-    messages: Sequence[RawMessage], kind: type[Wire], out: Output
+    messages: Sequence[RawMessage], kind: type[Wire], out: Output,
+    limits: Limits = DEFAULT_LIMITS, excerpt_bytes: int = DEFAULT_EXCERPT_BYTES,
 ) -> list[tuple[RawMessage, Any]]:
     """Parse each message as `kind`; bad ones go to `out.dead`, valid ones are returned in order."""
     good = []
     for message in messages:
         try:
-            good.append((message, kind.parse(message.value)))
+            good.append((message, kind.parse(message.value, limits)))
         except BadEvent as exc:
-            out.dead.append(dead_letter(message, str(exc)))
+            out.dead.append(dead_letter(message, str(exc), excerpt_bytes))
     return good
 
 
 class ClickPipeline:
-    """One micro-batch of clicks: one Redis script, one model call, one Milvus search."""
+    """One micro-batch of clicks: one Redis script, one model call, one Milvus search.
 
-    def __init__(self, history: History, recaller: Recaller):
+    Every click is validated before any state changes, so a rejected click never reaches Redis.
+    """
+
+    def __init__(self, history: History, recaller: Recaller, limits: Limits = DEFAULT_LIMITS,
+                 epochs: LogEpochs | None = None,
+                 excerpt_bytes: int = DEFAULT_EXCERPT_BYTES) -> None:
         self.history = history
         self.recaller = recaller
+        self.limits = limits
+        self.epochs = epochs
+        self.excerpt_bytes = excerpt_bytes
+
+    def _epoch(self, messages: Sequence[RawMessage], out: Output) -> str:
+        if self.epochs is None or not messages:
+            return ""
+        resets = self.epochs.resets
+        epoch = self.epochs.epoch(messages[0].topic, [(m.partition, m.offset) for m in messages])
+        if self.epochs.resets > resets:
+            out.counts["broker_resets"] = self.epochs.resets - resets
+        return epoch
 
     def process(self, messages: Sequence[RawMessage]) -> Output:
         out = Output()
+        epoch = self._epoch(messages, out)
         clicks = [
-            ClickAt(c.user_id, c.item_id, float(c.ts), m.partition, m.offset)
-            for m, c in parse_all(messages, Click, out)
+            ClickAt(c.user_id, c.item_id, float(c.ts), m.partition, m.offset, epoch)
+            for m, c in parse_all(messages, Click, out, self.limits, self.excerpt_bytes)
         ]
         if not clicks:
             return out
@@ -154,21 +172,25 @@ class ClickPipeline:
 
 
 class ItemPipeline:
-    """One batch of item embeddings: upserts and deletes in Milvus, new vectors to the model."""
+    """One batch of item embeddings: upserts and deletes in Milvus, new vectors to the model.
 
-    def __init__(self, index: Index, table: ItemTable, dim: int):
+    Vectors are checked first (length `limits.dim`, finite in float32, non-zero, norm bounded):
+    one vector of huge values would otherwise top every user's candidates.
+    """
+
+    def __init__(self, index: Index, table: ItemTable, limits: Limits,
+                 excerpt_bytes: int = DEFAULT_EXCERPT_BYTES) -> None:
+        if limits.dim is None:
+            raise ValueError("ItemPipeline needs limits.dim, the model's vector length")
         self.index = index
         self.table = table
-        self.dim = dim
+        self.limits = limits
+        self.excerpt_bytes = excerpt_bytes
 
     def process(self, messages: Sequence[RawMessage]) -> Output:
         out = Output()
         latest: dict[int, ItemEmbedding] = {}  # last record per item wins, in offset order
-        for message, item in parse_all(messages, ItemEmbedding, out):
-            if not item.deleted and len(item.vector) != self.dim:
-                reason = f"vector has {len(item.vector)} dimensions, expected {self.dim}"
-                out.dead.append(dead_letter(message, reason))
-                continue
+        for _, item in parse_all(messages, ItemEmbedding, out, self.limits, self.excerpt_bytes):
             latest[item.item_id] = item
         deletes = [i for i, item in latest.items() if item.deleted]
         upserts = [item for item in latest.values() if not item.deleted]

@@ -6,13 +6,16 @@ import argparse
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import faust
 
 from streams.agents import recommend, reload_model, upsert_items
 from streams.app import create_app, topics
 from streams.core import open_core
+from streams.epochs import LogEpochs, TopicIds
 from streams.pipeline import ClickPipeline, ItemPipeline
+from streams.records import Limits
 from streams.settings import Settings
 from streams.stats import Stats
 
@@ -48,12 +51,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     # for heartbeats and fetches, and batches never race each other on the model.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-batch")
     try:
-        with open_core(settings) as core:
+        with open_core(settings) as core, ExitStack() as stack:
             assert core.history is not None
             app = create_app(settings)
             channels = topics(app, settings)
-            clicks = ClickPipeline(core.history, core.recaller)
-            items = ItemPipeline(core.index, core.model, core.model.dim)
+            topic_ids = TopicIds(settings.kafka_bootstrap)
+            topic_ids.start()
+            stack.callback(topic_ids.close)
+            excerpt = settings.dead_letter_excerpt_bytes
+            clicks = ClickPipeline(core.history, core.recaller, Limits.from_settings(settings),
+                                   LogEpochs(topic_ids), excerpt)
+            items = ItemPipeline(core.index, core.model,
+                                 Limits.from_settings(settings, core.model.dim), excerpt)
             recommend.attach(app, channels, clicks, executor, settings, stats)
             upsert_items.attach(app, channels, items, executor, settings, stats)
             reload_model.attach(app, core, executor, stats)

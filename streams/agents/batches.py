@@ -1,4 +1,10 @@
-"""Shared agent plumbing: run a batch step off the loop with retries, publish its output."""
+"""Shared agent plumbing: run a batch step off the loop with retries, publish its output.
+
+Nothing here may stop an agent for good: outages are retried with capped backoff (and end at
+once when the worker shuts down and cancels the agent), a message that makes a step fail is
+isolated and dead-lettered, and a record the broker can never take is reported as a small
+dead letter while its click's offset still advances.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,42 @@ from concurrent.futures import Executor
 
 import faust
 import redis
+from aiokafka.errors import KafkaTimeoutError, ProducerClosed
 
 from streams.errors import RecallError
-from streams.pipeline import Output, RawMessage, dead_letter
+from streams.pipeline import KeyValue, Output, RawMessage, dead_letter
+from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[Sequence[RawMessage]], Output]
 TRANSIENT = (ConnectionError, TimeoutError, redis.ConnectionError, redis.TimeoutError)
+FIRST_DELAY_S = 0.2
 
 
 def is_retriable(exc: BaseException) -> bool:
-    """Server outages are retried; anything else is a fault of the messages themselves."""
+    """Server outages are retried; anything else is a fault of the messages (or of the code)."""
     return (isinstance(exc, RecallError) and exc.retriable) or isinstance(exc, TRANSIENT)
+
+
+def is_kafka_outage(exc: BaseException) -> bool:
+    """A send failed because the broker is away (retry), not because of the record (report)."""
+    if isinstance(exc, ProducerClosed):
+        return False
+    return (bool(getattr(exc, "retriable", False)) or isinstance(exc, KafkaTimeoutError)
+            or is_retriable(exc))
+
+
+class Backoff:
+    """Doubling delays from FIRST_DELAY_S up to `cap`; sleeping is cancelled by a shutdown."""
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.delay = FIRST_DELAY_S
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(2 * self.delay, self.cap)
 
 
 def raw_messages(events: Sequence[faust.EventT]) -> list[RawMessage]:
@@ -33,20 +62,19 @@ def raw_messages(events: Sequence[faust.EventT]) -> list[RawMessage]:
 
 
 async def run_step(
-    step: Step, messages: Sequence[RawMessage], executor: Executor, max_delay: float = 10.0
+    step: Step, messages: Sequence[RawMessage], executor: Executor, max_delay: float = 5.0
 ) -> Output:
-    """Run `step` in the executor; retry outages forever, isolate a poison message by bisection."""
+    """Run `step` in the executor; retry outages, isolate a poison message by bisection."""
     loop = asyncio.get_running_loop()
-    delay = 0.2
+    backoff = Backoff(max_delay)
     while True:
         try:
             return await loop.run_in_executor(executor, step, messages)
         except Exception as exc:
             if is_retriable(exc):
                 log.warning("batch of %d waits for a server: %r; retry in %.1fs",
-                            len(messages), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, max_delay)
+                            len(messages), exc, backoff.delay)
+                await backoff.wait()
                 continue
             if len(messages) == 1:
                 return Output(dead=[dead_letter(messages[0], f"processing failed: {exc!r}")])
@@ -60,8 +88,73 @@ async def run_step(
             return Output(left.records + right.records, left.dead + right.dead, counts)
 
 
-async def publish(topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-    """Send records and wait until the broker has them all (offsets are acked only after this)."""
-    pending = [await topic.send(key=key, value=value) for key, value in records]
-    if pending:
-        await asyncio.gather(*pending)
+async def publish(
+    topic: faust.TopicT, records: Sequence[KeyValue], max_bytes: int, max_delay: float = 5.0
+) -> list[tuple[KeyValue, str]]:
+    """Send records and wait until the broker has them all (offsets are acked only after this).
+
+    Broker outages are retried until they end (or the worker stops); a record that can never
+    be sent (over `max_bytes`, refused by the broker) is returned with the reason instead.
+    """
+    failed: list[tuple[KeyValue, str]] = []
+    todo = list(records)
+    backoff = Backoff(max_delay)
+    while todo:
+        retry: list[KeyValue] = []
+        pending = []
+        for key, value in todo:
+            if len(value) > max_bytes:
+                failed.append(((key, value), f"record of {len(value)} bytes is over the "
+                                             f"{max_bytes} allowed"))
+                continue
+            try:
+                pending.append(((key, value), await topic.send(key=key, value=value, force=True)))
+            except Exception as exc:
+                _sort((key, value), exc, retry, failed)
+        for record, sent in pending:
+            try:
+                await sent
+            except Exception as exc:
+                _sort(record, exc, retry, failed)
+        if retry:
+            log.warning("%d records wait for the broker on %s; retry in %.1fs",
+                        len(retry), topic.get_topic_name(), backoff.delay)
+            await backoff.wait()
+        todo = retry
+    return failed
+
+
+def _sort(record: KeyValue, exc: Exception, retry: list[KeyValue],
+          failed: list[tuple[KeyValue, str]]) -> None:
+    """File a failed send under `retry` (outage) or `failed` (the record's own fault)."""
+    if isinstance(exc, ProducerClosed):
+        raise exc  # shutting down: leave the batch unacked
+    if is_kafka_outage(exc):
+        retry.append(record)
+    else:
+        failed.append((record, f"broker refused the record: {exc!r}"))
+
+
+def unsendable(topic: str, failed: Sequence[tuple[KeyValue, str]]) -> list[KeyValue]:
+    """Small dead letters for records that could not be published to `topic`."""
+    return [dead_letter(RawMessage(topic, -1, -1, key, value), f"could not publish: {reason}")
+            for (key, value), reason in failed]
+
+
+async def deliver(
+    out: Output, output: faust.TopicT | None, dead: faust.TopicT, max_bytes: int,
+    max_delay: float, stats: Stats,
+) -> None:
+    """Publish a batch's records to `output` and its dead letters; never raises for a record.
+
+    A record that cannot be sent becomes a small dead letter; a dead letter that cannot be
+    sent either is logged and counted. Both leave the batch's offsets free to advance.
+    """
+    failed = await publish(output, out.records, max_bytes, max_delay) if output else []
+    letters = out.dead + unsendable(output.get_topic_name(), failed) if output else out.dead
+    lost = await publish(dead, letters, max_bytes, max_delay)
+    for (_, value), reason in lost:
+        log.error("dead letter of %d bytes not published either: %s", len(value), reason)
+    stats.add("unpublishable_records", len(failed))
+    stats.add("dead_letters", len(letters) - len(lost))
+    stats.add("dead_letters_lost", len(lost))

@@ -8,7 +8,7 @@ from concurrent.futures import Executor
 
 import faust
 
-from streams.agents.batches import publish, raw_messages, run_step
+from streams.agents.batches import deliver, raw_messages, run_step
 from streams.pipeline import ClickPipeline
 from streams.settings import Settings
 from streams.stats import Stats
@@ -34,16 +34,16 @@ def attach(
             messages = raw_messages(events)
             log.debug("batch of %d clicks", len(messages))
             started = time.perf_counter()
-            out = await run_step(pipeline.process, messages, executor)
+            out = await run_step(pipeline.process, messages, executor,
+                                 settings.retry_max_delay_s)
             stepped = time.perf_counter()
-            await publish(topics["recs"], out.records)
-            await publish(topics["dead"], out.dead)
+            await deliver(out, topics["recs"], topics["dead"], settings.max_message_bytes,
+                          settings.retry_max_delay_s, stats)
             stats.observe("click_step_ms", 1000 * (stepped - started))
             stats.observe("click_publish_ms", 1000 * (time.perf_counter() - stepped))
             stats.observe("clicks_per_batch", len(messages))
             stats.add("clicks", len(messages))
             stats.add("recommendations", len(out.records))
-            stats.add("dead_letters", len(out.dead))
             for name, count in out.counts.items():
                 stats.add(name, count)
 

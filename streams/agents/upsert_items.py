@@ -6,7 +6,7 @@ from concurrent.futures import Executor
 
 import faust
 
-from streams.agents.batches import publish, raw_messages, run_step
+from streams.agents.batches import deliver, raw_messages, run_step
 from streams.pipeline import ItemPipeline
 from streams.settings import Settings
 from streams.stats import Stats
@@ -28,9 +28,10 @@ def attach(
             settings.item_batch_size, within=settings.batch_window_s)
         async for events in batches:
             messages = raw_messages(events)
-            out = await run_step(pipeline.process, messages, executor)
-            await publish(topics["dead"], out.dead)
+            out = await run_step(pipeline.process, messages, executor,
+                                 settings.retry_max_delay_s)
+            await deliver(out, None, topics["dead"], settings.max_message_bytes,
+                          settings.retry_max_delay_s, stats)
             stats.add("items", len(messages) - len(out.dead))
-            stats.add("dead_letters", len(out.dead))
 
     return upsert_items

@@ -10,7 +10,7 @@ import pytest
 
 from streams.core import Core, open_core
 from streams.pipeline import ClickPipeline, ItemPipeline, RawMessage
-from streams.records import DeadLetter, Recommendation
+from streams.records import DeadLetter, Limits, Recommendation
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
     bad = RawMessage("items", 0, 1, b"x", json.dumps({"item_id": 5, "vector": [1.0]}).encode())
     payload = json.dumps({"item_id": new_id, "vector": vector}).encode()
     upsert = RawMessage("items", 0, 0, b"x", payload)
-    items = ItemPipeline(core.index, core.model, core.model.dim)
+    items = ItemPipeline(core.index, core.model, Limits(dim=core.model.dim))
     out = items.process([upsert, bad])
     assert "dimensions" in DeadLetter.parse(out.dead[0][1]).reason
     assert core.index.count() == len(ids) + 1

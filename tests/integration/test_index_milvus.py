@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from harness.stack import LocalStack
+from streams.agents.batches import is_retriable
+from streams.errors import InvalidRequest
 from streams.index import ItemIndex
 
 pytestmark = pytest.mark.integration
@@ -90,3 +92,14 @@ def test_ivf_flat_and_hnsw_are_accepted(stack: LocalStack) -> None:
         finally:
             index.destroy()
             index.close()
+
+
+def test_search_with_wrong_dimension_is_invalid_and_not_retriable(item_index: ItemIndex) -> None:
+    item_index.upsert([1], _random(1, item_index.dim))
+    item_index.dim += 1  # the index now sends vectors Milvus cannot take
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            item_index.search(_random(2, item_index.dim), 5)
+    finally:
+        item_index.dim -= 1
+    assert not info.value.retriable and not is_retriable(info.value)

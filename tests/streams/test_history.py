@@ -6,7 +6,7 @@ import pytest
 
 from harness.stack import free_ports
 from streams.errors import ServiceUnavailable
-from streams.history import APPEND_LUA, ClickAt, HistoryStore, _fields, parse_history
+from streams.history import APPEND_LUA, ClickAt, HistoryStore, parse_history
 
 
 def test_parse_history_reads_stored_format() -> None:
@@ -16,9 +16,9 @@ def test_parse_history_reads_stored_format() -> None:
     assert parse_history("1700000000.123456 3 42") == [42]
 
 
-def test_fields_from_tuple_and_object() -> None:
-    assert _fields((1, 2, 3, 4, 5)) == (1, 2, 3.0, 4, 5)
-    assert _fields(ClickAt(1, 2, 3.5, 4, 5)) == (1, 2, 3.5, 4, 5)
+def test_click_epoch_defaults_to_none_given() -> None:
+    assert ClickAt(1, 2, 3.5, 4, 5).epoch == ""
+    assert ClickAt(1, 2, 3.5, 4, 5, "id").epoch == "id"
 
 
 def test_key_prefix_and_script_is_one_eval() -> None:
