@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from consumers.kafka import make_consumer, poll_records
+from harness.launch import to_env
 from harness.stack import LocalStack, free_ports
 from streams.history import HistoryStore
 from streams.index import ItemIndex
+from streams.records import Wire
 from streams.settings import Settings
 
 
@@ -87,3 +92,40 @@ def core_settings(stack: LocalStack, model_dir: Path) -> Settings:
         "milvus_collection": f"items_{uuid.uuid4().hex[:12]}",
         "reload_interval_s": 1.0,
     })
+
+
+class Reader:
+    """Collects records of one type from a topic, starting at its current end."""
+
+    def __init__(self, settings: Settings, topic: str, kind: type[Wire]):
+        self.consumer = make_consumer(settings.kafka_bootstrap, topic, fetch_max_wait_ms=10)
+        self.kind = kind
+        self.records: list[Any] = []
+
+    def drain(self) -> list[Any]:
+        self.records += [r for _, r in poll_records(self.consumer, self.kind, idle_timeout_s=0.3)]
+        return self.records
+
+
+@pytest.fixture()
+def worker(core_settings: Settings, model_dir: Path, tmp_path: Path) -> Iterator[Settings]:
+    """A worker process on its own copy of the model (the test exports a newer one into it)."""
+    own_model = tmp_path / "model"
+    shutil.copytree(model_dir, own_model)
+    settings = core_settings.model_copy(update={
+        "model_dir": str(own_model), "consumer_group": f"worker-{tmp_path.name}"})
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], stdout=log,
+                            stderr=subprocess.STDOUT, env=to_env(settings) | {"PATH": "/usr/bin"})
+    try:
+        yield settings
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=30)
+        log.close()
+        print((tmp_path / "worker.log").read_text()[-3000:])
+        assert code == 0, "worker did not stop cleanly on SIGTERM"
+        index = ItemIndex(settings.milvus_uri, settings.milvus_collection, settings.embedding_dim)
+        index.start()
+        index.destroy()
+        index.close()

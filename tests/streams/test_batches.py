@@ -6,11 +6,18 @@ import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import redis
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+)
 
-from streams.agents.batches import is_retriable, run_step
-from streams.errors import BadEvent, ServiceUnavailable
-from streams.pipeline import Output, RawMessage
+from streams.agents.batches import is_retriable, publish, run_step, unsendable
+from streams.errors import BadEvent, InvalidRequest, ServiceUnavailable
+from streams.pipeline import Output, RawMessage, dead_letter
 from streams.records import DeadLetter
 
 
@@ -57,3 +64,54 @@ def test_retriable_classification() -> None:
     assert is_retriable(ConnectionRefusedError())
     assert not is_retriable(BadEvent("x"))
     assert not is_retriable(ValueError("x"))
+    assert not is_retriable(InvalidRequest("milvus refused search"))
+
+
+class FakeTopic:
+    """A stand-in for a Faust topic: `fail` maps a value to the exceptions its sends raise."""
+
+    def __init__(self, fail: dict[bytes, list[Exception]]) -> None:
+        self.fail = fail
+        self.sent: list[bytes] = []
+
+    def get_topic_name(self) -> str:
+        return "recommendations"
+
+    async def send(self, *, key: bytes | None, value: bytes, force: bool) -> asyncio.Future:
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        errors = self.fail.get(value, [])
+        if errors:
+            future.set_exception(errors.pop(0))
+        else:
+            self.sent.append(value)
+            future.set_result(None)
+        return future
+
+
+def test_a_record_the_broker_refuses_is_reported_and_the_rest_are_sent() -> None:
+    """Finding 1: MessageSizeTooLargeError used to kill the agent with its events unacked."""
+    topic = FakeTopic({b"big": [MessageSizeTooLargeError()],
+                       b"flaky": [KafkaConnectionError(), KafkaTimeoutError()]})
+    records = [(b"k", b"a"), (b"k", b"big"), (b"k", b"flaky"), (b"k", b"x" * 2000)]
+    failed = asyncio.run(publish(topic, records, max_bytes=1024, max_delay=0.01))  # type: ignore[arg-type]
+    assert topic.sent == [b"a", b"flaky"]  # an outage is retried until the record is sent
+    assert [(value, "over the 1024" in why or "MessageSizeTooLarge" in why)
+            for (_, value), why in failed] == [(b"x" * 2000, True), (b"big", True)]
+    [(_, letter)] = unsendable("recommendations", failed[1:])
+    assert "could not publish" in DeadLetter.parse(letter).reason
+
+
+def test_shutdown_during_publish_leaves_the_batch_unacked() -> None:
+    topic = FakeTopic({b"a": [ProducerClosed()]})
+    with pytest.raises(ProducerClosed):
+        asyncio.run(publish(topic, [(b"k", b"a")], max_bytes=1024))  # type: ignore[arg-type]
+
+
+def test_a_poison_message_makes_a_small_dead_letter() -> None:
+    """Finding 1: a 300 KB non-UTF-8 click became a 1.8 MB dead letter the broker refused."""
+    poison = RawMessage("clicks", 2, 41, b"\xff" * 5000, bytes(range(128, 256)) * 2400)
+    key, value = dead_letter(poison, "not JSON: " + "x" * 10_000, excerpt_bytes=1024)
+    letter = DeadLetter.parse(value)
+    assert len(value) < 8 * 1024 and key is not None and len(key) <= 256
+    assert (letter.size, letter.truncated, letter.offset) == (307_200, True, 41)
+    assert letter.excerpt.startswith("\\x80\\x81") and len(letter.reason) < 600

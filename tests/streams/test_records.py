@@ -7,7 +7,7 @@ import json
 import pytest
 
 from streams.errors import BadEvent
-from streams.records import Click, ItemEmbedding, Recommendation
+from streams.records import Click, ItemEmbedding, Limits, Recommendation
 
 
 def test_click_round_trip_is_plain_json() -> None:
@@ -49,3 +49,58 @@ def test_recommendation_parses_what_the_worker_writes() -> None:
     rec = Recommendation(user_id=1, item_ids=[5, 6], scores=[0.9, 0.8], model_version="v",
                          click_item=3, click_ts=1.0, emit_ts=1.1, history=[3])
     assert Recommendation.parse(rec.to_bytes()).item_ids == [5, 6]
+
+
+NOW = 1_800_000_000.0
+LIMITS = Limits(max_future_s=300.0, clock=lambda: NOW)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [  # findings 3 and 4 of the fault review: each was accepted before
+        (b'{"user_id": 1, "item_id": 1180591620717411303424, "ts": 1}', "item_id must be at most"),
+        (b'{"user_id": 9223372036854775808, "item_id": 2, "ts": 1}', "user_id must be at most"),
+        (b'{"user_id": 1, "item_id": 2, "ts": 7258118400}', "ahead of the worker's clock"),
+        (b'{"user_id": 1, "item_id": 2, "ts": 1e300}', "ahead of the worker's clock"),
+        (b'{"user_id": 1, "item_id": 2, "ts": ' + b"9" * 400 + b"}", "finite"),
+        (b'{"user_id": 1, "item_id": 2, "ts": NaN}', "finite"),
+        (b"[" * 100_000, "over the 4096 allowed"),
+        (b'{"user_id": 1, "item_id": 2, "ts": 1, "pad": "' + b"x" * 5000 + b'"}', "over the"),
+    ],
+)
+def test_clicks_out_of_bounds_are_rejected(raw: bytes, reason: str) -> None:
+    with pytest.raises(BadEvent, match=reason):
+        Click.parse(raw, LIMITS)
+
+
+def test_click_time_window_is_configurable() -> None:
+    assert Click.parse({"user_id": 1, "item_id": 2, "ts": NOW + 299}, LIMITS).ts == NOW + 299
+    assert Click.parse({"user_id": 1, "item_id": 2, "ts": 1.0}, LIMITS).ts == 1.0  # no lower bound
+    aged = Limits(max_age_s=3600.0, clock=lambda: NOW)
+    with pytest.raises(BadEvent, match="older than"):
+        Click.parse({"user_id": 1, "item_id": 2, "ts": NOW - 3601}, aged)
+    small = Limits(max_user_id=1000, clock=lambda: NOW)
+    with pytest.raises(BadEvent, match="user_id must be at most 1000"):
+        Click.parse({"user_id": 1001, "item_id": 2, "ts": NOW}, small)
+
+
+@pytest.mark.parametrize(
+    ("vector", "reason"),
+    [  # finding 2: 3e38 hijacked every user, 1e39 turned into inf, zeros were accepted
+        ([3e38, 1.0], "norm"),
+        ([1e39, 1.0], "overflows float32"),
+        ([0.0, 0.0], "all zeros"),
+        ([1.0, 2.0, 3.0], "3 dimensions, expected 2"),
+        ([1.0, float("inf")], "non-finite"),
+    ],
+)
+def test_item_vectors_out_of_bounds_are_rejected(vector: list[float], reason: str) -> None:
+    with pytest.raises(BadEvent, match=reason):
+        ItemEmbedding.parse({"item_id": 4, "vector": vector}, Limits(dim=2))
+
+
+def test_item_vector_norm_bound_is_configurable() -> None:
+    assert ItemEmbedding.parse({"item_id": 4, "vector": [30.0, 40.0]}, Limits(dim=2)).vector
+    with pytest.raises(BadEvent, match="norm 50 is over the 10"):
+        ItemEmbedding.parse({"item_id": 4, "vector": [30.0, 40.0]},
+                            Limits(max_vector_norm=10.0, dim=2))
