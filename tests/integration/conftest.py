@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from consumers.kafka import make_consumer, poll_records
-from harness.launch import to_env
+from harness.launch import to_env, wait_until
 from harness.stack import LocalStack, free_ports
+from producers.items import embedding_records, publish, read_item_table
+from producers.kafka import open_sender
 from streams.history import HistoryStore
 from streams.index import ItemIndex
 from streams.records import Wire
@@ -129,3 +132,21 @@ def worker(core_settings: Settings, model_dir: Path, tmp_path: Path) -> Iterator
         index.start()
         index.destroy()
         index.close()
+
+
+def stream_model_items(settings: Settings) -> tuple[str, np.ndarray, np.ndarray]:
+    """Publish the model's item table on the items topic and wait until Milvus holds it.
+
+    Returns (model version, ids [N], vectors [N, D]). Waits for >= N items: other tests of the
+    session also publish on the shared topic.
+    """
+    version, ids, vectors = read_item_table(settings.model_dir)
+    with open_sender(settings.kafka_bootstrap, settings.items_topic) as sender:
+        publish(embedding_records(ids, vectors), sender)
+    index = ItemIndex(settings.milvus_uri, settings.milvus_collection, settings.embedding_dim)
+    index.start()
+    try:
+        wait_until("item vectors in Milvus", lambda: index.count() >= len(ids), 120)
+    finally:
+        index.close()
+    return version, ids, vectors

@@ -10,27 +10,17 @@ import pytest
 from kafka import KafkaProducer
 
 from harness.launch import wait_until
-from producers.items import embedding_records, publish, read_item_table
-from producers.kafka import open_sender
 from streams.history import HistoryStore
-from streams.index import ItemIndex
 from streams.records import DeadLetter, Recommendation
 from streams.settings import Settings
-from tests.integration.conftest import Reader, train_small_model
+from tests.integration.conftest import Reader, stream_model_items, train_small_model
 
 pytestmark = pytest.mark.integration
 
 
 def test_worker_end_to_end_with_bad_events_and_hot_reload(worker: Settings) -> None:
     settings = worker
-    version, ids, vectors = read_item_table(settings.model_dir)
-    with open_sender(settings.kafka_bootstrap, settings.items_topic) as sender:
-        publish(embedding_records(ids, vectors), sender)
-    index = ItemIndex(settings.milvus_uri, settings.milvus_collection, settings.embedding_dim)
-    index.start()
-    # >=: other tests of the session also publish items on the shared topic
-    wait_until("item vectors in Milvus", lambda: index.count() >= len(ids), 120)
-    index.close()
+    version, ids, _ = stream_model_items(settings)
 
     recs = Reader(settings, settings.recs_topic, Recommendation)
     dead = Reader(settings, settings.dead_letter_topic, DeadLetter)

@@ -17,13 +17,11 @@ import pytest
 from kafka import KafkaProducer
 
 from harness.launch import wait_until
-from producers.items import embedding_records, publish, read_item_table
-from producers.kafka import open_sender
 from streams.history import HistoryStore
 from streams.index import ItemIndex
 from streams.records import DeadLetter, Recommendation
 from streams.settings import Settings
-from tests.integration.conftest import Reader
+from tests.integration.conftest import Reader, stream_model_items
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +35,9 @@ def _click(user: int, item: int, ts: float) -> bytes:
 
 def test_poison_messages_are_dead_lettered_and_valid_clicks_served(worker: Settings) -> None:
     settings = worker
-    _, ids, vectors = read_item_table(settings.model_dir)
-    with open_sender(settings.kafka_bootstrap, settings.items_topic) as sender:
-        publish(embedding_records(ids, vectors), sender)
+    _, ids, vectors = stream_model_items(settings)
     index = ItemIndex(settings.milvus_uri, settings.milvus_collection, settings.embedding_dim)
     index.start()
-    wait_until("item vectors in Milvus", lambda: index.count() >= len(ids), 120)
 
     recs = Reader(settings, settings.recs_topic, Recommendation)
     dead = Reader(settings, settings.dead_letter_topic, DeadLetter)
