@@ -31,9 +31,11 @@ UPSERT_BATCH = 4096
 DELETE_BATCH = 16384
 
 
-# Status codes of an outage: connection failed, rate limited / server busy; and the words of
-# a gRPC deadline or an unreachable server. Every other refusal is a bad request.
-OUTAGE_CODES = {2, 8}
+# Status codes of an outage: connection failed, rate limited / server busy, and collection not
+# found / not loaded (transient at run time: start() made it, so another process is dropping or
+# loading it, e.g. POST /drop); and the words of a gRPC deadline or an unreachable server.
+# Every other refusal is a bad request.
+OUTAGE_CODES = {2, 8, 100, 101}
 OUTAGE_WORDS = ("unavailable", "deadline_exceeded", "timed out", "timeout", "connection")
 
 
