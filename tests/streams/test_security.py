@@ -88,7 +88,7 @@ def test_redis_credentials_and_redacted_urls() -> None:
 
 
 def test_secrets_never_in_repr_str_or_json_but_reach_child_processes() -> None:
-    settings = Settings(**{k: SecretStr(v) for k, v in SECRETS.items()})
+    settings = Settings.model_validate(SECRETS)
     for text in (repr(settings), str(settings), settings.model_dump_json()):
         for secret in SECRETS.values():
             assert secret not in text
