@@ -27,8 +27,8 @@ ItemId = Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
 class RecallRequest(BaseModel):
     """`hist_item`: one click history (item ids, oldest first) per row to recall for.
 
-    Limits from the settings: RECALL_MAX_API_BATCH rows (413 past it), RECALL_MAX_API_HISTORY
-    ids per row and ids up to RECALL_MAX_ITEM_ID (422 past them).
+    Limits from the settings: RECALL_MAX_API_BATCH rows and RECALL_MAX_API_RESULTS rows x top_k
+    (413 past them), RECALL_MAX_API_HISTORY ids per row and ids up to RECALL_MAX_ITEM_ID (422).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +41,9 @@ def check_limits(request: RecallRequest, settings: Settings) -> None:
     rows = len(request.hist_item)
     if rows > settings.max_api_batch:
         raise HTTPException(413, f"at most {settings.max_api_batch} rows per request, got {rows}")
+    if rows * request.top_k > settings.max_api_results:
+        raise HTTPException(413, f"rows x top_k is {rows * request.top_k}, at most "
+                                 f"{settings.max_api_results} per request (RECALL_MAX_API_RESULTS)")
     for n, row in enumerate(request.hist_item):
         if len(row) > settings.max_api_history:
             raise HTTPException(422, f"hist_item[{n}]: at most {settings.max_api_history} item "

@@ -57,6 +57,7 @@ def test_insert_count_recall_drop(api: tuple[TestClient, Core]) -> None:
         ({"top_k": 10, "hist_item": [[1]] + [list(range(1, 20_001))]}, 422,
          "hist_item[1]: at most 200 item ids per row, got 20000"),
         ({"top_k": 2**64, "hist_item": [[1]]}, 422, "less than or equal to 1000"),
+        ({"top_k": 1000, "hist_item": [[1]] * 101}, 413, "RECALL_MAX_API_RESULTS"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(
