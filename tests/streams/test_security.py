@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import certifi
+import faust
 import pytest
 from faust.auth import SASLCredentials, SSLCredentials
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import AuthProtocol
 from kafka import KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
@@ -49,6 +51,16 @@ def test_sasl_plaintext_for_kafka_python_and_faust() -> None:
     assert (creds.username, creds.password, creds.mechanism.value) == (
         "recall", "kafka-pw-1", "SCRAM-SHA-512")
     assert "kafka-pw-1" not in repr(creds)
+
+
+def test_faust_turns_the_credentials_into_aiokafka_arguments() -> None:
+    """What faust.App(broker_credentials=...) hands to aiokafka for the worker's clients."""
+    app = faust.App("security-test", broker="kafka://127.0.0.1:1",
+                    broker_credentials=faust_broker_credentials(sasl()))
+    auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
+    assert {key: auth[key] for key in kafka_python_kwargs(sasl())} == kafka_python_kwargs(sasl())
+    assert credentials_to_aiokafka_auth(faust_broker_credentials(Settings())) == {
+        "security_protocol": "PLAINTEXT"}
 
 
 def test_sasl_ssl_and_ssl_verify_with_the_ca_file() -> None:
