@@ -37,7 +37,7 @@ class RecallRequest(BaseModel):
 
 
 def check_limits(request: RecallRequest, settings: Settings) -> None:
-    """The settings' bounds on a parsed request: 413 for too many rows, 422 for the rest."""
+    """The settings' bounds on a parsed request: 413 for too many rows or results, else 422."""
     rows = len(request.hist_item)
     if rows > settings.max_api_batch:
         raise HTTPException(413, f"at most {settings.max_api_batch} rows per request, got {rows}")
