@@ -12,6 +12,8 @@ from kafka.errors import KafkaError
 
 from streams.errors import BadEvent, ServiceUnavailable
 from streams.records import Wire
+from streams.security import kafka_python_kwargs
+from streams.settings import Settings
 
 R = TypeVar("R", bound=Wire)
 Report = Callable[[Any, str], None]
@@ -19,8 +21,10 @@ Report = Callable[[Any, str], None]
 
 def make_consumer(bootstrap: str, topic: str, *, from_beginning: bool = False,
                   fetch_max_wait_ms: int = 10, wait_s: float = 10.0,
-                  **overrides: Any) -> KafkaConsumer:
+                  settings: Settings | None = None, **overrides: Any) -> KafkaConsumer:
     """A consumer without a group, assigned all partitions of `topic`, positioned eagerly.
+
+    `settings` brings the Kafka credentials (SASL/TLS, `streams.security.kafka_python_kwargs`).
 
     No group means no join (which stalls on tansu) and no commits: every run starts at the end of
     the topic, or at its beginning with `from_beginning`. Waits up to `wait_s` for the topic.
@@ -34,6 +38,8 @@ def make_consumer(bootstrap: str, topic: str, *, from_beginning: bool = False,
         "bootstrap_timeout_ms": 5_000,
         "client_id": "recall-consumer",
     }
+    if settings is not None:
+        config.update(kafka_python_kwargs(settings))
     config.update(overrides)
     try:
         consumer = KafkaConsumer(**config)

@@ -29,7 +29,8 @@ class Collector(threading.Thread):
     def __init__(self, settings: Settings):
         super().__init__(daemon=True)
         self.consumer = make_consumer(settings.kafka_bootstrap, settings.recs_topic,
-                                      fetch_max_wait_ms=settings.fetch_max_wait_ms)
+                                      fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                                      settings=settings)
         self.received: dict[tuple[int, int, float], tuple[Recommendation, float]] = {}
         self.duplicates = 0
         self.stop = threading.Event()

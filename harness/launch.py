@@ -116,10 +116,12 @@ class System:
     def stream_items(self) -> None:
         """Publish the model's item table to the items topic; wait until Milvus holds it all."""
         _, ids, vectors = read_item_table(self.settings.model_dir)
-        with open_sender(self.settings.kafka_bootstrap, self.settings.items_topic) as sender:
+        with open_sender(self.settings.kafka_bootstrap, self.settings.items_topic,
+                         settings=self.settings) as sender:
             publish(embedding_records(ids, vectors), sender, progress=True, total=len(ids))
         index = ItemIndex(self.settings.milvus_uri, self.settings.milvus_collection,
-                          vectors.shape[1], self.settings.milvus_index)
+                          vectors.shape[1], self.settings.milvus_index,
+                          token=self.settings.milvus_token)
         index.start()
         try:
             wait_until("item vectors in milvus", lambda: index.count() >= len(ids), 300,

@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     version_dir = Path(args.model_dir) / model.version
     histories, targets = holdout_users(version_dir if version_dir.is_dir() else
                                     Path(args.model_dir), args.data)
-    index = ItemIndex(args.milvus_uri, f"eval_{uuid.uuid4().hex[:10]}", model.dim, args.index)
+    index = ItemIndex(args.milvus_uri, f"eval_{uuid.uuid4().hex[:10]}", model.dim, args.index,
+                      token=defaults.milvus_token)
     index.start()
     try:
         ids, vectors = model.item_table()

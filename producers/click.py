@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 stream: TextIO = sys.stdin if args.file == "-" else files.enter_context(
                     open(args.file, encoding="utf-8"))
                 clicks = read_clicks(stream, report)
-            with open_sender(args.bootstrap, args.topic) as sender:
+            with open_sender(args.bootstrap, args.topic, settings=settings) as sender:
                 send_clicks(clicks, sender)
                 stats = sender.flush()
         stats.invalid = report.count

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{settings.embedding_dim} (RECALL_EMBEDDING_DIM)")
             ids, vectors = ids[: args.limit], vectors[: args.limit]
             records, total, what = embedding_records(ids, vectors), len(ids), f"items of {version}"
-        with open_sender(args.bootstrap, args.topic) as sender:
+        with open_sender(args.bootstrap, args.topic, settings=settings) as sender:
             publish(records, sender, progress=not args.no_progress, total=total)
             stats = sender.flush()
         print(f"{what} -> {args.topic}: {stats.summary()}", file=sys.stderr)

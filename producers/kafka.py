@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 
 from streams.errors import BadEvent, BadRequest, RecallError, ServiceUnavailable
 from streams.records import Wire
+from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
 # exit codes shared by every CLI in producers/ and consumers/
@@ -24,8 +25,12 @@ EXIT_CODES = ("exit codes: 0 ok, 1 some records invalid or undelivered, 2 bad ar
               "3 Kafka unreachable, 130 interrupted")
 
 
-def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
-    """A KafkaProducer tuned for low latency; raises ServiceUnavailable if no broker answers."""
+def make_producer(bootstrap: str, *, settings: Settings | None = None,
+                  **overrides: Any) -> KafkaProducer:
+    """A KafkaProducer tuned for low latency; raises ServiceUnavailable if no broker answers.
+
+    `settings` brings the Kafka credentials (SASL/TLS, `streams.security.kafka_python_kwargs`).
+    """
     config: dict[str, Any] = {
         "bootstrap_servers": [s.strip() for s in bootstrap.split(",") if s.strip()],
         "acks": 1,
@@ -35,6 +40,8 @@ def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         "bootstrap_timeout_ms": 5_000,
         "client_id": "recall-producer",
     }
+    if settings is not None:
+        config.update(kafka_python_kwargs(settings))
     config.update(overrides)
     try:
         return KafkaProducer(**config)
@@ -117,9 +124,10 @@ class Sender:
 
 
 @contextmanager
-def open_sender(bootstrap: str, topic: str, **overrides: Any) -> Iterator[Sender]:
-    """A Sender on a fresh producer, flushed and closed on exit."""
-    producer = make_producer(bootstrap, **overrides)
+def open_sender(bootstrap: str, topic: str, *, settings: Settings | None = None,
+                **overrides: Any) -> Iterator[Sender]:
+    """A Sender on a fresh producer (credentials from `settings`), flushed and closed on exit."""
+    producer = make_producer(bootstrap, settings=settings, **overrides)
     sender = Sender(producer, topic)
     try:
         yield sender

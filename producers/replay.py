@@ -94,7 +94,8 @@ def replay_to_kafka(clicks: Iterable[SourceClick | tuple[int, int]], settings: S
                     rate: float = 0.0, speed: float | None = None, limit: int | None = None,
                     progress: bool = False) -> SendStats:
     """`replay` on a fresh producer for `settings` (bootstrap and clicks topic)."""
-    with open_sender(settings.kafka_bootstrap, settings.clicks_topic) as sender:
+    with open_sender(settings.kafka_bootstrap, settings.clicks_topic,
+                     settings=settings) as sender:
         return replay(clicks, sender, rate=rate, speed=speed, limit=limit, progress=progress)
 
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         report = LineReporter(args.path)
         clicks = source_from_args(args, settings, report)
         limit = args.limit if args.path else None
-        with open_sender(args.bootstrap, args.topic) as sender:
+        with open_sender(args.bootstrap, args.topic, settings=settings) as sender:
             pacer = Pacer(args.rate, args.speed)
             try:
                 stats = replay(clicks, sender, limit=limit, progress=not args.no_progress,

@@ -6,26 +6,51 @@ import argparse
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from streams.api_guard import BodyLimit, TokenGate, add_error_handlers, token_dependency
 from streams.core import Core, open_core
-from streams.settings import Settings
+from streams.settings import INT64_MAX, Settings
 
 log = logging.getLogger(__name__)
+TOKEN_HELP = (" Calls marked with a lock need `Authorization: Bearer <token>` or"
+              " `X-API-Key: <token>` (RECALL_API_TOKEN); use Authorize above.")
 
-ItemId = Annotated[StrictInt, Field(gt=0)]
+ItemId = Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
 
 
 class RecallRequest(BaseModel):
-    """`hist_item`: one click history (item ids, oldest first) per row to recall for."""
+    """`hist_item`: one click history (item ids, oldest first) per row to recall for.
+
+    Limits from the settings: RECALL_MAX_API_BATCH rows and RECALL_MAX_API_RESULTS rows x top_k
+    (413 past them), RECALL_MAX_API_HISTORY ids per row and ids up to RECALL_MAX_ITEM_ID (422).
+    """
 
     model_config = ConfigDict(extra="forbid")
     top_k: Annotated[StrictInt, Field(ge=1, le=1000)] = 50
     hist_item: Annotated[list[Annotated[list[ItemId], Field(min_length=1)]], Field(min_length=1)]
+
+
+def check_limits(request: RecallRequest, settings: Settings) -> None:
+    """The settings' bounds on a parsed request: 413 for too many rows or results, else 422."""
+    rows = len(request.hist_item)
+    if rows > settings.max_api_batch:
+        raise HTTPException(413, f"at most {settings.max_api_batch} rows per request, got {rows}")
+    if rows * request.top_k > settings.max_api_results:
+        raise HTTPException(413, f"rows x top_k is {rows * request.top_k}, at most "
+                                 f"{settings.max_api_results} per request (RECALL_MAX_API_RESULTS)")
+    for n, row in enumerate(request.hist_item):
+        if len(row) > settings.max_api_history:
+            raise HTTPException(422, f"hist_item[{n}]: at most {settings.max_api_history} item "
+                                     f"ids per row, got {len(row)}")
+        if max(row) > settings.max_item_id:
+            raise HTTPException(422, f"hist_item[{n}]: item ids must be at most "
+                                     f"{settings.max_item_id}, got {max(row)}")
 
 
 class Candidates(BaseModel):
@@ -41,25 +66,37 @@ class RecallResponse(BaseModel):
 
 def create_api(core: Core) -> FastAPI:
     """The FastAPI app over an open core; interactive docs at /docs."""
+    settings = core.settings
+    guard: list[Any] = []
+    if settings.api_token is None:
+        log.warning("RECALL_API_TOKEN is not set: /insert and /drop are unprotected; "
+                    "set it before exposing this API")
+    else:
+        guard = [Depends(token_dependency(settings.api_token))]
+        log.info("API token required for %s", "every call but /health"
+                 if settings.api_token_all else "/insert and /drop")
+    mutating = guard
+    reading = guard if settings.api_token_all else []
     api = FastAPI(title="Streaming recall", version="1.0",
-                  description="MIND multi-interest recall over Milvus (insert/recall/count/drop).")
-    limit = core.settings.max_api_batch
+                  description="MIND multi-interest recall over Milvus (insert/recall/count/drop)."
+                              + ("" if settings.api_token is None else TOKEN_HELP))
+    api.add_middleware(BodyLimit, limit=settings.max_api_body_bytes)
+    add_error_handlers(api)
 
     @api.get("/health")
     def health() -> dict[str, str]:
+        """Liveness; never needs the token."""
         return {"status": "ok", "model_version": core.model.version}
 
-    @api.post("/insert")
+    @api.post("/insert", dependencies=mutating)
     def insert() -> dict[str, int]:
         """Load the current model's item vectors into Milvus."""
         return {"inserted": core.load_items()}
 
-    @api.post("/recall", response_model=RecallResponse)
+    @api.post("/recall", response_model=RecallResponse, dependencies=reading)
     def recall(request: RecallRequest) -> RecallResponse:
         """One candidate list per history row: 4 interests, one Milvus search, merged top_k."""
-        if len(request.hist_item) > limit:
-            rows = len(request.hist_item)
-            raise HTTPException(413, f"at most {limit} rows per request, got {rows}")
+        check_limits(request, settings)
         found = core.recaller.recall(request.hist_item, request.top_k)
         version = found[0].model_version if found else core.model.version
         return RecallResponse(
@@ -68,16 +105,21 @@ def create_api(core: Core) -> FastAPI:
                      for c in found],
         )
 
-    @api.get("/count")
+    @api.get("/count", dependencies=reading)
     def count() -> dict[str, int]:
         """How many items Milvus holds."""
         return {"count": core.index.count()}
 
-    @api.post("/drop")
+    @api.post("/drop", dependencies=mutating)
     def drop() -> dict[str, bool]:
         """Remove every item from Milvus."""
         core.index.drop()
         return {"dropped": True}
+
+    if settings.api_token is not None:  # outermost: no body is read for a caller without it
+        paths = {route.path for route in api.routes
+                 if isinstance(route, APIRoute) and route.dependencies == guard}
+        api.add_middleware(TokenGate, token=settings.api_token, paths=paths)
 
     return api
 

@@ -11,6 +11,7 @@ from model.serving import InterestModel
 from streams.history import HistoryStore
 from streams.index import ItemIndex
 from streams.recaller import Recaller
+from streams.security import redact_url
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,17 +58,19 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
     with ExitStack() as stack:
         model = InterestModel.load(settings.model_dir, device=settings.device)
         check_model(model, settings)
-        index = ItemIndex(
-            settings.milvus_uri, settings.milvus_collection, model.dim, settings.milvus_index
-        )
-        index.start()
+        index = ItemIndex(settings.milvus_uri, settings.milvus_collection, model.dim,
+                          settings.milvus_index, token=settings.milvus_token)
         stack.callback(index.close)
+        index.start()
         history = None
         if with_history:
-            history = HistoryStore(settings.redis_url, history_len=settings.history_len)
-            history.start()
+            history = HistoryStore(settings.redis_url, history_len=settings.history_len,
+                                   username=settings.redis_username,
+                                   password=settings.redis_password)
             stack.callback(history.close)
+            history.start()
         recaller = Recaller(model, index, settings.top_k)
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
-                 settings.milvus_uri, settings.redis_url if with_history else "no redis")
+                 redact_url(settings.milvus_uri),
+                 redact_url(settings.redis_url) if with_history else "no redis")
         yield Core(settings, model, index, history, recaller)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import redis
+from pydantic import SecretStr
 
 from streams.errors import ServiceUnavailable
 
@@ -120,13 +121,15 @@ class HistoryStore:
     """Sync Redis client for histories (run it in an executor from async code)."""
 
     def __init__(self, url: str, *, history_len: int = 10, prefix: str = "hist:",
-                 ttl_s: float | None = None, timeout_s: float = 5.0) -> None:
+                 ttl_s: float | None = None, timeout_s: float = 5.0,
+                 username: str | None = None, password: SecretStr | None = None) -> None:
         self.url = url
         self.history_len = history_len
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000) if ttl_s else 0
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        self._client = redis.Redis.from_url(  # credentials inside `url` win over these
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, username=username,
+            password=password.get_secret_value() if password is not None else None,
         )
         self._append = self._client.register_script(APPEND_LUA)
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from pydantic import SecretStr
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.exceptions import ConnectError, MilvusUnavailableException
 
@@ -64,7 +65,7 @@ class ItemIndex:
     """One Milvus collection of item vectors (int64 `item_id`, FLOAT_VECTOR `vector`, metric IP)."""
 
     def __init__(self, uri: str, collection: str, dim: int, index_type: str = "FLAT",
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, token: SecretStr | None = None) -> None:
         if index_type not in INDEX_PARAMS:
             raise ValueError(f"index_type must be one of {sorted(INDEX_PARAMS)}, got {index_type}")
         self.uri = uri
@@ -72,6 +73,7 @@ class ItemIndex:
         self.dim = dim
         self.index_type = index_type
         self.timeout_s = timeout_s
+        self._token = token  # 'user:password' or an API key; None: no authentication
         self._client: MilvusClient | None = None
 
     @property
@@ -83,7 +85,8 @@ class ItemIndex:
     def start(self) -> None:
         """Connect, ping with a cheap call, create the collection if missing and load it."""
         with _unavailable("connect"):
-            self._client = MilvusClient(self.uri, timeout=self.timeout_s)
+            token = self._token.get_secret_value() if self._token is not None else ""
+            self._client = MilvusClient(self.uri, token=token, timeout=self.timeout_s)
             self._client.list_collections()
             self._ensure()
 

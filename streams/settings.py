@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     max_api_batch: int = Field(1024, ge=1, description="most rows in one /recall request")
     max_api_history: int = Field(200, ge=1, description="most item ids in one /recall row")
     max_api_body_bytes: int = Field(1 << 20, ge=1024, description="largest HTTP request body")
+    max_api_results: int = Field(
+        100_000, ge=1, description="most rows x top_k in one /recall request (its cost)")
 
     # input validation (before any state changes)
     max_user_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest user id")

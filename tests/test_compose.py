@@ -1,4 +1,5 @@
-"""docker-compose.yml: valid against the Compose spec, complete, configured only via Settings."""
+"""docker-compose.yml: valid against the Compose spec, complete, configured only via Settings,
+only the API published, every credential from .env (placeholders in .env.example)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from streams.security import faust_broker_credentials, kafka_python_kwargs, redis_kwargs
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 EXPECTED = {"kafka", "kafka-init", "redis", "etcd", "minio", "milvus", "worker", "api"}
 FIELDS = {name.upper() for name in Settings.model_fields}
@@ -23,6 +26,38 @@ FIELDS = {name.upper() for name in Settings.model_fields}
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?:(:\?|:-)([^}]*))?\}")
+SECRET_KEY = re.compile(r"PASSWORD|TOKEN$|SECRET|ACCESS_KEY|REDISCLI_AUTH|JAAS")
+
+
+def example_env() -> dict[str, str]:
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} (which fails when VAR is unset)."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.groups()
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise KeyError(f"{name}: {arg}")
+        return arg if op == ":-" else ""
+
+    return VARIABLE.sub(one, text)
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return [node] if isinstance(node, str) else []
 
 
 def env_of(service: dict[str, Any]) -> dict[str, str]:
@@ -49,7 +84,7 @@ def test_every_expected_service_is_there(compose: dict[str, Any]) -> None:
     assert services["milvus"]["command"] == ["milvus", "run", "standalone"]
     assert "apache/kafka" in services["kafka"]["image"]
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--appendonly" in " ".join(services["redis"]["command"])
 
 
 def test_recall_variables_are_settings_fields(compose: dict[str, Any]) -> None:
@@ -61,6 +96,7 @@ def test_recall_variables_are_settings_fields(compose: dict[str, Any]) -> None:
         for key, value in env_of(service).items():
             if key.startswith("RECALL_"):
                 field = key.removeprefix("RECALL_").lower()
+                value = interpolate(value, example_env())
                 Settings.model_validate({field: value})  # the value parses as that field
                 assert value, f"{name}: empty {key}"
 
@@ -102,3 +138,86 @@ def test_dockerfile_chooses_paddle_build() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "ARG PADDLE_PACKAGE=paddlepaddle" in text
     assert '"${PADDLE_PACKAGE}==${PADDLE_VERSION}"' in text
+
+
+def test_only_the_api_publishes_a_port_on_loopback_by_default(compose: dict[str, Any]) -> None:
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"api"}
+    for service in compose["services"].values():
+        assert "network_mode" not in service  # host networking would publish everything
+    (port,) = compose["services"]["api"]["ports"]
+    assert interpolate(port, {}) == "127.0.0.1:8000:8000"
+    assert interpolate(port, example_env()) == "127.0.0.1:8000:8000"
+
+
+def test_no_literal_secret_in_the_compose_file(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for key, value in env_of(service).items():
+            if SECRET_KEY.search(key):
+                required = [m for m in VARIABLE.finditer(value) if m.group(2) == ":?"]
+                assert required, f"{name}: {key} is not a required ${{VAR:?}} variable"
+    text = "\n".join(strings(compose))
+    for match in re.finditer(r'(?:password=|--requirepass )\\?"?([^"\\\s;]+)', text):
+        assert match.group(1).startswith("$"), f"literal secret: {match.group(0)}"
+    assert "minioadmin" not in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_every_variable_comes_from_the_env_file(compose: dict[str, Any]) -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    required = {m.group(1) for m in VARIABLE.finditer(text) if m.group(2) == ":?"}
+    example = example_env()
+    assert required <= set(example), f"not in .env.example: {sorted(required - set(example))}"
+    for name in required:
+        if SECRET_KEY.search(name):
+            assert example[name].startswith("change-me"), f"{name} is not a placeholder"
+    with pytest.raises(KeyError, match="set RECALL_REDIS_PASSWORD in .env"):
+        interpolate(text, {k: v for k, v in example.items() if k != "RECALL_REDIS_PASSWORD"})
+    interpolate(text, example)  # complete with every variable of .env.example
+    assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def settings_of(service: dict[str, Any]) -> Settings:
+    env = {key.removeprefix("RECALL_").lower(): interpolate(value, example_env())
+           for key, value in env_of(service).items() if key.startswith("RECALL_")}
+    return Settings.model_validate(env)
+
+
+def test_clients_get_the_credentials_they_use(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    example = example_env()
+    worker = settings_of(services["worker"])
+    assert kafka_python_kwargs(worker) == {
+        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": example["RECALL_KAFKA_SASL_USERNAME"],
+        "sasl_plain_password": example["RECALL_KAFKA_SASL_PASSWORD"]}
+    assert faust_broker_credentials(worker) is not None
+    assert redis_kwargs(worker) == {"password": example["RECALL_REDIS_PASSWORD"]}
+    milvus_token = f"root:{example['MILVUS_ROOT_PASSWORD']}"
+    api = settings_of(services["api"])
+    for settings in (worker, api):
+        assert settings.milvus_token is not None
+        assert settings.milvus_token.get_secret_value() == milvus_token
+    assert api.api_token is not None
+    assert api.api_token.get_secret_value() == example["RECALL_API_TOKEN"]
+    for tool in ("publish-items", "replay", "follow"):
+        assert kafka_python_kwargs(settings_of(services[tool]))["security_protocol"] == (
+            "SASL_PLAINTEXT")
+
+
+def test_servers_require_the_credentials(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    example = example_env()
+    kafka = {k: interpolate(v, example) for k, v in env_of(services["kafka"]).items()}
+    protocols = dict(p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert "PLAIN" in kafka["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+    jaas = kafka["KAFKA_LISTENER_NAME_CLIENT_PLAIN_SASL_JAAS_CONFIG"]
+    user, password = example["RECALL_KAFKA_SASL_USERNAME"], example["RECALL_KAFKA_SASL_PASSWORD"]
+    assert f'user_{user}="{password}"' in jaas and jaas.endswith(";")
+    assert "--command-config" in " ".join(services["kafka-init"]["command"])
+    redis = services["redis"]
+    assert '--requirepass "$$REDISCLI_AUTH"' in " ".join(redis["command"])
+    assert env_of(redis)["REDISCLI_AUTH"].startswith("${RECALL_REDIS_PASSWORD:?")
+    milvus = env_of(services["milvus"])
+    assert milvus["COMMON_SECURITY_AUTHORIZATIONENABLED"] == "true"
+    assert milvus["COMMON_SECURITY_DEFAULTROOTPASSWORD"].startswith("${MILVUS_ROOT_PASSWORD:?")

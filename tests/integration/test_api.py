@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from streams.api import create_api
 from streams.core import Core, open_core
@@ -48,6 +51,13 @@ def test_insert_count_recall_drop(api: tuple[TestClient, Core]) -> None:
         ({"top_k": 0, "hist_item": [[1]]}, 422, "greater than or equal to 1"),
         ({"top_k": 5000, "hist_item": [[1]]}, 422, "less than or equal to 1000"),
         ({"top_k": 10, "hist_item": [[1]] * 2000}, 413, "at most 1024 rows"),
+        ({"top_k": 10, "hist_item": [[-1]]}, 422, "greater than 0"),
+        ({"top_k": 10, "hist_item": [[2**63]]}, 422, "less than or equal to 9223372036854775807"),
+        ({"top_k": 10, "hist_item": [[1, 2**70]]}, 422, "less than or equal to"),
+        ({"top_k": 10, "hist_item": [[1]] + [list(range(1, 20_001))]}, 422,
+         "hist_item[1]: at most 200 item ids per row, got 20000"),
+        ({"top_k": 2**64, "hist_item": [[1]]}, 422, "less than or equal to 1000"),
+        ({"top_k": 1000, "hist_item": [[1]] * 101}, 413, "RECALL_MAX_API_RESULTS"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(
@@ -63,3 +73,104 @@ def test_docs_are_served(api: tuple[TestClient, Core]) -> None:
     client, _ = api
     assert client.get("/docs").status_code == 200
     assert "/recall" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_inputs_of_the_report_get_4xx_never_500(api: tuple[TestClient, Core]) -> None:
+    """ids 2**63 and 2**70, a 20,000-item row, a 50 MB body (sized and chunked)."""
+    client, _ = api
+    for row in ([2**63], [2**70], list(range(1, 20_001))):
+        assert client.post("/recall", json={"hist_item": [row]}).status_code == 422
+    big = json.dumps({"top_k": 10, "hist_item": [[1] * 25_000_000]}).encode()  # 50 MB
+    assert len(big) >= 50_000_000
+    response = client.post("/recall", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+    def chunked() -> Iterator[bytes]:
+        yield b'{"hist_item": [['
+        for _ in range(50_000):
+            yield b"1," * 500
+        yield b"1]]}"
+
+    response = client.post("/recall", content=chunked(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_max_item_id_setting_bounds_ids(core_settings: Settings) -> None:
+    settings = core_settings.model_copy(update={"max_item_id": 10_000, "max_api_history": 3})
+    with open_core(settings, with_history=False) as core, TestClient(create_api(core)) as client:
+        try:
+            ok = client.post("/recall", json={"hist_item": [[1, 10_000]]})
+            assert ok.status_code == 200
+            too_big = client.post("/recall", json={"hist_item": [[1, 10_001]]})
+            assert too_big.status_code == 422 and "at most 10000" in too_big.text
+            assert client.post("/recall", json={"hist_item": [[1, 2, 3, 4]]}).status_code == 422
+        finally:
+            core.index.destroy()
+
+
+TOKEN = "tok-5f1e2d3c4b5a"
+
+
+@pytest.fixture()
+def guarded(core_settings: Settings, caplog: pytest.LogCaptureFixture,
+            request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    settings = core_settings.model_copy(
+        update={"api_token": SecretStr(TOKEN), "api_token_all": request.param})
+    caplog.set_level(logging.DEBUG)
+    with open_core(settings, with_history=False) as core, TestClient(create_api(core)) as c:
+        try:
+            yield c
+        finally:
+            core.index.destroy()
+
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+KEY = {"X-API-Key": TOKEN}
+RECALL = {"hist_item": [[1, 2]]}
+
+
+@pytest.mark.parametrize("guarded", [False], indirect=True)
+def test_token_protects_insert_and_drop(guarded: TestClient,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    client = guarded
+    for path in ("/insert", "/drop"):
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"X-API-Key": "nope"}):
+            response = client.post(path, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/count").json() == {"count": 0}  # nothing was inserted
+    assert client.post("/insert", headers=BEARER).json()["inserted"] > 0
+    assert client.post("/recall", json=RECALL).status_code == 200  # reads stay open
+    assert client.get("/count").json()["count"] > 0
+    assert client.post("/drop", headers=KEY).json() == {"dropped": True}
+    assert TOKEN not in caplog.text
+    assert "unprotected" not in caplog.text
+
+
+@pytest.mark.parametrize("guarded", [True], indirect=True)
+def test_token_all_protects_every_call_but_health(guarded: TestClient,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    client = guarded
+    assert client.get("/health").status_code == 200
+    assert client.get("/count").status_code == 401
+    assert client.post("/recall", json=RECALL).status_code == 401
+    assert client.get("/count", headers=KEY).status_code == 200
+    assert client.post("/recall", json=RECALL, headers=BEARER).status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    for path, method in (("/insert", "post"), ("/drop", "post"), ("/recall", "post"),
+                         ("/count", "get")):
+        assert {"bearer": []} in schema["paths"][path][method]["security"], path
+    assert "security" not in schema["paths"]["/health"]["get"]
+    assert TOKEN not in caplog.text and TOKEN not in json.dumps(schema)
+
+
+def test_no_token_warns_at_start(core_settings: Settings,
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    with open_core(core_settings, with_history=False) as core:
+        try:
+            create_api(core)
+        finally:
+            core.index.destroy()
+    assert "RECALL_API_TOKEN is not set: /insert and /drop are unprotected" in caplog.text
