@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import redis
 from pydantic import SecretStr
 
-from streams.errors import ServiceUnavailable
+from streams.errors import InvalidRequest, ServiceUnavailable
 
 # One hash per user at `{prefix}{user_id}`:
 #   h      -> "ts seq item;ts seq item;..." the last `history_len` clicks, oldest first by
@@ -111,8 +111,11 @@ def parse_history(raw: bytes | str | None) -> list[int]:
 
 @contextmanager
 def _unavailable(what: str) -> Iterator[None]:
+    """Outages become ServiceUnavailable (retried); refused credentials InvalidRequest."""
     try:
         yield
+    except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+        raise InvalidRequest(f"redis refused {what}: {exc} (check RECALL_REDIS_*)") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise ServiceUnavailable(f"redis {what} failed: {exc}") from exc
 

@@ -30,7 +30,9 @@ FIRST_DELAY_S = 0.2
 
 def is_retriable(exc: BaseException) -> bool:
     """Server outages are retried; anything else is a fault of the messages (or of the code)."""
-    return (isinstance(exc, RecallError) and exc.retriable) or isinstance(exc, TRANSIENT)
+    if isinstance(exc, RecallError):
+        return exc.retriable
+    return isinstance(exc, TRANSIENT) and not isinstance(exc, redis.AuthenticationError)
 
 
 def is_kafka_outage(exc: BaseException) -> bool:

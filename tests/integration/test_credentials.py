@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from harness.stack import free_ports, redis_bin
 from streams.core import open_core
-from streams.errors import ServiceUnavailable
+from streams.errors import InvalidRequest
 from streams.history import ClickAt, HistoryStore
 from streams.settings import Settings
 
@@ -71,8 +71,9 @@ def test_history_store_without_the_right_credentials_fails_at_start(
     store = HistoryStore(protected_redis, username=username,
                          password=SecretStr(password) if password else None)
     try:
-        with pytest.raises((ServiceUnavailable, redis.RedisError)):
+        with pytest.raises(InvalidRequest) as info:  # refused credentials are no outage
             store.start()
+        assert not info.value.retriable
     finally:
         store.close()
 
