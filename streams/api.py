@@ -13,8 +13,12 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from streams import logs
 from streams.api_guard import BodyLimit, TokenGate, add_error_handlers, token_dependency
+from streams.api_observe import add_observability, api_readiness, watch_metrics
 from streams.core import Core, open_core
+from streams.health import Readiness
+from streams.metrics import ApiMetrics
 from streams.settings import INT64_MAX, Settings
 
 log = logging.getLogger(__name__)
@@ -64,9 +68,11 @@ class RecallResponse(BaseModel):
     results: list[Candidates]
 
 
-def create_api(core: Core) -> FastAPI:
+def create_api(core: Core, metrics: ApiMetrics | None = None,
+               readiness: Readiness | None = None) -> FastAPI:
     """The FastAPI app over an open core; interactive docs at /docs."""
     settings = core.settings
+    metrics = metrics if metrics is not None else ApiMetrics()
     guard: list[Any] = []
     if settings.api_token is None:
         log.warning("RECALL_API_TOKEN is not set: /insert and /drop are unprotected; "
@@ -97,7 +103,10 @@ def create_api(core: Core) -> FastAPI:
     def recall(request: RecallRequest) -> RecallResponse:
         """One candidate list per history row: 4 interests, one Milvus search, merged top_k."""
         check_limits(request, settings)
-        found = core.recaller.recall(request.hist_item, request.top_k)
+        timings: dict[str, float] = {}
+        found = core.recaller.recall(request.hist_item, request.top_k, timings=timings)
+        metrics.observe_stages(timings)
+        metrics.recalled(sum(c.source == "popular" for c in found), sum(c.skipped for c in found))
         version = found[0].model_version if found else core.model.version
         return RecallResponse(
             model_version=version,
@@ -120,7 +129,7 @@ def create_api(core: Core) -> FastAPI:
         paths = {route.path for route in api.routes
                  if isinstance(route, APIRoute) and route.dependencies == guard}
         api.add_middleware(TokenGate, token=settings.api_token, paths=paths)
-
+    add_observability(api, core, metrics, readiness or api_readiness(core))
     return api
 
 
@@ -148,14 +157,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=defaults.api_port, help="env RECALL_API_PORT")
     args = parser.parse_args(argv)
     settings = defaults.model_copy(update={"api_host": args.host, "api_port": args.port})
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_format)
     stop = threading.Event()
     with open_core(settings, with_history=False) as core:
+        metrics, readiness = ApiMetrics(), api_readiness(core)
         watch_models(core, stop)
+        watch_metrics(core, metrics, readiness, stop)
         try:
-            uvicorn.run(create_api(core), host=settings.api_host, port=settings.api_port)
+            uvicorn.run(create_api(core, metrics, readiness), host=settings.api_host,
+                        port=settings.api_port, log_config=logs.logging_config(settings.log_format))
         finally:
             stop.set()
+            readiness.close()
 
 
 if __name__ == "__main__":

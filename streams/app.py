@@ -41,7 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=max(500, settings.batch_size),
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         producer_linger_ms=1,
-        web_enabled=False,
+        web_enabled=settings.worker_web_port > 0,  # /metrics, /healthz, /readyz (observe.py)
+        web_port=settings.worker_web_port or None,
+        web_bind=settings.worker_web_host,
         datadir=f"{settings.stack_dir}/faust-{settings.consumer_group}",  # Faust's local state
     )
 

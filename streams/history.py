@@ -148,6 +148,11 @@ class HistoryStore:
     def close(self) -> None:
         self._client.close()
 
+    def ping(self) -> None:
+        """One round trip to Redis (readiness); raises ServiceUnavailable when it is away."""
+        with _unavailable("ping"):
+            self._client.ping()
+
     def append(self, clicks: Iterable[ClickAt]) -> dict[int, list[int]]:
         """Apply a batch of clicks in one EVALSHA; return each touched user's history."""
         index: dict[int, int] = {}

@@ -90,6 +90,12 @@ class ItemIndex:
             self._client.list_collections()
             self._ensure()
 
+    def ping(self) -> None:
+        """One cheap call to Milvus (readiness): is the collection there?"""
+        with _unavailable("ping"):
+            if not self.client.has_collection(self.collection):
+                raise ServiceUnavailable(f"milvus has no collection {self.collection}")
+
     def close(self) -> None:
         try:
             if self._client is not None:

@@ -47,6 +47,7 @@ class Output:
     records: list[KeyValue] = field(default_factory=list)
     dead: list[KeyValue] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # added to the worker's stats
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of the step
 
 
 class History(Protocol):
@@ -89,7 +90,8 @@ def dead_letter(message: RawMessage, reason: str,
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[:MAX_REASON_CHARS] + "...(cut)"
     log.warning(
-        "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
+        "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason,
+        extra={"topic": message.topic, "partition": message.partition, "offset": message.offset},
     )
     value = message.value or b""
     text, truncated = excerpt(value, excerpt_bytes)
@@ -139,16 +141,20 @@ class ClickPipeline:
 
     def process(self, messages: Sequence[RawMessage]) -> Output:
         out = Output()
+        started = time.perf_counter()
         epoch = self._epoch(messages, out)
         clicks = [
             ClickAt(c.user_id, c.item_id, float(c.ts), m.partition, m.offset, epoch)
             for m, c in parse_all(messages, Click, out, self.limits, self.excerpt_bytes)
         ]
+        parsed = time.perf_counter()
+        out.timings["parse"] = parsed - started
         if not clicks:
             return out
         histories = self.history.append(clicks)  # user -> items, oldest first
+        out.timings["redis"] = time.perf_counter() - parsed
         users = sorted(histories)
-        recalled = self.recaller.recall([histories[u] for u in users])
+        recalled = self.recaller.recall([histories[u] for u in users], timings=out.timings)
         candidates = dict(zip(users, recalled, strict=True))
         out.counts["history_items_without_vector"] = sum(c.skipped for c in recalled)
         out.counts["popular_fallbacks"] = sum(c.source == "popular" for c in recalled)

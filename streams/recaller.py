@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,15 +80,23 @@ class Recaller:
         self._lock = threading.Lock()  # one batch at a time through the model and the index
 
     def recall(
-        self, histories: Sequence[Sequence[int]], top_k: int | None = None
+        self, histories: Sequence[Sequence[int]], top_k: int | None = None,
+        timings: MutableMapping[str, float] | None = None,
     ) -> list[Candidates]:
-        """One model call and one index search for the whole batch; one Candidates per history."""
+        """One model call and one index search for the whole batch; one Candidates per history.
+
+        `timings`, when given, receives the seconds spent in "model", "search" and "merge".
+        """
         k = top_k or self.top_k
         if not histories:
             return []
+        spent = timings if timings is not None else {}
         with self._lock:
             model = self.model
+            started = time.perf_counter()
             vectors, skipped = model.interests(histories)  # [B, K, D], [B]
+            searched = time.perf_counter()
+            spent["model"] = searched - started
             batch, interests, dim = vectors.shape
             usable = np.abs(vectors).reshape(batch, -1).sum(axis=1) > 0  # [B]
             # Ask each interest for k + |history| so k remain after history items are removed.
@@ -101,6 +110,8 @@ class Recaller:
                 ids[usable] = found_ids.reshape(-1, interests, per_interest)
                 scores[usable] = found_scores.reshape(-1, interests, per_interest)
             version = model.version
+            merging = time.perf_counter()
+            spent["search"] = merging - searched
             popular = model.popular(k + per_interest) if not usable.all() else []
         merged = merge(ids, scores, histories, k)
         out = []
@@ -112,4 +123,5 @@ class Recaller:
                 items = [i for i in popular if i not in seen][:k]
                 out.append(Candidates(items, [0.0] * len(items), version, "popular",
                                       int(skipped[row])))
+        spent["merge"] = time.perf_counter() - merging
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -79,7 +81,18 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(10.0, gt=0, description="consumer group session timeout")
     heartbeat_interval_s: float = Field(1.0, gt=0, description="consumer group heartbeat")
     rebalance_timeout_s: float = Field(10.0, gt=0, description="consumer group rebalance timeout")
-    worker_web_port: int = 6066
+    worker_web_host: str = Field(
+        "127.0.0.1", description="address of the worker's /metrics, /healthz and /readyz")
+    worker_web_port: int = Field(
+        6066, ge=0, le=65535, description="port of the worker's metrics and health server (0: off)")
+
+    # observability
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text lines, or one JSON object per line (with topic/partition/offset)")
+    metrics_interval_s: float = Field(
+        5.0, gt=0, description="how often consumer lag, items in Milvus and readiness are sampled")
+    readiness_timeout_s: float = Field(
+        3.0, gt=0, description="longest wait for one /readyz check of a server")
 
     # model
     model_dir: str = Field("artifacts/model", description="exported MIND model directory")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import faust
 
+from streams import logs, observe
 from streams.agents import recommend, reload_model, upsert_items
 from streams.app import create_app, topics
 from streams.core import open_core
 from streams.epochs import LogEpochs, TopicIds
+from streams.metrics import WorkerMetrics
 from streams.pipeline import ClickPipeline, ItemPipeline
 from streams.records import Limits
 from streams.settings import Settings
-from streams.stats import Stats
 
 
 def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Namespace:
@@ -44,9 +44,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         update={"kafka_bootstrap": args.bootstrap, "model_dir": args.model_dir,
                 "device": args.device}
     )
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stats = Stats()
+    logs.configure(settings.log_format, args.log_level)
+    metrics = WorkerMetrics()
     # One thread runs every blocking step (Redis, model, Milvus): the event loop stays free
     # for heartbeats and fetches, and batches never race each other on the model.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-batch")
@@ -63,10 +62,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                                    LogEpochs(topic_ids), excerpt)
             items = ItemPipeline(core.index, core.model,
                                  Limits.from_settings(settings, core.model.dim), excerpt)
-            recommend.attach(app, channels, clicks, executor, settings, stats)
-            upsert_items.attach(app, channels, items, executor, settings, stats)
-            reload_model.attach(app, core, executor, stats)
-            worker = faust.Worker(app, loglevel=args.log_level, redirect_stdouts=False)
+            recommend.attach(app, channels, clicks, executor, settings, metrics)
+            upsert_items.attach(app, channels, items, executor, settings, metrics)
+            reload_model.attach(app, core, executor, metrics)
+            observe.attach(app, core, settings, metrics, stack)
+            worker = faust.Worker(app, loglevel=args.log_level, redirect_stdouts=False,
+                                  logging_config=logs.logging_config(settings.log_format,
+                                                                     args.log_level))
             worker.execute_from_commandline()
     finally:
         executor.shutdown(wait=False, cancel_futures=True)

@@ -12,14 +12,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from typing import Any
 
 import faust
 import redis
 from aiokafka.errors import KafkaTimeoutError, ProducerClosed
 
 from streams.errors import RecallError
+from streams.logs import batch_fields
+from streams.metrics import WorkerMetrics
 from streams.pipeline import KeyValue, Output, RawMessage, dead_letter
-from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ def raw_messages(events: Sequence[faust.EventT]) -> list[RawMessage]:
 
 
 async def run_step(
-    step: Step, messages: Sequence[RawMessage], executor: Executor, max_delay: float = 5.0
+    step: Step, messages: Sequence[RawMessage], executor: Executor, max_delay: float = 5.0,
+    metrics: WorkerMetrics | None = None,
 ) -> Output:
     """Run `step` in the executor; retry outages, isolate a poison message by bisection."""
     loop = asyncio.get_running_loop()
@@ -75,23 +78,29 @@ async def run_step(
         except Exception as exc:
             if is_retriable(exc):
                 log.warning("batch of %d waits for a server: %r; retry in %.1fs",
-                            len(messages), exc, backoff.delay)
+                            len(messages), exc, backoff.delay, extra=batch_fields(messages))
+                if metrics is not None:
+                    metrics.retry(exc, first=backoff.delay == FIRST_DELAY_S)
                 await backoff.wait()
                 continue
             if len(messages) == 1:
                 return Output(dead=[dead_letter(messages[0], f"processing failed: {exc!r}")])
             log.error("batch of %d failed (%r); splitting it to find the bad message",
-                      len(messages), exc)
+                      len(messages), exc, extra=batch_fields(messages))
             half = len(messages) // 2
-            left = await run_step(step, messages[:half], executor, max_delay)
-            right = await run_step(step, messages[half:], executor, max_delay)
-            counts = {k: left.counts.get(k, 0) + right.counts.get(k, 0)
-                      for k in left.counts.keys() | right.counts.keys()}
-            return Output(left.records + right.records, left.dead + right.dead, counts)
+            left = await run_step(step, messages[:half], executor, max_delay, metrics)
+            right = await run_step(step, messages[half:], executor, max_delay, metrics)
+            return Output(left.records + right.records, left.dead + right.dead,
+                          _sum(left.counts, right.counts), _sum(left.timings, right.timings))
+
+
+def _sum(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
 
 
 async def publish(
-    topic: faust.TopicT, records: Sequence[KeyValue], max_bytes: int, max_delay: float = 5.0
+    topic: faust.TopicT, records: Sequence[KeyValue], max_bytes: int, max_delay: float = 5.0,
+    metrics: WorkerMetrics | None = None,
 ) -> list[tuple[KeyValue, str]]:
     """Send records and wait until the broker has them all (offsets are acked only after this).
 
@@ -120,7 +129,10 @@ async def publish(
                 _sort(record, exc, retry, failed)
         if retry:
             log.warning("%d records wait for the broker on %s; retry in %.1fs",
-                        len(retry), topic.get_topic_name(), backoff.delay)
+                        len(retry), topic.get_topic_name(), backoff.delay,
+                        extra={"topic": topic.get_topic_name()})
+            if metrics is not None:
+                metrics.retry(ConnectionError("broker"), backoff.delay == FIRST_DELAY_S, "kafka")
             await backoff.wait()
         todo = retry
     return failed
@@ -145,18 +157,19 @@ def unsendable(topic: str, failed: Sequence[tuple[KeyValue, str]]) -> list[KeyVa
 
 async def deliver(
     out: Output, output: faust.TopicT | None, dead: faust.TopicT, max_bytes: int,
-    max_delay: float, stats: Stats,
+    max_delay: float, metrics: WorkerMetrics,
 ) -> None:
     """Publish a batch's records to `output` and its dead letters; never raises for a record.
 
     A record that cannot be sent becomes a small dead letter; a dead letter that cannot be
     sent either is logged and counted. Both leave the batch's offsets free to advance.
     """
-    failed = await publish(output, out.records, max_bytes, max_delay) if output else []
+    failed = await publish(output, out.records, max_bytes, max_delay, metrics) if output else []
     letters = out.dead + unsendable(output.get_topic_name(), failed) if output else out.dead
-    lost = await publish(dead, letters, max_bytes, max_delay)
+    lost = await publish(dead, letters, max_bytes, max_delay, metrics)
     for (_, value), reason in lost:
         log.error("dead letter of %d bytes not published either: %s", len(value), reason)
-    stats.add("unpublishable_records", len(failed))
-    stats.add("dead_letters", len(letters) - len(lost))
-    stats.add("dead_letters_lost", len(lost))
+    published = list(letters)
+    for record, _ in lost:
+        published.remove(record)
+    metrics.delivered(published, len(lost), len(failed))

@@ -9,9 +9,9 @@ from concurrent.futures import Executor
 import faust
 
 from streams.agents.batches import deliver, raw_messages, run_step
+from streams.metrics import WorkerMetrics
 from streams.pipeline import ClickPipeline
 from streams.settings import Settings
-from streams.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def attach(
     pipeline: ClickPipeline,
     executor: Executor,
     settings: Settings,
-    stats: Stats,
+    metrics: WorkerMetrics,
 ) -> faust.types.AgentT:
     """Register the agent on `app`; events are acked (and later committed) after publishing."""
 
@@ -33,18 +33,14 @@ def attach(
         async for events in batches:
             messages = raw_messages(events)
             log.debug("batch of %d clicks", len(messages))
-            started = time.perf_counter()
             out = await run_step(pipeline.process, messages, executor,
-                                 settings.retry_max_delay_s)
+                                 settings.retry_max_delay_s, metrics)
             stepped = time.perf_counter()
             await deliver(out, topics["recs"], topics["dead"], settings.max_message_bytes,
-                          settings.retry_max_delay_s, stats)
-            stats.observe("click_step_ms", 1000 * (stepped - started))
-            stats.observe("click_publish_ms", 1000 * (time.perf_counter() - stepped))
-            stats.observe("clicks_per_batch", len(messages))
-            stats.add("clicks", len(messages))
-            stats.add("recommendations", len(out.records))
-            for name, count in out.counts.items():
-                stats.add(name, count)
+                          settings.retry_max_delay_s, metrics)
+            out.timings["publish"] = time.perf_counter() - stepped
+            now = time.time()
+            ages = [now - e.message.timestamp for e in events if e.message.timestamp]
+            metrics.click_batch(len(messages), len(out.records), out.timings, out.counts, ages)
 
     return recommend

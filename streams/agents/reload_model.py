@@ -9,12 +9,12 @@ from concurrent.futures import Executor
 import faust
 
 from streams.core import Core
-from streams.stats import Stats
+from streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
 
-def attach(app: faust.App, core: Core, executor: Executor, stats: Stats) -> None:
+def attach(app: faust.App, core: Core, executor: Executor, metrics: WorkerMetrics) -> None:
     """Look for a newer model every reload_interval_s; log the counters at the same pace."""
 
     @app.timer(core.settings.reload_interval_s, name="reload_model")
@@ -23,7 +23,7 @@ def attach(app: faust.App, core: Core, executor: Executor, stats: Stats) -> None
         try:
             # The batch executor serialises this with click batches: no batch sees a half swap.
             if await loop.run_in_executor(executor, core.reload_model):
-                stats.add("model_reloads")
+                metrics.reloaded(core.model.version)
         except Exception as exc:  # a broken export must not stop the worker
             log.error("model reload failed, keeping %s: %r", core.model.version, exc)
-        log.info("stats: %s", stats.report())
+        log.info("stats: %s", metrics.report())

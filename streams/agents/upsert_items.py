@@ -7,9 +7,9 @@ from concurrent.futures import Executor
 import faust
 
 from streams.agents.batches import deliver, raw_messages, run_step
+from streams.metrics import WorkerMetrics
 from streams.pipeline import ItemPipeline
 from streams.settings import Settings
-from streams.stats import Stats
 
 
 def attach(
@@ -18,7 +18,7 @@ def attach(
     pipeline: ItemPipeline,
     executor: Executor,
     settings: Settings,
-    stats: Stats,
+    metrics: WorkerMetrics,
 ) -> faust.types.AgentT:
     """Register the agent on `app`; bad item records go to the dead-letter topic."""
 
@@ -29,9 +29,9 @@ def attach(
         async for events in batches:
             messages = raw_messages(events)
             out = await run_step(pipeline.process, messages, executor,
-                                 settings.retry_max_delay_s)
+                                 settings.retry_max_delay_s, metrics)
             await deliver(out, None, topics["dead"], settings.max_message_bytes,
-                          settings.retry_max_delay_s, stats)
-            stats.add("items", len(messages) - len(out.dead))
+                          settings.retry_max_delay_s, metrics)
+            metrics.item_batch(len(messages), len(messages) - len(out.dead))
 
     return upsert_items

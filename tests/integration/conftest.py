@@ -115,8 +115,10 @@ def worker(core_settings: Settings, model_dir: Path, tmp_path: Path) -> Iterator
     """A worker process on its own copy of the model (the test exports a newer one into it)."""
     own_model = tmp_path / "model"
     shutil.copytree(model_dir, own_model)
+    (web_port,) = free_ports(1)
     settings = core_settings.model_copy(update={
-        "model_dir": str(own_model), "consumer_group": f"worker-{tmp_path.name}"})
+        "model_dir": str(own_model), "consumer_group": f"worker-{tmp_path.name}",
+        "worker_web_port": web_port, "metrics_interval_s": 1.0})
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], stdout=log,
                             stderr=subprocess.STDOUT, env=to_env(settings) | {"PATH": "/usr/bin"})
