@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
-EXPECTED = {"kafka", "kafka-init", "redis", "etcd", "minio", "milvus", "worker", "api"}
+EXPECTED = {"kafka", "kafka-init", "redis", "etcd", "minio", "milvus", "worker", "api",
+            "prometheus", "grafana"}
+DEPLOY = ROOT / "deploy"
 FIELDS = {name.upper() for name in Settings.model_fields}
 
 
@@ -119,7 +121,8 @@ def test_worker_and_api_point_at_compose_hosts(compose: dict[str, Any]) -> None:
 
 def test_healthchecks_and_gpu_reservation(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("kafka", "redis", "etcd", "minio", "milvus", "api"):
+    for name in ("kafka", "redis", "etcd", "minio", "milvus", "worker", "api", "prometheus",
+                 "grafana"):
         assert services[name]["healthcheck"]["test"], name
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
@@ -140,14 +143,47 @@ def test_dockerfile_chooses_paddle_build() -> None:
     assert '"${PADDLE_PACKAGE}==${PADDLE_VERSION}"' in text
 
 
-def test_only_the_api_publishes_a_port_on_loopback_by_default(compose: dict[str, Any]) -> None:
+def test_only_the_api_and_grafana_publish_a_port_on_loopback_by_default(
+        compose: dict[str, Any]) -> None:
     published = {name for name, service in compose["services"].items() if service.get("ports")}
-    assert published == {"api"}
+    assert published == {"api", "grafana"}
     for service in compose["services"].values():
         assert "network_mode" not in service  # host networking would publish everything
-    (port,) = compose["services"]["api"]["ports"]
-    assert interpolate(port, {}) == "127.0.0.1:8000:8000"
-    assert interpolate(port, example_env()) == "127.0.0.1:8000:8000"
+    for name, expected in (("api", "127.0.0.1:8000:8000"), ("grafana", "127.0.0.1:3000:3000")):
+        (port,) = compose["services"][name]["ports"]
+        assert interpolate(port, {}) == expected
+        assert interpolate(port, example_env()) == expected
+
+
+def test_health_checks_use_healthz_and_readyz_and_prometheus_scrapes_both(
+        compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    worker, api = settings_of(services["worker"]), settings_of(services["api"])
+    assert worker.worker_web_host == "0.0.0.0" and worker.worker_web_port > 0
+    for name, port in (("worker", worker.worker_web_port), ("api", api.api_port)):
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        assert f"http://localhost:{port}/readyz" in probe, name
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"]
+               for job in config["scrape_configs"]}
+    assert targets == {"recall-worker": [f"worker:{worker.worker_web_port}"],
+                       "recall-api": [f"api:{api.api_port}"]}
+    mounts = {volume.split(":")[0]: volume.split(":")[1]
+              for name in ("prometheus", "grafana") for volume in services[name]["volumes"]}
+    for source, target in mounts.items():
+        if source.startswith("./"):
+            assert (ROOT / source).exists(), source
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "recall.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == mounts["./deploy/grafana/dashboards"]
+    source = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (datasource,) = source["datasources"]
+    assert datasource["url"] == "http://prometheus:9090"
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "recall.json").read_text())
+    uids = {p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p}
+    assert uids == {datasource["uid"]}
 
 
 def test_no_literal_secret_in_the_compose_file(compose: dict[str, Any]) -> None:
