@@ -7,12 +7,13 @@ import json
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from itertools import islice
 
 from consumers.kafka import make_consumer, poll_records
 from consumers.recommendations import LatencyStats, format_line
-from harness.launch import System, wait_until
+from harness.launch import System, metrics_urls, wait_until
 from harness.stack import StackError, free_ports
 from producers.items import read_item_ids
 from producers.replay import replay_to_kafka
@@ -61,6 +62,36 @@ def wait_or_report(system: System, what: str, check: Callable[[], bool],
         print(exc, file=sys.stderr)
 
 
+def ask_api(settings: Settings, clicks: Sequence[SourceClick], rows: int = 16) -> None:
+    """A few /recall calls on the API (so its metrics move too), and its /readyz."""
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    body = json.dumps({"top_k": 10, "hist_item": [[int(c[1])] for c in clicks[:rows]]})
+    request = urllib.request.Request(f"{base}/recall", data=body.encode(),
+                                     headers={"content-type": "application/json"})
+    try:
+        for _ in range(3):
+            urllib.request.urlopen(request, timeout=30).read()
+        ready = urllib.request.urlopen(f"{base}/readyz", timeout=10).read().decode()
+        print(f"api /readyz: {ready}")
+    except OSError as exc:
+        print(f"api: {exc}", file=sys.stderr)
+
+
+def print_metrics(system: System) -> None:
+    """A few of the worker's and the API's Prometheus metrics, as `curl .../metrics` shows them."""
+    wanted = ("recall_clicks_consumed_total", "recall_recommendations_published_total",
+              "recall_dead_letters_total", "recall_consumer_lag", "recall_milvus_items",
+              "recall_model_info", "recall_stage_seconds_count", "recall_api_requests_total")
+    for name, url in metrics_urls(system.settings).items():
+        try:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError as exc:
+            print(f"metrics: {name} {url}: {exc}", file=sys.stderr)
+            continue
+        lines = [line for line in text.splitlines() if line.startswith(wanted)]
+        print(f"metrics: {name} {url}\n  " + "\n  ".join(lines))
+
+
 def clicks_for(system: System, data: str | None, n: int, users: int) -> list[SourceClick]:
     """The demo's click stream: a dataset file's first clicks, or the built-in generator."""
     if data:
@@ -80,10 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show", type=int, default=5, help="recommendations to print")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait at the end")
     args = parser.parse_args(argv)
-    kafka, redis, milvus, api = free_ports(4)
+    kafka, redis, milvus, api, web = free_ports(5)
     base = Settings().model_copy(update={
         "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus, "api_port": api,
-        "stack_dir": ".stack/demo"})
+        "worker_web_port": web, "metrics_interval_s": 1.0, "stack_dir": ".stack/demo"})
     with System(base, data=args.data) as system:
         settings = system.settings
         clicks = clicks_for(system, args.data, args.clicks, args.users)
@@ -97,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wait_or_report(system, "all recommendations",
                        lambda: len(collector.received) >= wanted, args.timeout)
         collector.stop.set()
+        ask_api(settings, clicks)
+        print_metrics(system)
         got = {k: v for k, v in collector.received.items() if k[0] != WARMUP_USER}
         latency = LatencyStats()
         for _, ms in got.values():

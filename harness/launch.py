@@ -33,6 +33,14 @@ def to_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def metrics_urls(settings: Settings) -> dict[str, str]:
+    """Where the worker and the API serve /metrics (the worker only when its port is set)."""
+    urls = {"api": f"http://{settings.api_host}:{settings.api_port}/metrics"}
+    if settings.worker_web_port:
+        urls["worker"] = f"http://{settings.worker_web_host}:{settings.worker_web_port}/metrics"
+    return urls
+
+
 def model_dir_for(settings: Settings, data: str | None) -> str:
     """Where the model for a data source lives: the default dir, or one per dataset file."""
     return settings.model_dir if not data else f"{settings.model_dir}-{Path(data).stem}"
@@ -97,6 +105,8 @@ class System:
             if self.api:
                 url = f"http://{self.settings.api_host}:{self.settings.api_port}/health"
                 wait_until("api", lambda: _answers(url), 120, self.check_alive)
+            urls = {k: v for k, v in metrics_urls(self.settings).items() if self.api or k != "api"}
+            print("metrics: " + ", ".join(f"{name} {url}" for name, url in urls.items()))
         except BaseException:
             self.stop()
             raise

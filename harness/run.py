@@ -35,6 +35,8 @@ Ready. Model {s.model_dir}, logs in {s.stack_dir}.
   replay a dataset:      {env} .venv/bin/python -m producers.replay --rate 200 --limit 1000
   watch recommendations: {env} .venv/bin/python -m consumers.recommendations
   HTTP API (docs):       http://{s.api_host}:{s.api_port}/docs
+  API metrics, health:   http://{s.api_host}:{s.api_port}/metrics /healthz /readyz
+  worker metrics:        http://{s.worker_web_host}:{s.worker_web_port}/metrics /healthz /readyz
 Ctrl-C stops everything.""", flush=True)
         try:
             while True:

@@ -35,10 +35,10 @@ def readiness(core: Core, settings: Settings) -> Readiness:
                      settings.readiness_timeout_s)
 
 
-async def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
-    """End offset minus committed offset of every partition assigned to this worker."""
+async def consumer_lag(app: faust.App, topics: set[str]) -> dict[tuple[str, int], int]:
+    """End offset minus committed offset of the partitions of `topics` assigned to this worker."""
     consumer = app.consumer
-    assigned = list(consumer.assignment())
+    assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
     if not assigned:
         return {}
     ends = await consumer.highwaters(*assigned)
@@ -62,6 +62,7 @@ def attach(app: faust.App, core: Core, settings: Settings, metrics: WorkerMetric
     sampler = ThreadPoolExecutor(1, thread_name_prefix="metrics")
     stack.callback(sampler.shutdown, wait=False, cancel_futures=True)
     metrics.set_model(core.model.version)
+    topics = {settings.clicks_topic, settings.items_topic}
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> web.Response:
@@ -79,7 +80,7 @@ def attach(app: faust.App, core: Core, settings: Settings, metrics: WorkerMetric
         metrics.set_model(core.model.version)
         metrics.set_servers((await ready.acheck()).up())
         try:
-            metrics.set_lag(await consumer_lag(app))
+            metrics.set_lag(await consumer_lag(app, topics))
         except Exception as exc:  # broker away: keep the last values
             log.debug("consumer lag not sampled: %r", exc)
         try:

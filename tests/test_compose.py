@@ -170,7 +170,7 @@ def test_health_checks_use_healthz_and_readyz_and_prometheus_scrapes_both(
                        "recall-api": [f"api:{api.api_port}"]}
     mounts = {volume.split(":")[0]: volume.split(":")[1]
               for name in ("prometheus", "grafana") for volume in services[name]["volumes"]}
-    for source, target in mounts.items():
+    for source in mounts:
         if source.startswith("./"):
             assert (ROOT / source).exists(), source
     assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"

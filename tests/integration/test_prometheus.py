@@ -30,7 +30,8 @@ from tests.integration.conftest import stream_model_items
 
 pytestmark = pytest.mark.integration
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "recall.json"
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "recall.json"
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -136,6 +137,11 @@ def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
     checks = httpx.get(f"{worker_url}/readyz", timeout=10).json()["checks"]
     assert checks == {"kafka": "ok", "redis": "ok", "milvus": "ok", "model": "ok"}
 
+    exposition = httpx.get(f"{worker_url}/metrics").text
+    print("\n".join(line for line in exposition.splitlines()
+                    if line.startswith(("recall_", "faust_messages_received_per_topic"))))
+    assert "faust_topic_messages_sent_total" in exposition  # Faust's own sensor, same registry
+
     queries = dashboard_queries()
     assert len(queries) >= 20
     empty = list(queries)
@@ -156,3 +162,7 @@ def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
     assert total('sum(recall_api_requests_total{path="/recall",status="200"})') == 5
     assert total('max(recall_milvus_items{job="recall-worker"})') >= len(ids)
     assert total('min(recall_server_up{job="recall-worker"})') == 1
+    lag = f'sum(recall_consumer_lag{{topic="{worker.clicks_topic}"}})'
+    wait_until("consumer lag 0", lambda: total(lag) == 0 and len(query(prometheus, lag)) == 1, 20)
+    topics = {r["metric"]["topic"] for r in query(prometheus, "recall_consumer_lag")}
+    assert topics == {worker.clicks_topic, worker.items_topic}
