@@ -44,6 +44,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=settings.worker_web_port > 0,  # /metrics, /healthz, /readyz (observe.py)
         web_port=settings.worker_web_port or None,
         web_bind=settings.worker_web_host,
+        web_router_enabled=False, web_tables_enabled=False,  # no Faust debug pages on it
+        web_graph_enabled=False, web_stats_enabled=False,
         datadir=f"{settings.stack_dir}/faust-{settings.consumer_group}",  # Faust's local state
     )
 

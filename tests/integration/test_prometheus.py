@@ -34,6 +34,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "recall.json"
 
 
+@pytest.fixture()
+def core_settings(core_settings: Settings) -> Settings:
+    """The shared stack settings, with the worker logging JSON lines."""
+    return core_settings.model_copy(update={"log_format": "json"})
+
+
 def dashboard_queries() -> list[tuple[str, str]]:
     """(panel title, PromQL) of every target of every panel."""
     panels = json.loads(DASHBOARD.read_text())["panels"]
@@ -121,7 +127,7 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 
 
 def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
-        worker: Settings, api_url: str, prometheus: str) -> None:
+        worker: Settings, api_url: str, prometheus: str, tmp_path: Path) -> None:
     worker_url = f"http://127.0.0.1:{worker.worker_web_port}"
     _, ids, _ = stream_model_items(worker)
     send_clicks(worker, [int(i) for i in ids[:20]])
@@ -133,6 +139,7 @@ def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
         assert ready.status_code == 200 and ready.json()["checks"] == {"milvus": "ok",
                                                                         "model": "ok"}
     assert httpx.get(f"{worker_url}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{worker_url}/router/").status_code == 404  # Faust's debug pages are off
     wait_until("worker ready", lambda: _ok(f"{worker_url}/readyz"), 30)
     checks = httpx.get(f"{worker_url}/readyz", timeout=10).json()["checks"]
     assert checks == {"kafka": "ok", "redis": "ok", "milvus": "ok", "model": "ok"}
@@ -166,3 +173,13 @@ def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
     wait_until("consumer lag 0", lambda: total(lag) == 0 and len(query(prometheus, lag)) == 1, 20)
     topics = {r["metric"]["topic"] for r in query(prometheus, "recall_consumer_lag")}
     assert topics == {worker.clicks_topic, worker.items_topic}
+
+    # RECALL_LOG_FORMAT=json: Faust's lines and ours are JSON objects; a dead letter's line
+    # says where the event was
+    lines = [line for line in (tmp_path / "worker.log").read_text().splitlines()
+             if line.startswith("{")]
+    events = [json.loads(line) for line in lines]
+    assert any(e["logger"].startswith("faust.") for e in events)
+    (bad,) = [e for e in events
+              if e["message"].startswith("dead letter") and "not JSON" in e["message"]]
+    assert bad["topic"] == worker.clicks_topic and bad["partition"] >= 0 and bad["offset"] >= 0
