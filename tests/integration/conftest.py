@@ -94,6 +94,7 @@ def core_settings(stack: LocalStack, model_dir: Path) -> Settings:
         "model_dir": str(model_dir),
         "milvus_collection": f"items_{uuid.uuid4().hex[:12]}",
         "reload_interval_s": 1.0,
+        "worker_web_port": 0,  # workers serve /metrics only where a test asks (free port)
     })
 
 

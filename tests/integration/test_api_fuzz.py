@@ -36,7 +36,8 @@ MODES: dict[str, tuple[SecretStr | None, dict[str, str]]] = {
 }
 EXAMPLES = 60  # per operation with a body (POST /recall) and generation mode
 NO_BODY_EXAMPLES = 5  # the others vary only in headers; /insert upserts the whole item table
-OPERATIONS = {"GET /health", "POST /insert", "POST /recall", "GET /count", "POST /drop"}
+OPERATIONS = {"GET /health", "POST /insert", "POST /recall", "GET /count", "POST /drop",
+              "GET /healthz", "GET /readyz"}
 
 
 def fuzz_operation(operation: Any, mode: GenerationMode, headers: dict[str, str],
