@@ -46,12 +46,22 @@ class Readiness:
         self.probes = dict(probes)
         self.timeout_s = timeout_s
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(2 * len(self.probes), 1), thread_name_prefix="readiness")
+            max_workers=max(len(self.probes), 1), thread_name_prefix="readiness")
         self._runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="readyz")
+        self._running: dict[str, concurrent.futures.Future[None]] = {}
+        self._lock = threading.Lock()
 
     def check(self) -> Report:
-        """Blocking: every probe's outcome within `timeout_s`."""
-        futures = {name: self._pool.submit(probe) for name, probe in self.probes.items()}
+        """Blocking: every probe's outcome within `timeout_s`.
+
+        A probe still running from an earlier check is waited for again, not started twice:
+        a server that hangs holds one thread, however often /readyz is asked.
+        """
+        with self._lock:
+            for name, probe in self.probes.items():
+                if name not in self._running or self._running[name].done():
+                    self._running[name] = self._pool.submit(probe)
+            futures = dict(self._running)
         concurrent.futures.wait(futures.values(), timeout=self.timeout_s)
         checks = {}
         for name, future in futures.items():
@@ -86,7 +96,8 @@ class BrokerProbe:
             if self._admin is None:
                 self._admin = KafkaAdminClient(
                     bootstrap_servers=self.settings.kafka_bootstrap,
-                    request_timeout_ms=self.timeout_ms, client_id="recall-readiness",
+                    request_timeout_ms=self.timeout_ms, bootstrap_timeout_ms=self.timeout_ms,
+                    client_id="recall-readiness",
                     **kafka_python_kwargs(self.settings))
             try:
                 self._admin.describe_cluster()

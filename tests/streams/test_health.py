@@ -31,6 +31,13 @@ def test_report_names_each_failure_and_a_hung_probe_times_out() -> None:
         assert not report.ready and report.up() == {"ok": True, "down": False, "hung": False,
                                                     "model": False}
         assert report.body()["status"] == "unavailable"
+        calls = []
+        ready.probes["hung"] = lambda: calls.append(1)
+        assert ready.check().checks["hung"] == "no answer within 0.3s"
+        assert calls == []  # the hung probe is waited for again, not started a second time
+        release.set()
+        time.sleep(0.1)
+        assert ready.check().checks["hung"] == "ok" and calls == [1]
     finally:
         release.set()
         ready.close()
