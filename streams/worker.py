@@ -22,6 +22,7 @@ from streams.stats import Stats
 log = logging.getLogger("streams.worker")
 
 EXIT_STOP_TIMEOUT = 3  # exit status when the stop deadline forced the exit
+BATCH_THREAD = "recall-batch"
 
 
 class StopDeadline:
@@ -108,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     deadline = StopDeadline(settings.stop_timeout_s)
     # One thread runs every blocking step (Redis, model, Milvus): the event loop stays free
     # for heartbeats and fetches, and batches never race each other on the model.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-batch")
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=BATCH_THREAD)
+    status = 1  # unless Faust's worker ends with its own SystemExit
     try:
         with open_core(settings) as core:
             assert core.history is not None
@@ -120,10 +122,32 @@ def main(argv: Sequence[str] | None = None) -> None:
             upsert_items.attach(app, channels, items, executor, settings, stats)
             reload_model.attach(app, core, executor, stats)
             worker = Worker(app, deadline, loglevel=args.log_level, redirect_stdouts=False)
-            worker.execute_from_commandline()
+            try:
+                worker.execute_from_commandline()
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+                raise
     finally:
-        # A step still running in the thread is abandoned; the deadline bounds the exit.
         executor.shutdown(wait=False, cancel_futures=True)
+        abandon_stuck_step(status)
+
+
+def abandon_stuck_step(status: int, grace_s: float = 0.5) -> None:
+    """Exit now if a batch step still runs in the executor thread after the worker stopped.
+
+    The group was left and acked offsets committed by then; the step's result is unwanted (its
+    clicks were not acked, so they are redelivered), but the interpreter would wait for the
+    thread, e.g. for a Redis or Milvus call blocked on a server that is down.
+    """
+    busy = [t for t in threading.enumerate() if t.name.startswith(BATCH_THREAD)]
+    for thread in busy:
+        thread.join(grace_s)
+    if any(t.is_alive() for t in busy):
+        log.warning("a batch step is still running (a server is not answering); exiting "
+                    "without waiting for it, its clicks are redelivered")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(status)
 
 
 if __name__ == "__main__":
