@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pymilvus.client.connection_manager import ConnectionManager
 
 from harness.stack import LocalStack, free_ports
 from streams.settings import Settings
@@ -29,6 +30,18 @@ START_S = 60.0  # generous bound for a first start (Paddle import, first join) o
 @pytest.fixture()
 def settings(core_settings: Settings) -> Settings:
     return core_settings
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_milvus_channels() -> Iterator[None]:
+    """Drop this process's shared pymilvus channels after these tests.
+
+    The tests leave this process's Milvus channel idle for a minute and more; pymilvus pings
+    idle channels every 10 s and the server answers with GOAWAY "too_many_pings", after which
+    the next client on the shared channel fails to connect ("Fail connecting to server").
+    """
+    yield
+    ConnectionManager._reset_instance()
 
 
 def test_sigkill_then_restart_resumes_every_partition_within_10s(
