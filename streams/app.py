@@ -36,8 +36,17 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        broker_session_timeout=30.0,
-        broker_heartbeat_interval=3.0,
+        # Group timing (README "Recovery after a worker exits"): a dead worker is noticed after
+        # the session timeout; tansu also holds every JoinGroup for half of it.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        consumer_group_instance_id=settings.group_instance_id,
+        # Stop and revoke only after in-flight batches are done (Faust's default, kept on
+        # purpose): Faust's take_events acks a whole batch when its agent is cancelled, so
+        # without the wait a stop would commit clicks never published. A batch stuck on a down
+        # server is cut short by the worker's stop deadline (os._exit, nothing committed).
+        stream_wait_empty=True,
         broker_max_poll_records=max(500, settings.batch_size),
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         producer_linger_ms=1,
