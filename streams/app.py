@@ -7,6 +7,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.security import faust_broker_credentials
 from streams.settings import Settings
 
 _original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_broker_credentials(settings),  # None for PLAINTEXT
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
