@@ -94,7 +94,7 @@ def line(n: int, total: int, r: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.getLogger("kafka").setLevel(logging.ERROR)  # clients reconnecting through faults
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # clients reconnecting through faults
     started = time.time()
     opts = Options(rate=args.rate, users=args.users, poison=args.poison)
     if args.quick:

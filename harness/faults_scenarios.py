@@ -201,6 +201,8 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
                                fault.valid + list(traffic.sent))
         examples.update(bad.pop("examples"))
         result.update(bad)
+    if fault.bad:
+        result["poison_items_removed"] = world.remove_poison_items()
     world.check_workers()
     result["worker_crashes_unplanned"] = len(world.crashes) - crashes_before
     stopped = fault.info.get("stopped", {})

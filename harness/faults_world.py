@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness.faults_poison import POISON_ITEMS
 from harness.faults_traffic import ClickTraffic, Collector, Epoch, SentClick
 from harness.launch import to_env, wait_until
 from harness.stack import LocalStack, StackError, free_ports
@@ -191,6 +192,22 @@ class World:
                 self._close_core()
                 time.sleep(1.0 + attempt)
         raise StackError("the harness cannot reach Milvus to check recommendations")
+
+    def remove_poison_items(self) -> int:
+        """Delete poison item ids the worker let into Milvus (counted as hijacks already), so
+        the scenarios after the flood are checked on a clean index; returns how many."""
+        index = ItemIndex(self.settings.milvus_uri, self.settings.milvus_collection,
+                          self.item_vectors.shape[1], self.settings.milvus_index)
+        index.start()
+        try:
+            found = index.client.query(self.settings.milvus_collection,
+                                       filter=f"item_id >= {POISON_ITEMS}",
+                                       output_fields=["item_id"], consistency_level="Strong")
+            ids = [int(row["item_id"]) for row in found]
+            index.delete(ids)
+            return len(ids)
+        finally:
+            index.close()
 
     def _close_core(self) -> None:
         if self._core is not None:

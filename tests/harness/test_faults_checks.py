@@ -122,6 +122,9 @@ def test_tie_equal_allows_swapped_ties_only() -> None:
     assert tie_equal(([1, 2, 3], [0.9, 0.5, 0.5]), ([1, 3, 2], [0.9, 0.5, 0.5]))
     assert not tie_equal(([2, 1, 3], [0.9, 0.5, 0.4]), ([1, 2, 3], [0.9, 0.5, 0.4]))
     assert not tie_equal(([1, 2], [0.9, 0.5]), ([1, 2], [0.9, 0.4]))
+    # the last item ties with one the top-k cut off: either may be returned
+    assert tie_equal(([1, 2, 3], [0.9, 0.5, 0.4]), ([1, 2, 7], [0.9, 0.5, 0.4]))
+    assert not tie_equal(([1, 3, 3], [0.9, 0.5, 0.5]), ([1, 2, 3], [0.9, 0.5, 0.5]))
 
 
 def test_recovery_is_the_slowest_partition() -> None:
