@@ -90,11 +90,16 @@ def sigterm_in_milvus_outage(world: World, traffic: ClickTraffic, opts: Options)
 
 
 def broker_restart(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
-    """Memory storage: every topic, offset and group is gone after the restart."""
-    traffic.pause()
+    """Memory storage: every topic, offset and group is gone after the restart.
+
+    The broker stops mid-stream (clicks it acked but the worker has not consumed yet are gone
+    with it); the senders pause while it is down (their sends fail), so that the histories
+    read after the restart show which of the acked clicks the worker had applied.
+    """
     stop_at = time.time()
     world.stack.stop_server("kafka")
     world.epoch.bump()
+    traffic.pause()
     time.sleep(opts.outage_s)
     took = world.stack.start_server("kafka")
     world.recs.broker_restarted()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def test_quick_fault_run_loses_nothing_and_dead_letters_every_bad_input(
             "FAULTS_OUT": str(out), "FAULTS_MODEL_DIR": str(model_dir), "FAULTS_POISON": "1000"}
     done = subprocess.run([sys.executable, "-m", "harness.faults"], env=env, timeout=600,
                           capture_output=True, text=True)
-    lines = [x for x in done.stdout.splitlines() if x.startswith(("[", "FAULTS "))]
+    lines = [x for x in done.stdout.splitlines() if re.match(r"\[\d+/\d+\] |FAULTS ", x)]
     print("\n".join(lines), done.stderr[-3000:], sep="\n")
     assert lines and lines[-1].startswith("FAULTS "), "the run did not finish"
     summary = json.loads(lines[-1][len("FAULTS "):])
