@@ -48,6 +48,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="users per scenario (env FAULTS_USERS, now %(default)s)")
     p.add_argument("--poison", type=int, default=_env("FAULTS_POISON", 1200),
                    help="bad messages in the flood (env FAULTS_POISON, now %(default)s)")
+    p.add_argument("--static", action="store_true",
+                   default=os.environ.get("FAULTS_STATIC") == "1",
+                   help="static group membership: RECALL_GROUP_INSTANCE_ID=worker-N per worker "
+                        "(env FAULTS_STATIC=1; default: the worker's default, dynamic)")
     p.add_argument("--out", default=_env("FAULTS_OUT", "faults-results.json"),
                    help="results file (env FAULTS_OUT, now %(default)s)")
     p.add_argument("--dir", default=_env("FAULTS_DIR", ".stack/faults"),
@@ -109,13 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for old in stack_dir.glob("*.log"):  # the stack itself wipes its AOF and items.db
         old.unlink()
-    world = World(stack_dir, model_dir, log=lambda s: print(s, flush=True))
+    world = World(stack_dir, model_dir, static_membership=args.static,
+                  log=lambda s: print(s, flush=True))
     results: list[dict[str, Any]] = []
     try:
         world.start()
         warm = world.warm_up()
         print(f"faults: stack in {stack_dir}, model {model_dir}, first worker answering after "
-              f"{warm:.1f}s; scenarios: {', '.join(args.names)}", flush=True)
+              f"{warm:.1f}s, {'static' if args.static else 'dynamic'} group membership; "
+              f"scenarios: {', '.join(args.names)}", flush=True)
         for n, name in enumerate(args.names, 1):
             result = run(world, name, n, opts)
             results.append(result)

@@ -1,7 +1,8 @@
 """Fault tests' world: one local stack, one trained model, worker processes and collectors.
 
-Workers are real `python -m streams.worker` processes, each with its own static group
-membership id (RECALL_GROUP_INSTANCE_ID=worker-N) and its own log. Every signal the harness
+Workers are real `python -m streams.worker` processes, each with its own log and, with
+`static_membership`, its own static group membership id (RECALL_GROUP_INSTANCE_ID=worker-N,
+kept across its restarts). Every signal the harness
 sends is recorded; a worker that exits without one is an unplanned crash (and is restarted so
 the run can go on).
 """
@@ -50,6 +51,7 @@ class World:
     stack_dir: Path
     model_dir: Path
     partitions: int = 4
+    static_membership: bool = False  # RECALL_GROUP_INSTANCE_ID=<worker name> for each worker
     log: Any = print
     workers: dict[str, Worker] = field(default_factory=dict)
     crashes: list[dict[str, Any]] = field(default_factory=list)
@@ -105,7 +107,9 @@ class World:
         log.write(f"\n=== harness: start {name} at {time.time():.3f}\n".encode())
         log.flush()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECALL_")}
-        env |= to_env(self.settings) | {"RECALL_GROUP_INSTANCE_ID": name}
+        env |= to_env(self.settings)
+        if self.static_membership:
+            env["RECALL_GROUP_INSTANCE_ID"] = name
         proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         self.workers[name] = Worker(name, proc, log, time.time())
