@@ -27,7 +27,7 @@ TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_br
           "recommendation_errors", "recommendation_history_errors", "recommendation_item_errors",
           "recommendations_for_unsent_clicks", "hijacked_recommendations", "bad_inputs_sent",
           "bad_inputs_refused_by_broker", "bad_inputs_dead_lettered",
-          "valid_inputs_dead_lettered", "sigterm_unclean")
+          "valid_inputs_dead_lettered", "sigterm_unclean", "agent_crashes")
 
 
 def _env(name: str, default: Any) -> Any:
@@ -93,6 +93,7 @@ def line(n: int, total: int, r: dict[str, Any]) -> str:
             f"{r['history_errors']} dup {r['history_duplicates']} | recs dup "
             f"{r['duplicate_recommendations']} err {r['recommendation_errors']} | recovery "
             f"{r['recovery_s']}s{bad} | crashes {r['worker_crashes_unplanned']} "
+            f"agent crashes {r['agent_crashes']} "
             f"| {r['elapsed_s']}s")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.faults_checks import (
+    EXAMPLES,
     ClickRun,
     check_bad_inputs,
     check_clicks,
@@ -175,7 +176,7 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     started = time.time()
     users = range(1_000_000 * number + 1, 1_000_000 * number + 1 + opts.users)
     first_rec, first_dead = len(world.recs.recs), len(world.dead.dead)
-    crashes_before = len(world.crashes)
+    crashes_before, agent_crashes_before = len(world.crashes), len(world.agent_crashes())
     traffic = ClickTraffic(world.settings, world.epoch, users, world.item_ids, opts.rate,
                            seed=opts.seed + number)
     traffic.start()
@@ -210,6 +211,9 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
         result["poison_items_removed"] = world.remove_poison_items()
     world.check_workers()
     result["worker_crashes_unplanned"] = len(world.crashes) - crashes_before
+    agent_crashes = world.agent_crashes()[agent_crashes_before:]
+    result["agent_crashes"] = len(agent_crashes)
+    examples["agent_crashes"] = agent_crashes[:EXAMPLES]
     stopped = fault.info.get("stopped", {})
     result["sigterm_unclean"] = int(stopped.get("signal") == "SIGTERM" and (
         stopped["exit_code"] != 0 or stopped["timed_out"]))
@@ -221,7 +225,8 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
 def failed_checks(r: dict[str, Any]) -> list[str]:
     zero = ("clicks_lost", "history_errors", "history_duplicates", "recommendation_errors",
             "recommendations_for_unsent_clicks", "hijacked_recommendations",
-            "worker_crashes_unplanned", "valid_inputs_dead_lettered", "sigterm_unclean")
+            "worker_crashes_unplanned", "agent_crashes", "valid_inputs_dead_lettered",
+            "sigterm_unclean")
     out = [k for k in zero if r.get(k, 0)]
     if r["recovery_s"] > MAX_RECOVERY_S or r["unrecovered_partitions"]:
         out.append("recovery_s")

@@ -176,6 +176,16 @@ class World:
             else:
                 self._reap(name)
 
+    def agent_crashes(self) -> list[str]:
+        """Faust's "Crashed reason=" lines of every worker log: an agent that died inside a
+        process that lives on (it consumes nothing more, and no supervisor sees an exit)."""
+        lines = []
+        for path in sorted(self.stack.dir.glob("worker-*.log")):
+            text = path.read_text(errors="replace")
+            lines += [f"{path.name}: {x.strip()[:300]}" for x in text.splitlines()
+                      if "Crashed reason=" in x]
+        return lines
+
     def log_has(self, name: str, text: str, since: int = 0) -> bool:
         path = self.stack.log_path(name)
         return path.is_file() and text in path.read_text(errors="replace")[since:]

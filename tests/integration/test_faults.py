@@ -37,6 +37,7 @@ def test_quick_fault_run_loses_nothing_and_dead_letters_every_bad_input(
         "recommendation_errors": summary["recommendation_errors"],
         "hijacked_recommendations": summary["hijacked_recommendations"],
         "worker_crashes_unplanned": summary["worker_crashes_unplanned"],
+        "agent_crashes": summary["agent_crashes"],
         "bad_inputs_not_dead_lettered":
             summary["bad_inputs_sent"] - summary["bad_inputs_dead_lettered"],
         "valid_inputs_dead_lettered": summary["valid_inputs_dead_lettered"],
