@@ -40,7 +40,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", default=os.environ.get("FAULTS_QUICK") == "1",
                    help=f"only {', '.join(QUICK)}, shorter phases (env FAULTS_QUICK=1)")
     p.add_argument("--scenarios", default=os.environ.get("FAULTS_SCENARIOS", ""),
-                   help="comma-separated subset, in this order: " + ", ".join(SCENARIOS)
+                   help="comma-separated scenarios to run, of: " + ", ".join(SCENARIOS)
                    + " (env FAULTS_SCENARIOS; default: all, or the quick ones)")
     p.add_argument("--rate", type=float, default=_env("FAULTS_RATE", 100.0),
                    help="valid clicks per second (env FAULTS_RATE, now %(default)s)")
@@ -57,8 +57,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dir", default=_env("FAULTS_DIR", ".stack/faults"),
                    help="stack data and logs, wiped at start (env FAULTS_DIR, now %(default)s)")
     p.add_argument("--model-dir", default=_env("FAULTS_MODEL_DIR", ""),
-                   help="exported model to use (env FAULTS_MODEL_DIR; default: train a small "
-                        "one into DIR/model)")
+                   help="exported model to use (env FAULTS_MODEL_DIR; default: DIR-model, "
+                        "where a small one is trained on the first run)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
