@@ -12,12 +12,13 @@ SEEDS ?= 1
 EVAL_OUT ?= eval-results.json
 MODEL_DIR ?= artifacts/model
 
-.PHONY: help venv run demo test lint eval bench train clean
+.PHONY: help venv run demo test lint eval bench train clean faults
 
 help:
 	@echo "make run       start the whole local stack, worker and API (Ctrl-C stops it)"
 	@echo "make demo      bounded end-to-end run; prints SUMMARY {json} (DEMO_CLICKS=N DATA=path)"
 	@echo "make test      unit + integration tests against real servers"
+	@echo "make faults    kill/restart workers and servers, poison flood; FAULTS {json} (FAULTS_QUICK=1)"
 	@echo "make lint      ruff + mypy"
 	@echo "make eval      train + evaluate MIND and baselines (DATA=path MAXLEN=10 SEEDS=1)"
 	@echo "make bench     model micro-benchmark and pipeline load test"
@@ -39,6 +40,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+faults: $(STAMP)
+	$(PY) -m harness.faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
@@ -51,6 +52,40 @@ class LatencyStats:
             return "latency: no recommendations received"
         return (f"latency ms over {len(self.values)}: p50 {p['p50']:.1f}  p90 {p['p90']:.1f}  "
                 f"p99 {p['p99']:.1f}  max {p['max']:.1f}  mean {p['mean']:.1f}")
+
+
+class Deduplicator:
+    """Drops recommendations answering a click already answered (a worker redelivery).
+
+    The key is the click itself: (user_id, click_item, click_ts). The click's position
+    (click_partition, click_offset) identifies it only while the broker keeps its log: after a
+    broker reset (or a topic recreated) offsets start again at 0, and a different click would
+    share a position with an old one and be dropped wrongly. Two recommendations with the same
+    user, item and timestamp answer the same click whatever its position (a redelivered
+    message, or a producer retry that stored the click twice). The most recent `max_keys`
+    clicks are remembered (duplicates come within seconds of the original), so memory stays
+    bounded when following forever.
+    """
+
+    def __init__(self, max_keys: int = 1_000_000) -> None:
+        self.max_keys = max_keys
+        self.dropped = 0
+        self._seen: OrderedDict[tuple[int, int, float], None] = OrderedDict()
+
+    def fresh(self, rec: Recommendation) -> bool:
+        """True the first time a click is seen; False (and counted) for a duplicate."""
+        key = (rec.user_id, rec.click_item, rec.click_ts)
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            self.dropped += 1
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.max_keys:
+            self._seen.popitem(last=False)
+        return True
+
+    def summary(self) -> str:
+        return f"duplicates dropped: {self.dropped}"
 
 
 def follow_records(records: Iterable[Recommendation], user: int | None = None,
@@ -105,6 +140,9 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     parser.add_argument("--max", type=int, help="stop after N recommendations")
     parser.add_argument("--timeout", type=float, help="stop after S seconds without messages")
     parser.add_argument("--top", type=int, default=5, help="items shown per line (default 5)")
+    parser.add_argument("--keep-duplicates", action="store_true",
+                        help="show every record, also a second one for the same click "
+                             "(user, item, ts); by default those are dropped and counted")
     parser.add_argument("--bootstrap", default=settings.kafka_bootstrap,
                         help="Kafka bootstrap servers (env RECALL_KAFKA_BOOTSTRAP, "
                              "now %(default)s)")
@@ -118,11 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     args = parse_args(argv, settings)
     stats = LatencyStats()
+    dedup = Deduplicator()
     code = 0
     try:
         for rec, latency_ms in follow(settings, user=args.user, from_beginning=args.from_beginning,
                                       max_records=args.max, idle_timeout_s=args.timeout,
                                       bootstrap=args.bootstrap, topic=args.topic):
+            if not args.keep_duplicates and not dedup.fresh(rec):
+                continue
             stats.add(latency_ms)
             line = json.dumps({**rec.asdict(), "latency_ms": round(latency_ms, 3)}) \
                 if args.json else format_line(rec, latency_ms, args.top)
@@ -132,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 3
     except KeyboardInterrupt:
         code = 130
-    print(stats.summary(), file=sys.stderr)
+    print(f"{stats.summary()}; {dedup.summary()}", file=sys.stderr)
     return code
 
 

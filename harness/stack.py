@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from pymilvus import MilvusClient
 from streams.settings import Settings
 
 STOP_TIMEOUT_S = 5.0
+SERVERS = ("kafka", "redis", "milvus")
 
 
 class StackError(RuntimeError):
@@ -75,9 +77,13 @@ def _port_open(port: int) -> bool:
 class LocalStack:
     """Start/stop the three servers on the ports of `base` (or given ones), data and logs in a dir.
 
-    Kafka (tansu memory storage) and Redis (no RDB/AOF) lose everything on stop; Milvus keeps
-    its items in `<dir>/items.db` across restarts unless `fresh` is set. Topics are created at
-    every start.
+    Kafka (tansu memory storage) loses everything on stop; topics are created again at every
+    start. Redis writes an append-only file (`<dir>/appendonly.aof`, fsync every second, as in
+    production), so a restart keeps histories and offsets; after a kill (power loss) up to the
+    last second of writes may be gone, after a clean stop nothing. Milvus keeps its items in
+    `<dir>/items.db` across restarts unless `fresh` is set (which also deletes the AOF).
+    Each server can be stopped, started and restarted alone (`stop_server`, `start_server`,
+    `restart_server`), on the same port, for fault tests.
     """
 
     def __init__(
@@ -106,7 +112,7 @@ class LocalStack:
             "milvus_uri": f"http://127.0.0.1:{self.milvus_port}",
         })
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
+        self._logs: dict[str, IO[bytes]] = {}
         self.startup_s: dict[str, float] = {}
 
     @property
@@ -129,16 +135,65 @@ class LocalStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.fresh:
             (self.dir / "items.db").unlink(missing_ok=True)
+            (self.dir / "appendonly.aof").unlink(missing_ok=True)  # Redis 6
+            shutil.rmtree(self.dir / "appendonlydir", ignore_errors=True)  # Redis 7
         try:
-            self._start_kafka()
-            self._start_redis()
-            self._start_milvus()
-            self._wait("kafka", self._kafka_ready)
-            self._wait("redis", self._redis_ready)
-            self._wait("milvus", self._milvus_ready)
+            for name in SERVERS:
+                self._starters[name]()
+            for name in SERVERS:
+                self._wait(name, self._ready[name])
         except BaseException:
             self.stop()
             raise
+
+    @property
+    def _starters(self) -> dict[str, Callable[[], None]]:
+        return {"kafka": self._start_kafka, "redis": self._start_redis,
+                "milvus": self._start_milvus}
+
+    @property
+    def _ready(self) -> dict[str, Callable[[], bool]]:
+        return {"kafka": self._kafka_ready, "redis": self._redis_ready,
+                "milvus": self._milvus_ready}
+
+    def running(self, name: str) -> bool:
+        """Whether server `name` (kafka, redis or milvus) has a live process."""
+        proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def stop_server(self, name: str, kill: bool = False) -> None:
+        """Stop one server: SIGTERM (clean shutdown) or, with `kill`, SIGKILL; wait for exit."""
+        proc = self._procs.pop(name, None)
+        if proc is None:
+            raise StackError(f"{name} is not running")
+        if proc.poll() is None:
+            if kill:
+                proc.kill()
+            else:
+                proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(STOP_TIMEOUT_S)
+        port = {"kafka": self.kafka_port, "redis": self.redis_port,
+                "milvus": self.milvus_port}[name]
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _port_open(port) and time.monotonic() < deadline:  # a child may hold it briefly
+            time.sleep(0.05)
+
+    def start_server(self, name: str) -> float:
+        """Start one stopped server on its old port and wait until it answers; seconds taken."""
+        if self.running(name):
+            raise StackError(f"{name} is already running")
+        self._starters[name]()
+        self._wait(name, self._ready[name])
+        return self.startup_s[name]
+
+    def restart_server(self, name: str, kill: bool = False) -> float:
+        """`stop_server` then `start_server`; returns the seconds the start took."""
+        self.stop_server(name, kill=kill)
+        return self.start_server(name)
 
     def stop(self) -> None:
         """Terminate every child, wait, kill the ones that do not exit in time."""
@@ -154,13 +209,16 @@ class LocalStack:
                     proc.wait(STOP_TIMEOUT_S)
         finally:
             self._procs.clear()
-            for log in self._logs:
+            for log in self._logs.values():
                 log.close()
             self._logs.clear()
 
     def _spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        old = self._logs.pop(name, None)
+        if old is not None:
+            old.close()
         log = open(self.log_path(name), "ab")  # noqa: SIM115 - closed in stop()
-        self._logs.append(log)
+        self._logs[name] = log
         self._procs[name] = subprocess.Popen(
             list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=self.dir, env=env, preexec_fn=_die_with_parent,
@@ -174,7 +232,8 @@ class LocalStack:
 
     def _start_redis(self) -> None:
         self._spawn("redis", [redis_bin(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(self.dir)])
+                              "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                              "--dir", str(self.dir)])
 
     def _start_milvus(self) -> None:
         lib = milvus_lib_dir()

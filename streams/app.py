@@ -7,6 +7,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.security import faust_broker_credentials
 from streams.settings import Settings
 
 _original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
@@ -31,13 +32,23 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_broker_credentials(settings),  # None for PLAINTEXT
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        broker_session_timeout=30.0,
-        broker_heartbeat_interval=3.0,
+        # Group timing (README "Recovery after a worker exits"): a dead worker is noticed after
+        # the session timeout; tansu also holds every JoinGroup for half of it.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        consumer_group_instance_id=settings.group_instance_id,
+        # Stop and revoke only after in-flight batches are done (Faust's default, kept on
+        # purpose): Faust's take_events acks a whole batch when its agent is cancelled, so
+        # without the wait a stop would commit clicks never published. A batch stuck on a down
+        # server is cut short by the worker's stop deadline (os._exit, nothing committed).
+        stream_wait_empty=True,
         broker_max_poll_records=max(500, settings.batch_size),
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         producer_linger_ms=1,

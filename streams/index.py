@@ -28,6 +28,11 @@ SEARCH_PARAMS: dict[str, dict[str, Any]] = {
     "IVF_FLAT": {"nprobe": 16},
     "HNSW": {"ef": 128},
 }
+# No keepalive pings on an idle channel: pymilvus pings every 10 s even without calls, and a
+# server that counts those as abuse (Milvus Lite) answers GOAWAY "too_many_pings", after which
+# the shared channel fails to connect. A dead connection now shows on the next call instead
+# (an outage: retried).
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
 UPSERT_BATCH = 4096
 DELETE_BATCH = 16384
 
@@ -86,7 +91,8 @@ class ItemIndex:
         """Connect, ping with a cheap call, create the collection if missing and load it."""
         with _unavailable("connect"):
             token = self._token.get_secret_value() if self._token is not None else ""
-            self._client = MilvusClient(self.uri, token=token, timeout=self.timeout_s)
+            self._client = MilvusClient(self.uri, token=token, timeout=self.timeout_s,
+                                        grpc_options=GRPC_OPTIONS)
             self._client.list_collections()
             self._ensure()
 

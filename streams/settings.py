@@ -78,9 +78,14 @@ class Settings(BaseSettings):
     consumer_group: str = "recall-worker"
     group_instance_id: str | None = Field(
         None, description="static group membership id of this worker (restart without rebalance)")
-    session_timeout_s: float = Field(10.0, gt=0, description="consumer group session timeout")
+    session_timeout_s: float = Field(
+        4.0, gt=0, description="consumer group session timeout: a dead worker's partitions move "
+        "after this; tansu also holds each JoinGroup for half of it (Kafka needs "
+        "group.min.session.timeout.ms <= this; its default is 6 s)")
     heartbeat_interval_s: float = Field(1.0, gt=0, description="consumer group heartbeat")
     rebalance_timeout_s: float = Field(10.0, gt=0, description="consumer group rebalance timeout")
+    stop_timeout_s: float = Field(
+        8.0, gt=0, description="after SIGTERM/SIGINT the worker exits at the latest this late")
     worker_web_host: str = Field(
         "127.0.0.1", description="address of the worker's /metrics, /healthz and /readyz")
     worker_web_port: int = Field(

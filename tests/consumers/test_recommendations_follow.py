@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from consumers.kafka import poll_records
-from consumers.recommendations import LatencyStats, follow_records, format_line
+from consumers.recommendations import Deduplicator, LatencyStats, follow_records, format_line
 from streams.records import Recommendation
 
 
@@ -78,3 +78,31 @@ def test_poll_records_stops_at_max() -> None:
     consumer = FakeConsumer([rec(u).to_bytes() for u in (1, 2, 3, 4)])
     out = list(poll_records(consumer, Recommendation, max_records=3))  # type: ignore[arg-type]
     assert [r.user_id for _, r in out] == [1, 2, 3]
+
+
+def test_deduplicator_drops_a_click_answered_twice() -> None:
+    dedup = Deduplicator()
+    first = rec(1, 100.0)
+    again = rec(1, 100.0)  # redelivered: same click
+    again.click_partition, again.click_offset = 2, 7
+    other_user = rec(2, 100.0)
+    later = rec(1, 100.5)
+    assert [dedup.fresh(r) for r in (first, again, other_user, later)] == [True, False, True, True]
+    assert dedup.dropped == 1 and dedup.summary() == "duplicates dropped: 1"
+
+
+def test_deduplicator_keeps_a_new_click_at_a_reused_position() -> None:
+    """After a broker reset offsets restart: another click at (partition, offset) is not a dup."""
+    dedup = Deduplicator()
+    old, new = rec(1, 100.0), rec(1, 200.0)
+    for r in (old, new):
+        r.click_partition, r.click_offset = 0, 5
+    assert dedup.fresh(old) and dedup.fresh(new) and dedup.dropped == 0
+
+
+def test_deduplicator_memory_is_bounded() -> None:
+    dedup = Deduplicator(max_keys=2)
+    for ts in (1.0, 2.0, 3.0):
+        assert dedup.fresh(rec(1, ts))
+    assert dedup.fresh(rec(1, 1.0))  # forgotten: the window is the last 2 clicks
+    assert not dedup.fresh(rec(1, 3.0))
