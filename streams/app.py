@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -26,10 +27,35 @@ def _lower_fetch_wait(fetch_max_wait_ms: int) -> None:
     )
 
 
+class App(faust.App):
+    """faust.App whose stop waits at most `stop_wait_s` for in-flight batches.
+
+    Rebalances still wait for them (Faust's `stream_wait_empty`). At a stop, a batch that
+    waits for a down server is given up: its agent is cancelled, and as the agents hold their
+    events until published (`agents.batches.hold`), none of its clicks is committed.
+    """
+
+    stop_wait_s = 2.0
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        if not self.should_stop:
+            await super()._consumer_wait_empty(consumer, logger)
+            return
+        # Not asyncio.wait_for: Faust's wait loop swallows the cancellation, and wait_for would
+        # wait for it to end. The loop ends by itself once the consumer stops.
+        waiting = asyncio.ensure_future(super()._consumer_wait_empty(consumer, logger))
+        done, _ = await asyncio.wait({waiting}, timeout=self.stop_wait_s)
+        if not done:
+            waiting.cancel()
+            logger.warning("stopping without the batches still in flight after %.1fs (a server "
+                           "is down?): their clicks stay uncommitted and are redelivered",
+                           self.stop_wait_s)
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the worker's app: no tables, manual batching in agents, commits after publish."""
     _lower_fetch_wait(settings.fetch_max_wait_ms)
-    return faust.App(
+    return App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=faust_broker_credentials(settings),  # None for PLAINTEXT
@@ -44,10 +70,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         consumer_group_instance_id=settings.group_instance_id,
-        # Stop and revoke only after in-flight batches are done (Faust's default, kept on
-        # purpose): Faust's take_events acks a whole batch when its agent is cancelled, so
-        # without the wait a stop would commit clicks never published. A batch stuck on a down
-        # server is cut short by the worker's stop deadline (os._exit, nothing committed).
+        # Revoke only after in-flight batches are done (fewer duplicates after a rebalance);
+        # a stop waits for them at most App.stop_wait_s.
         stream_wait_empty=True,
         broker_max_poll_records=max(500, settings.batch_size),
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),

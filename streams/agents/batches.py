@@ -16,7 +16,8 @@ from typing import Any
 
 import faust
 import redis
-from aiokafka.errors import KafkaTimeoutError, ProducerClosed
+from aiokafka import errors as kafka_errors
+from aiokafka.errors import KafkaError, ProducerClosed
 
 from streams.errors import RecallError
 from streams.logs import batch_fields
@@ -37,12 +38,28 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT) and not isinstance(exc, redis.AuthenticationError)
 
 
+#: Send errors that are the record's own fault (or a setting's): retrying cannot help.
+RECORD_FAULTS: tuple[type[Exception], ...] = (
+    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError, kafka_errors.CorruptRecordException,
+    kafka_errors.InvalidTimestampError, kafka_errors.UnsupportedForMessageFormatError,
+    kafka_errors.UnsupportedCodecError, kafka_errors.InvalidTopicError,
+    kafka_errors.TopicAuthorizationFailedError,
+)
+
+
 def is_kafka_outage(exc: BaseException) -> bool:
-    """A send failed because the broker is away (retry), not because of the record (report)."""
+    """A send failed because the broker is away (retry), not because of the record (report).
+
+    Every Kafka error but the record faults counts as an outage: a restarting broker answers
+    with UnknownError or unknown-topic errors for a while, and a record must not be given up
+    for that.
+    """
     if isinstance(exc, ProducerClosed):
         return False
-    return (bool(getattr(exc, "retriable", False)) or isinstance(exc, KafkaTimeoutError)
-            or is_retriable(exc))
+    if isinstance(exc, KafkaError):
+        return not isinstance(exc, RECORD_FAULTS)
+    return is_retriable(exc)
 
 
 class Backoff:
@@ -55,6 +72,36 @@ class Backoff:
     async def wait(self) -> None:
         await asyncio.sleep(self.delay)
         self.delay = min(2 * self.delay, self.cap)
+
+
+def hold(events: Sequence[faust.EventT]) -> None:
+    """Keep the events' offsets from being committed until `release`.
+
+    Faust's take_events acks a whole batch when it ends, also when its agent is cancelled in
+    the middle of it (a stop during an outage): the extra reference keeps that ack from being
+    the last one, so clicks never published are not committed and are redelivered.
+    """
+    for event in events:
+        event.message.incref()
+
+
+def release(events: Sequence[faust.EventT]) -> None:
+    """The batch is published: take_events' own ack may now commit it."""
+    for event in events:
+        event.message.decref()
+
+
+def forget_commits(consumer: Any, topic: str) -> None:
+    """After a broker reset, forget what Faust committed on `topic`'s old log.
+
+    Faust only records acks of offsets above the last one it committed for a partition; when
+    the log starts again at 0 it would never commit again (and a restart would replay every
+    click since the reset), and a stop would wait for acks it ignores.
+    """
+    for state in (consumer._committed_offset, consumer._acked, consumer._acked_index,
+                  consumer._gap):
+        for tp in [tp for tp in state if tp.topic == topic]:
+            del state[tp]
 
 
 def raw_messages(events: Sequence[faust.EventT]) -> list[RawMessage]:

@@ -8,7 +8,14 @@ from concurrent.futures import Executor
 
 import faust
 
-from streams.agents.batches import deliver, raw_messages, run_step
+from streams.agents.batches import (
+    deliver,
+    forget_commits,
+    hold,
+    raw_messages,
+    release,
+    run_step,
+)
 from streams.metrics import WorkerMetrics
 from streams.pipeline import ClickPipeline
 from streams.settings import Settings
@@ -31,13 +38,17 @@ def attach(
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.batch_size, within=settings.batch_window_s)
         async for events in batches:
+            hold(events)
             messages = raw_messages(events)
             log.debug("batch of %d clicks", len(messages))
             out = await run_step(pipeline.process, messages, executor,
                                  settings.retry_max_delay_s, metrics)
+            if out.counts.get("broker_resets"):
+                forget_commits(app.consumer, settings.clicks_topic)
             stepped = time.perf_counter()
             await deliver(out, topics["recs"], topics["dead"], settings.max_message_bytes,
                           settings.retry_max_delay_s, metrics)
+            release(events)
             out.timings["publish"] = time.perf_counter() - stepped
             now = time.time()
             ages = [now - e.message.timestamp for e in events if e.message.timestamp]

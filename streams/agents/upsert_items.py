@@ -6,7 +6,7 @@ from concurrent.futures import Executor
 
 import faust
 
-from streams.agents.batches import deliver, raw_messages, run_step
+from streams.agents.batches import deliver, hold, raw_messages, release, run_step
 from streams.metrics import WorkerMetrics
 from streams.pipeline import ItemPipeline
 from streams.settings import Settings
@@ -27,11 +27,13 @@ def attach(
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.item_batch_size, within=settings.batch_window_s)
         async for events in batches:
+            hold(events)
             messages = raw_messages(events)
             out = await run_step(pipeline.process, messages, executor,
                                  settings.retry_max_delay_s, metrics)
             await deliver(out, None, topics["dead"], settings.max_message_bytes,
                           settings.retry_max_delay_s, metrics)
+            release(events)
             metrics.item_batch(len(messages), len(messages) - len(out.dead))
 
     return upsert_items

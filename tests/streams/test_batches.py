@@ -12,7 +12,10 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
     ProducerClosed,
+    UnknownError,
+    UnknownTopicOrPartitionError,
 )
 
 from streams.agents.batches import is_retriable, publish, run_step, unsendable
@@ -91,10 +94,14 @@ class FakeTopic:
 def test_a_record_the_broker_refuses_is_reported_and_the_rest_are_sent() -> None:
     """Finding 1: MessageSizeTooLargeError used to kill the agent with its events unacked."""
     topic = FakeTopic({b"big": [MessageSizeTooLargeError()],
-                       b"flaky": [KafkaConnectionError(), KafkaTimeoutError()]})
-    records = [(b"k", b"a"), (b"k", b"big"), (b"k", b"flaky"), (b"k", b"x" * 2000)]
+                       b"flaky": [KafkaConnectionError(), KafkaTimeoutError()],
+                       # what a restarting broker answers for a while (seen with tansu)
+                       b"restart": [UnknownError(), UnknownTopicOrPartitionError(),
+                                    NotLeaderForPartitionError()]})
+    records = [(b"k", b"a"), (b"k", b"big"), (b"k", b"flaky"), (b"k", b"restart"),
+               (b"k", b"x" * 2000)]
     failed = asyncio.run(publish(topic, records, max_bytes=1024, max_delay=0.01))  # type: ignore[arg-type]
-    assert topic.sent == [b"a", b"flaky"]  # an outage is retried until the record is sent
+    assert topic.sent == [b"a", b"flaky", b"restart"]  # outages: retried until sent
     assert [(value, "over the 1024" in why or "MessageSizeTooLarge" in why)
             for (_, value), why in failed] == [(b"x" * 2000, True), (b"big", True)]
     [(_, letter)] = unsendable("recommendations", failed[1:])
@@ -115,3 +122,24 @@ def test_a_poison_message_makes_a_small_dead_letter() -> None:
     assert len(value) < 8 * 1024 and key is not None and len(key) <= 256
     assert (letter.size, letter.truncated, letter.offset) == (307_200, True, 41)
     assert letter.excerpt.startswith("\\x80\\x81") and len(letter.reason) < 600
+
+
+def test_forget_commits_drops_only_the_reset_topics_offsets() -> None:
+    """Finding 7: after a broker reset Faust ignored acks below the old log's committed offset."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streams.agents.batches import forget_commits
+
+    clicks, items = TP("clicks", 0), TP("items", 0)
+    consumer = SimpleNamespace(
+        _committed_offset=defaultdict(lambda: None, {clicks: 2476, items: 9}),
+        _acked=defaultdict(list, {clicks: [2477], items: [10]}),
+        _acked_index=defaultdict(set, {clicks: {2477}, items: {10}}),
+        _gap=defaultdict(dict, {clicks: {}}))
+    forget_commits(consumer, "clicks")
+    assert consumer._committed_offset[clicks] is None and consumer._committed_offset[items] == 9
+    assert clicks not in consumer._acked and consumer._acked[items] == [10]
+    assert clicks not in consumer._acked_index and clicks not in consumer._gap
