@@ -10,6 +10,7 @@ worker passes it with every click as the guard's epoch, and a new id re-baseline
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ class TopicIds:
         self.timeout_s = timeout_s
         self._client_kwargs = client
         self._admin: KafkaAdminClient | None = None
+        self._lock = threading.Lock()  # the batch thread and the commit guard both ask
 
     def start(self) -> None:
         try:
@@ -50,7 +52,8 @@ class TopicIds:
         if self._admin is None:
             raise RuntimeError("TopicIds.start() was not called")
         try:
-            described = self._admin.describe_topics([topic])
+            with self._lock:
+                described = self._admin.describe_topics([topic])
         except (KafkaError, OSError) as exc:
             raise ServiceUnavailable(f"kafka describe {topic} failed: {exc}") from exc
         topic_id = str(described[0].get("topic_id") or "") if described else ""
@@ -58,11 +61,13 @@ class TopicIds:
 
 
 class LogEpochs:
-    """The current epoch of each topic, looked up again when offsets go backwards.
+    """The epoch of each consumed click: the id of the log (topic incarnation) it came from.
 
-    Offsets going backwards within this process happen on a rebalance (redelivery of
-    uncommitted clicks: same log, same id) and on a broker reset (a new log: a new id). Only a
-    new id is a reset: it is logged as an error and counted in `resets`.
+    The topic id is looked up again when offsets go backwards and every `refresh_s`. A new id
+    is a reset (logged as an error, counted in `resets`), but a partition takes the new id only
+    at its first offset that goes back: clicks read from the old log before the reset and
+    processed after it (a batch held while the broker was down) keep the old epoch. Offsets
+    going back on the same log (a rebalance's redelivery) keep the epoch.
     """
 
     def __init__(self, lookup: Callable[[str], str], refresh_s: float = 5.0,
@@ -71,27 +76,72 @@ class LogEpochs:
         self.refresh_s = refresh_s
         self.clock = clock
         self.resets = 0
-        self._epochs: dict[str, tuple[str, float]] = {}  # topic -> (id, looked up at)
-        self._last: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset seen
+        self._ids: dict[str, tuple[str, float]] = {}  # topic -> (id, looked up at)
+        self._parts: dict[tuple[str, int], tuple[str, int]] = {}  # -> (epoch, last offset)
+        self._lock = threading.Lock()  # the batch thread writes, the commit guard reads
 
-    def epoch(self, topic: str, offsets: Sequence[tuple[int, int]]) -> str:
-        """The epoch for a batch's (partition, offset) pairs of `topic`."""
-        backwards = any(o <= self._last.get((topic, p), -1) for p, o in offsets)
-        known = self._epochs.get(topic)
+    def epochs(self, topic: str, offsets: Sequence[tuple[int, int]]) -> list[str]:
+        """The epoch of each of a batch's (partition, offset) pairs of `topic`, in order."""
+        backwards = any(o <= self._parts.get((topic, p), ("", -1))[1] for p, o in offsets)
+        known = self._ids.get(topic)
         if known is None or backwards or self.clock() - known[1] > self.refresh_s:
             fresh = self.lookup(topic)
             if known is not None and fresh != known[0]:
                 self.resets += 1
                 log.error("BROKER RESET: topic %s has a new id (%s -> %s): its offsets start "
-                          "again, the replay guard re-baselines on the new log",
+                          "again; each partition re-baselines its replay guard on the new log",
                           topic, known[0] or "none", fresh or "none")
             elif known is None and not fresh:
                 log.warning("broker gives no id for topic %s: broker resets go unnoticed", topic)
             known = (fresh, self.clock())
-            self._epochs[topic] = known
-        newest: dict[int, int] = {}
-        for p, o in offsets:
-            newest[p] = max(o, newest.get(p, -1))
-        for p, o in newest.items():  # where this batch leaves each partition
-            self._last[(topic, p)] = o
-        return known[0]
+            self._ids[topic] = known
+        result = []
+        with self._lock:
+            for p, o in offsets:
+                epoch, last = self._parts.get((topic, p), (known[0], -1))
+                if o <= last:
+                    epoch = known[0]  # back to the log's start, or a redelivery on the same log
+                self._parts[(topic, p)] = (epoch, o)
+                result.append(epoch)
+        return result
+
+    def epoch(self, topic: str, partition: int) -> str | None:
+        """The epoch `partition` of `topic` is read at now; None before its first click."""
+        with self._lock:
+            state = self._parts.get((topic, partition))
+        return None if state is None else state[0]
+
+    def stale(self, topic: str, topic_id: str) -> set[int]:
+        """Partitions of `topic` whose clicks come from a log other than `topic_id`."""
+        with self._lock:
+            return {p for (t, p), (epoch, _) in self._parts.items()
+                    if t == topic and epoch != topic_id}
+
+
+class CommitGuard:
+    """Which partitions of `topic` must not commit now: those still on a replaced log.
+
+    After a broker reset, offsets acked on the old log (their commit failed while the broker
+    was down) would be committed to the new log, and the group would seek there after its
+    next join and skip the new log's first clicks. So before each commit the topic id is read
+    again and compared with the epoch each partition is read at.
+    """
+
+    def __init__(self, lookup: Callable[[str], str], epochs: LogEpochs, topic: str) -> None:
+        self.lookup = lookup
+        self.epochs = epochs
+        self.topic = topic
+        self._reported: set[int] = set()
+
+    def stale(self) -> set[int] | None:
+        """Partitions whose acked offsets must be dropped; None when the broker cannot tell."""
+        try:
+            now = self.lookup(self.topic)
+        except ServiceUnavailable:
+            return None
+        stale = self.epochs.stale(self.topic, now)
+        if stale - self._reported:
+            log.error("BROKER RESET: partitions %s of %s are still read at a replaced log: "
+                      "their acked offsets are dropped, not committed", sorted(stale), self.topic)
+        self._reported = stale
+        return stale

@@ -48,6 +48,7 @@ class Output:
     dead: list[KeyValue] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # added to the worker's stats
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of the step
+    epochs: dict[int, str] = field(default_factory=dict)  # partition -> epoch of its 1st click
 
 
 class History(Protocol):
@@ -130,21 +131,26 @@ class ClickPipeline:
         self.epochs = epochs
         self.excerpt_bytes = excerpt_bytes
 
-    def _epoch(self, messages: Sequence[RawMessage], out: Output) -> str:
+    def _epochs(self, messages: Sequence[RawMessage], out: Output) -> list[str]:
         if self.epochs is None or not messages:
-            return ""
+            return [""] * len(messages)
         resets = self.epochs.resets
-        epoch = self.epochs.epoch(messages[0].topic, [(m.partition, m.offset) for m in messages])
+        epochs = self.epochs.epochs(messages[0].topic,
+                                    [(m.partition, m.offset) for m in messages])
         if self.epochs.resets > resets:
             out.counts["broker_resets"] = self.epochs.resets - resets
-        return epoch
+        for m, epoch in zip(messages, epochs, strict=True):
+            out.epochs.setdefault(m.partition, epoch)
+        return epochs
 
     def process(self, messages: Sequence[RawMessage]) -> Output:
         out = Output()
         started = time.perf_counter()
-        epoch = self._epoch(messages, out)
+        epoch = dict(zip(((m.partition, m.offset) for m in messages),
+                         self._epochs(messages, out), strict=True))
         clicks = [
-            ClickAt(c.user_id, c.item_id, float(c.ts), m.partition, m.offset, epoch)
+            ClickAt(c.user_id, c.item_id, float(c.ts), m.partition, m.offset,
+                    epoch[m.partition, m.offset])
             for m, c in parse_all(messages, Click, out, self.limits, self.excerpt_bytes)
         ]
         parsed = time.perf_counter()

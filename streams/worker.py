@@ -15,12 +15,14 @@ import faust
 
 from streams import logs, observe
 from streams.agents import recommend, reload_model, upsert_items
+from streams.agents.batches import guard_commits
 from streams.app import create_app, topics
 from streams.core import open_core
-from streams.epochs import LogEpochs, TopicIds
+from streams.epochs import CommitGuard, LogEpochs, TopicIds
 from streams.metrics import WorkerMetrics
 from streams.pipeline import ClickPipeline, ItemPipeline
 from streams.records import Limits
+from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
 log = logging.getLogger("streams.worker")
@@ -119,12 +121,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             assert core.history is not None
             app = create_app(settings)
             channels = topics(app, settings)
-            topic_ids = TopicIds(settings.kafka_bootstrap)
+            topic_ids = TopicIds(settings.kafka_bootstrap, timeout_s=2.0,
+                                 **kafka_python_kwargs(settings))
             topic_ids.start()
             stack.callback(topic_ids.close)
             excerpt = settings.dead_letter_excerpt_bytes
+            epochs = LogEpochs(topic_ids)
             clicks = ClickPipeline(core.history, core.recaller, Limits.from_settings(settings),
-                                   LogEpochs(topic_ids), excerpt)
+                                   epochs, excerpt)
+            guard_commits(app.consumer, CommitGuard(topic_ids, epochs, settings.clicks_topic))
             items = ItemPipeline(core.index, core.model,
                                  Limits.from_settings(settings, core.model.dim), excerpt)
             recommend.attach(app, channels, clicks, executor, settings, metrics)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -19,6 +19,7 @@ import redis
 from aiokafka import errors as kafka_errors
 from aiokafka.errors import KafkaError, ProducerClosed
 
+from streams.epochs import CommitGuard, LogEpochs
 from streams.errors import RecallError
 from streams.logs import batch_fields
 from streams.metrics import WorkerMetrics
@@ -91,17 +92,55 @@ def release(events: Sequence[faust.EventT]) -> None:
         event.message.decref()
 
 
-def forget_commits(consumer: Any, topic: str) -> None:
-    """After a broker reset, forget what Faust committed on `topic`'s old log.
+def forget_commits(consumer: Any, topic: str, partitions: Iterable[int] | None = None) -> None:
+    """After a broker reset, forget what Faust acked and committed on `topic`'s old log.
 
     Faust only records acks of offsets above the last one it committed for a partition; when
     the log starts again at 0 it would never commit again (and a restart would replay every
-    click since the reset), and a stop would wait for acks it ignores.
+    click since the reset), and a stop would wait for acks it ignores. Acked offsets of the
+    old log must not be committed to the new one either.
     """
+    wanted = None if partitions is None else set(partitions)
     for state in (consumer._committed_offset, consumer._acked, consumer._acked_index,
                   consumer._gap):
-        for tp in [tp for tp in state if tp.topic == topic]:
+        for tp in [tp for tp in state if tp.topic == topic
+                   and (wanted is None or tp.partition in wanted)]:
             del state[tp]
+
+
+def release_or_drop(events: Sequence[faust.EventT], consumer: Any, topic: str,
+                    stale: set[int]) -> None:
+    """`release` a published batch; acks of `stale` partitions (read on a replaced log) are
+    made at once and forgotten, so nothing waits for them and nothing commits them."""
+    if stale:  # Faust ignores (and waits for) acks below an offset committed on the old log
+        forget_commits(consumer, topic, stale)
+    release(events)
+    if stale:
+        for event in events:
+            event.ack()
+        forget_commits(consumer, topic, stale)
+
+
+def read_at(epochs: LogEpochs | None, messages: Sequence[RawMessage]) -> dict[int, str | None]:
+    """The log epoch each partition of `messages` is read at now (None: not read yet)."""
+    if epochs is None or not messages:
+        return {}
+    return {p: epochs.epoch(messages[0].topic, p) for p in {m.partition for m in messages}}
+
+
+def guard_commits(consumer: Any, guard: CommitGuard) -> None:
+    """Before each of Faust's commits, drop the acks of partitions read on a replaced log."""
+    commit = consumer.commit
+
+    async def guarded(*args: Any, **kwargs: Any) -> bool:
+        stale = await asyncio.get_running_loop().run_in_executor(None, guard.stale)
+        if stale is None:
+            return False  # the broker cannot tell now: nothing could be committed anyway
+        if stale:
+            forget_commits(consumer, guard.topic, stale)
+        return bool(await commit(*args, **kwargs))
+
+    consumer.commit = guarded
 
 
 def raw_messages(events: Sequence[faust.EventT]) -> list[RawMessage]:

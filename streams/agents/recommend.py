@@ -10,10 +10,10 @@ import faust
 
 from streams.agents.batches import (
     deliver,
-    forget_commits,
     hold,
     raw_messages,
-    release,
+    read_at,
+    release_or_drop,
     run_step,
 )
 from streams.metrics import WorkerMetrics
@@ -41,14 +41,18 @@ def attach(
             hold(events)
             messages = raw_messages(events)
             log.debug("batch of %d clicks", len(messages))
+            before = read_at(pipeline.epochs, messages)
             out = await run_step(pipeline.process, messages, executor,
                                  settings.retry_max_delay_s, metrics)
-            if out.counts.get("broker_resets"):
-                forget_commits(app.consumer, settings.clicks_topic)
+            now_at = read_at(pipeline.epochs, messages)
+            # A partition that moved to a new log, or whose batch began on the old one, must
+            # not commit what Faust acked on the old log (see streams.epochs.CommitGuard).
+            stale = {p for p, e in now_at.items() if before[p] not in (None, e)
+                     or out.epochs.get(p, e) != e}
             stepped = time.perf_counter()
             await deliver(out, topics["recs"], topics["dead"], settings.max_message_bytes,
                           settings.retry_max_delay_s, metrics)
-            release(events)
+            release_or_drop(events, app.consumer, settings.clicks_topic, stale)
             out.timings["publish"] = time.perf_counter() - stepped
             now = time.time()
             ages = [now - e.message.timestamp for e in events if e.message.timestamp]

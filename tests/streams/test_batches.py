@@ -143,3 +143,34 @@ def test_forget_commits_drops_only_the_reset_topics_offsets() -> None:
     assert consumer._committed_offset[clicks] is None and consumer._committed_offset[items] == 9
     assert clicks not in consumer._acked and consumer._acked[items] == [10]
     assert clicks not in consumer._acked_index and clicks not in consumer._gap
+
+
+def test_guarded_commits_run_only_when_the_guard_allows() -> None:
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streams.agents.batches import guard_commits
+
+    verdicts: list[set[int] | None] = [set(), None, {0}]
+    committed: list[int] = []
+
+    async def commit() -> bool:
+        committed.append(len(committed))
+        return True
+
+    clicks = TP("clicks", 0)
+    consumer = SimpleNamespace(
+        commit=commit, _committed_offset=defaultdict(lambda: None, {clicks: 40}),
+        _acked=defaultdict(list, {clicks: [41]}), _acked_index=defaultdict(set, {clicks: {41}}),
+        _gap=defaultdict(dict))
+    guard = SimpleNamespace(topic="clicks", stale=lambda: verdicts.pop(0))
+    guard_commits(consumer, guard)  # type: ignore[arg-type]
+
+    async def three() -> list[bool]:
+        return [await consumer.commit() for _ in range(3)]
+
+    assert asyncio.run(three()) == [True, False, True]
+    assert committed == [0, 1]  # not while the broker cannot tell; after dropping stale acks
+    assert consumer._acked[clicks] == [] and consumer._committed_offset[clicks] is None
