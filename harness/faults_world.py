@@ -108,6 +108,7 @@ class World:
         log.flush()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECALL_")}
         env |= to_env(self.settings)
+        env["RECALL_WORKER_WEB_PORT"] = str(free_ports(1)[0])  # workers side by side
         if self.static_membership:
             env["RECALL_GROUP_INSTANCE_ID"] = name
         proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], stdout=log,
