@@ -147,7 +147,8 @@ class Workers:
     logs: list[IO[bytes]] = field(default_factory=list)
 
     def start(self, name: str) -> None:
-        env = to_env(self.settings) | {"PATH": os.environ.get("PATH", "/usr/bin")}
+        env = to_env(self.settings) | {"PATH": os.environ.get("PATH", "/usr/bin"),
+                                       "RECALL_WORKER_WEB_PORT": "0"}  # no metrics port
         if self.static:
             env["RECALL_GROUP_INSTANCE_ID"] = name
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all
@@ -166,8 +167,8 @@ class Workers:
         while True:
             self.check_alive()
             text = self.log_text(name)
-            tail = text[text.rfind("Setting newly assigned partitions"):]
-            if "Setting newly assigned" in text and f"| {clicks} " in tail.split("Executing")[0]:
+            at = text.rfind("Setting newly assigned partitions")  # aiokafka's line, one per join
+            if at >= 0 and f"topic='{clicks}'" in text[at:].split("\n", 1)[0]:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker {name} got no clicks partition in {timeout_s}s")
