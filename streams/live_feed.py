@@ -67,7 +67,7 @@ class LiveKafka:
         return self._producer is not None and self._consumer is not None
 
     def _auth(self) -> dict[str, Any]:
-        return credentials_to_aiokafka_auth(faust_broker_credentials(self.settings))
+        return dict(credentials_to_aiokafka_auth(faust_broker_credentials(self.settings)))
 
     async def start(self) -> None:
         """Connect and tail in a background task (retried every RETRY_S until the broker is up)."""

@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,10 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 @pytest.fixture()
 def live_url(worker: Settings, tmp_path: Path) -> Iterator[str]:
     """The API with the live page on a free port, beside a worker, item vectors in Milvus."""
-    _, ids, _ = stream_model_items(worker)
+    _, items, _ = stream_model_items(worker)
     titles = tmp_path / "titles.csv"
     titles.write_text("itemId,title,genres\n" + "".join(
-        f'{i},"Title {i}, the item",x\n' for i in ids))
+        f'{i},"Title {i}, the item",x\n' for i in items))
     (port,) = free_ports(1)
     settings = worker.model_copy(update={"live_page": True, "item_titles": str(titles)})
     with open_core(settings) as core:
@@ -119,8 +119,15 @@ def browser() -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def texts(driver: Any, selector: str) -> list[str]:
-    return [e.get_attribute("data-id") or "" for e in driver.find_elements("css selector", selector)]
+def ids(driver: Any, selector: str) -> list[str]:
+    """The data-id of every element `selector` finds, in page order."""
+    found = driver.find_elements("css selector", selector)
+    return [e.get_attribute("data-id") or "" for e in found]
+
+
+def history_of(length: int) -> Callable[[Any], bool]:
+    """A wait condition: the page lists `length` clicks of the user."""
+    return lambda driver: len(ids(driver, "#history li")) == length
 
 
 def test_live_page_in_a_browser_updates_interests_and_candidates(live_url: str,
@@ -132,18 +139,18 @@ def test_live_page_in_a_browser_updates_interests_and_candidates(live_url: str,
     try:
         wait = WebDriverWait(driver, 60, poll_frequency=0.2)
         driver.get(f"{live_url}/live#user={user}")
-        wait.until(lambda d: len(texts(d, "#catalog button")) >= 3)
+        wait.until(lambda d: len(ids(d, "#catalog button")) >= 3)
         buttons = driver.find_elements("css selector", "#catalog button")
         clicked = [buttons[n].get_attribute("data-id") for n in (0, 2)]
         seen: list[list[str]] = []
         for n, item in enumerate(clicked, start=1):
-            before = texts(driver, "#candidates li")
+            before = ids(driver, "#candidates li")
             driver.find_element("css selector", f'#catalog button[data-id="{item}"]').click()
             started = time.monotonic()
-            wait.until(lambda d, n=n: len(texts(d, "#history li")) == n)
-            seen.append(texts(driver, "#candidates li"))
+            wait.until(history_of(n))
+            seen.append(ids(driver, "#candidates li"))
             print(f"click {n}: page updated after {time.monotonic() - started:.2f} s")
-            assert texts(driver, "#history li")[0] == item  # newest first
+            assert ids(driver, "#history li")[0] == item  # newest first
             assert seen[-1] and seen[-1] != before
             assert item not in seen[-1]
         columns = driver.find_elements("css selector", "#interests .interest")
