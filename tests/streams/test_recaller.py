@@ -86,12 +86,16 @@ def test_recall_one_model_call_one_search_and_popular_fallback() -> None:
     assert [c.skipped for c in out] == [0, 1, 0]
 
 
-def test_recall_marks_each_candidate_with_the_interest_that_found_it() -> None:
-    rng = np.random.default_rng(1)
-    ids = np.arange(1, 201)
-    vectors = rng.standard_normal((200, 8)).astype(np.float32)
+def random_items(seed: int, n: int, top_k: int) -> tuple[np.ndarray, Recaller]:
+    """Items 1..n with random vectors [n, 8], and a Recaller over them (exact index)."""
+    ids = np.arange(1, n + 1)
+    vectors = np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)
     model = TableModel({int(i): v for i, v in zip(ids, vectors, strict=True)})
-    recaller = Recaller(model, ExactIndex(ids, vectors), top_k=20)
+    return vectors, Recaller(model, ExactIndex(ids, vectors), top_k=top_k)
+
+
+def test_recall_marks_each_candidate_with_the_interest_that_found_it() -> None:
+    vectors, recaller = random_items(1, 200, top_k=20)
     history = [7, 8, 9, 10]
     [found, fallback] = recaller.recall([history, [999]])
     per_interest = vectors[[6, 7, 8, 9]] @ vectors.T  # [K, items]: interest k = item 7 + k
@@ -103,11 +107,7 @@ def test_recall_marks_each_candidate_with_the_interest_that_found_it() -> None:
 
 
 def test_inspect_shows_each_interest_and_the_same_merged_list_as_recall() -> None:
-    rng = np.random.default_rng(2)
-    ids = np.arange(1, 101)
-    vectors = rng.standard_normal((100, 8)).astype(np.float32)
-    model = TableModel({int(i): v for i, v in zip(ids, vectors, strict=True)})
-    recaller = Recaller(model, ExactIndex(ids, vectors), top_k=5)
+    vectors, recaller = random_items(2, 100, top_k=5)
     history = [3, 1, 4, 15]
     insight = recaller.inspect(history)
     assert insight.vectors.shape == (4, 8)
