@@ -27,7 +27,7 @@ def milvus_retriever(index: ItemIndex):  # noqa: ANN201 - model.metrics.Retrieve
         ids, scores = index.search(user_vectors.reshape(-1, dim), n)  # [U * K, n]
         merged = merge(ids.reshape(users, interests, n), scores.reshape(users, interests, n),
                        [[]] * users, n)  # no history exclusion, as in the exact protocol
-        return [items for items, _ in merged]
+        return [items for items, _, _ in merged]
 
     return retrieve
 

@@ -6,10 +6,19 @@ import argparse
 import signal
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from harness.launch import System
 from streams.settings import Settings
+
+
+def live_settings(settings: Settings, data: str | None) -> Settings:
+    """The live page on; item titles from a `movies.csv` beside the data (MovieLens) if unset."""
+    titles = settings.item_titles
+    if titles is None and data is not None and (Path(data).parent / "movies.csv").exists():
+        titles = str(Path(data).parent / "movies.csv")
+    return settings.model_copy(update={"live_page": True, "item_titles": titles})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -26,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    with System(defaults, data=args.data) as system:
+    with System(live_settings(defaults, args.data), data=args.data) as system:
         s = system.settings
         env = f"RECALL_KAFKA_BOOTSTRAP={s.kafka_bootstrap}"
         print(f"""
@@ -35,6 +44,7 @@ Ready. Model {s.model_dir}, logs in {s.stack_dir}.
   replay a dataset:      {env} .venv/bin/python -m producers.replay --rate 200 --limit 1000
   watch recommendations: {env} .venv/bin/python -m consumers.recommendations
   HTTP API (docs):       http://{s.api_host}:{s.api_port}/docs
+  live page:             http://{s.api_host}:{s.api_port}/live
   API metrics, health:   http://{s.api_host}:{s.api_port}/metrics /healthz /readyz
   worker metrics:        http://{s.worker_web_host}:{s.worker_web_port}/metrics /healthz /readyz
 Ctrl-C stops everything.""", flush=True)

@@ -18,6 +18,7 @@ from streams.api_guard import BodyLimit, TokenGate, add_error_handlers, token_de
 from streams.api_observe import add_observability, api_readiness, watch_metrics
 from streams.core import Core, open_core
 from streams.health import Readiness
+from streams.live import LivePage
 from streams.metrics import ApiMetrics
 from streams.settings import INT64_MAX, Settings
 
@@ -61,6 +62,8 @@ class Candidates(BaseModel):
     item_ids: list[int]
     scores: list[float]
     source: str
+    interests: list[int] = Field(
+        description="per item, the interest (0..K-1) whose search found it; -1: popular fallback")
 
 
 class RecallResponse(BaseModel):
@@ -69,8 +72,8 @@ class RecallResponse(BaseModel):
 
 
 def create_api(core: Core, metrics: ApiMetrics | None = None,
-               readiness: Readiness | None = None) -> FastAPI:
-    """The FastAPI app over an open core; interactive docs at /docs."""
+               readiness: Readiness | None = None, live: LivePage | None = None) -> FastAPI:
+    """The FastAPI app over an open core; interactive docs at /docs; the live page with `live`."""
     settings = core.settings
     metrics = metrics if metrics is not None else ApiMetrics()
     guard: list[Any] = []
@@ -85,7 +88,8 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
     reading = guard if settings.api_token_all else []
     api = FastAPI(title="Streaming recall", version="1.0",
                   description="MIND multi-interest recall over Milvus (insert/recall/count/drop)."
-                              + ("" if settings.api_token is None else TOKEN_HELP))
+                              + ("" if settings.api_token is None else TOKEN_HELP),
+                  lifespan=live.lifespan if live is not None else None)
     api.add_middleware(BodyLimit, limit=settings.max_api_body_bytes)
     add_error_handlers(api)
 
@@ -110,8 +114,8 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
         version = found[0].model_version if found else core.model.version
         return RecallResponse(
             model_version=version,
-            results=[Candidates(item_ids=c.item_ids, scores=c.scores, source=c.source)
-                     for c in found],
+            results=[Candidates(item_ids=c.item_ids, scores=c.scores, source=c.source,
+                                interests=c.interests) for c in found],
         )
 
     @api.get("/count", dependencies=reading)
@@ -124,6 +128,9 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
         """Remove every item from Milvus."""
         core.index.drop()
         return {"dropped": True}
+
+    if live is not None:
+        api.include_router(live.router(reading, mutating))
 
     if settings.api_token is not None:  # outermost: no body is read for a caller without it
         paths = {route.path for route in api.routes
@@ -155,16 +162,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         description="HTTP recall API; every RECALL_* environment variable applies.")
     parser.add_argument("--host", default=defaults.api_host, help="env RECALL_API_HOST")
     parser.add_argument("--port", type=int, default=defaults.api_port, help="env RECALL_API_PORT")
+    parser.add_argument("--live", action=argparse.BooleanOptionalAction,
+                        default=defaults.live_page,
+                        help="serve the live page /live (env RECALL_LIVE_PAGE)")
+    parser.add_argument("--item-titles", default=defaults.item_titles,
+                        help="CSV of item titles for the live page (env RECALL_ITEM_TITLES)")
     args = parser.parse_args(argv)
-    settings = defaults.model_copy(update={"api_host": args.host, "api_port": args.port})
+    settings = defaults.model_copy(update={"api_host": args.host, "api_port": args.port,
+                                           "live_page": args.live,
+                                           "item_titles": args.item_titles})
     logs.configure(settings.log_format)
     stop = threading.Event()
-    with open_core(settings, with_history=False) as core:
+    with open_core(settings, with_history=settings.live_page) as core:
         metrics, readiness = ApiMetrics(), api_readiness(core)
+        live = LivePage.from_core(core) if settings.live_page else None
         watch_models(core, stop)
         watch_metrics(core, metrics, readiness, stop)
         try:
-            uvicorn.run(create_api(core, metrics, readiness), host=settings.api_host,
+            uvicorn.run(create_api(core, metrics, readiness, live), host=settings.api_host,
                         port=settings.api_port, log_config=logs.logging_config(settings.log_format))
         finally:
             stop.set()

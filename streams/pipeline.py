@@ -178,6 +178,7 @@ class ClickPipeline:
                 history=histories[click.user_id],
                 click_partition=click.partition,
                 click_offset=click.offset,
+                interests=found.interests,
             )
             out.records.append((str(click.user_id).encode(), record.to_bytes()))
         return out

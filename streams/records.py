@@ -184,6 +184,8 @@ class Recommendation(Wire):
     history: list[int]
     click_partition: int = -1  # where the click was in the clicks topic: (partition, offset)
     click_offset: int = -1  # identifies it, so consumers can drop redelivered duplicates
+    interests: list[int] | None = None  # per item: index of the interest that recalled it
+    # (0..K-1; -1 for a popular fallback); None in records of workers older than the field
 
 
 class DeadLetter(Wire):

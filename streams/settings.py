@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    live_page: bool = Field(
+        False, description="serve the live page /live on the API (it then reads histories from "
+        "Redis, sends the page's clicks to the clicks topic and tails the recommendations topic)")
+    item_titles: str | None = Field(
+        None, description="CSV with item ids in the first column and a 'title' column (e.g. "
+        "MovieLens movies.csv): titles on the live page")
 
     # local stack
     stack_dir: str = Field(".stack", description="where the local stack keeps data and logs")

@@ -13,16 +13,19 @@ def test_merge_keeps_best_score_per_item_and_drops_history_and_padding() -> None
     ids = np.array([[[5, 3, -1], [3, 7, 9]], [[1, 2, 3], [4, 5, 6]]])  # [B=2, K=2, k=3]
     scores = np.array([[[0.9, 0.2, -np.inf], [0.8, 0.5, 0.1]],
                        [[0.1, 0.7, 0.3], [0.6, 0.2, 0.9]]], dtype=np.float32)
-    (items, item_scores), (other, _) = merge(ids, scores, [[9], [6, 2]], top_k=10)
+    (items, item_scores, origin), (other, _, other_origin) = merge(
+        ids, scores, [[9], [6, 2]], top_k=10)
     assert items == [5, 3, 7]
     assert np.allclose(item_scores, [0.9, 0.8, 0.5])
+    assert origin == [0, 1, 1]  # item 3: 0.2 from interest 0, 0.8 from interest 1
     assert other == [4, 3, 5, 1]
+    assert other_origin == [1, 0, 1, 0]
 
 
 def test_merge_truncates_to_top_k() -> None:
     ids = np.arange(20).reshape(1, 4, 5)
     scores = -np.arange(20, dtype=np.float32).reshape(1, 4, 5)
-    [(items, _)] = merge(ids, scores, [[]], top_k=3)
+    [(items, _, _)] = merge(ids, scores, [[]], top_k=3)
     assert items == [0, 1, 2]
 
 
@@ -81,3 +84,37 @@ def test_recall_one_model_call_one_search_and_popular_fallback() -> None:
     assert out[1].source == "popular" and out[1].item_ids == [1, 2, 3, 4, 5]
     assert out[2].source == "mind" and 50 not in out[2].item_ids
     assert [c.skipped for c in out] == [0, 1, 0]
+
+
+def random_items(seed: int, n: int, top_k: int) -> tuple[np.ndarray, Recaller]:
+    """Items 1..n with random vectors [n, 8], and a Recaller over them (exact index)."""
+    ids = np.arange(1, n + 1)
+    vectors = np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)
+    model = TableModel({int(i): v for i, v in zip(ids, vectors, strict=True)})
+    return vectors, Recaller(model, ExactIndex(ids, vectors), top_k=top_k)
+
+
+def test_recall_marks_each_candidate_with_the_interest_that_found_it() -> None:
+    vectors, recaller = random_items(1, 200, top_k=20)
+    history = [7, 8, 9, 10]
+    [found, fallback] = recaller.recall([history, [999]])
+    per_interest = vectors[[6, 7, 8, 9]] @ vectors.T  # [K, items]: interest k = item 7 + k
+    for item, score, interest in zip(found.item_ids, found.scores, found.interests, strict=True):
+        assert int(np.argmax(per_interest[:, item - 1])) == interest
+        assert np.isclose(per_interest[interest, item - 1], score, atol=1e-5)
+    assert len(set(found.interests)) > 1
+    assert fallback.interests == [-1] * len(fallback.item_ids)
+
+
+def test_inspect_shows_each_interest_and_the_same_merged_list_as_recall() -> None:
+    vectors, recaller = random_items(2, 100, top_k=5)
+    history = [3, 1, 4, 15]
+    insight = recaller.inspect(history)
+    assert insight.vectors.shape == (4, 8)
+    assert insight.merged == recaller.recall([history])[0]
+    for k, (items, scores) in enumerate(insight.per_interest):
+        own = vectors[history[k] - 1] @ vectors.T
+        expected = [int(i) for i in np.argsort(-own) + 1 if i not in history][:5]
+        assert items == expected and scores == sorted(scores, reverse=True)
+    for item, interest in zip(insight.merged.item_ids, insight.merged.interests, strict=True):
+        assert item in insight.per_interest[interest][0]
