@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from streams.stats import Stats
 
 SERVERS = ("kafka", "redis", "milvus")
-WORKER_STAGES = ("parse", "redis", "model", "search", "merge", "publish")
+WORKER_STAGES = ("consume", "parse", "redis", "model", "search", "merge", "publish")
 RECALL_STAGES = ("model", "search", "merge")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)

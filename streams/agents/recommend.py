@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 
 import faust
@@ -21,6 +22,12 @@ from streams.pipeline import ClickPipeline
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def consume_seconds(events: Sequence[faust.EventT], now: float) -> float:
+    """Median seconds from the clicks' Kafka timestamps to their batch starting its step."""
+    ages = sorted(now - e.message.timestamp for e in events if e.message.timestamp)
+    return max(ages[len(ages) // 2], 0.0) if ages else 0.0
 
 
 def attach(
@@ -41,8 +48,10 @@ def attach(
             hold(events)
             messages = raw_messages(events)
             log.debug("batch of %d clicks", len(messages))
+            waited = consume_seconds(events, time.time())
             out = await run_step(pipeline.process, messages, executor,
                                  settings.retry_max_delay_s, metrics)
+            out.timings["consume"] = waited
             if out.counts.get("broker_resets"):
                 forget_commits(app.consumer, settings.clicks_topic)
             stepped = time.perf_counter()
