@@ -26,8 +26,10 @@ from harness.bench_probes import Freshness, sample_histories, search_ceiling
 from harness.bench_report import markdown_table, plot
 from harness.bench_world import Catalog, WorkerRun, fill_catalog, prepare_model, preseed_histories
 from harness.load import run_step
+from harness.milvus_eval import compare, holdout_users
 from harness.stack import LocalStack, free_ports
 from harness.sweep import Step, check_shape, mode_summary, stage_means, sweep, targets
+from model.serving import InterestModel
 from streams.core import search_params
 from streams.index import ItemIndex
 from streams.recaller import Recaller
@@ -69,13 +71,15 @@ class Bench:
         return sweep(lambda rate: self.step(run, rate), start, self.args.factor,
                      self.args.max_rate)
 
-    def mode(self, mode: str, catalog: Catalog, items: Any, start: float,
-             workers: int = 1) -> tuple[dict[str, Any], WorkerRun]:
-        print(f"{mode} ({catalog.label}, {workers} worker{'s' * (workers > 1)}):", flush=True)
+    def mode(self, mode: str, catalog: Catalog, items: Any, start: float, workers: int = 1,
+             overrides: dict[str, object] | None = None) -> tuple[dict[str, Any], WorkerRun]:
+        print(f"{mode} ({catalog.label}, {workers} worker{'s' * (workers > 1)}"
+              f"{', ' + str(overrides) if overrides else ''}):", flush=True)
         with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
-                       workers) as run:
+                       workers, overrides) as run:
             summary = mode_summary(self.sweep(run, start))
-            if mode == "pipeline" and workers == 1 and summary["max_sustained_cps"] > 0:
+            if (mode == "pipeline" and workers == 1 and not overrides
+                    and summary["max_sustained_cps"] > 0):
                 summary.update(self.half_rate(run, summary["max_sustained_cps"]))
         return summary, run
 
@@ -110,6 +114,9 @@ class Bench:
                                    "search_ceiling": ceiling,
                                    "search_ceiling_ups": max(ceiling["threads_1"],
                                                              ceiling["threads_2"])}
+            if catalog.data and catalog.label == HEADLINE and Path(catalog.data).is_file():
+                out["recall"] = recall_kept(model, index, catalog, self.settings)
+                print(f"recall through Milvus: {out['recall']}", flush=True)
             if "naive" in self.args.modes:
                 out["naive"], _ = self.mode("naive", catalog, items, self.args.naive_start)
             if "pipeline" in self.args.modes:
@@ -117,6 +124,10 @@ class Bench:
                 out["pipeline"] = pipe
                 out["half_rate_p99_ms"] = pipe.pop("half_rate_p99_ms", None)
                 out["freshness"] = pipe.pop("freshness", None)
+            for variant in self.args.variant if catalog.label == HEADLINE else []:
+                overrides = dict(kv.split("=", 1) for kv in variant.split(","))
+                out.setdefault("variants", {})[variant], _ = self.mode(
+                    "pipeline", catalog, items, self.args.pipeline_start, overrides=overrides)
             if self.args.two_workers and catalog.label == HEADLINE:
                 out["two_workers"], _ = self.mode("pipeline", catalog, items,
                                                   self.args.pipeline_start, workers=2)
@@ -124,6 +135,19 @@ class Bench:
             index.close()
             self.index = None
         return out
+
+
+def recall_kept(model: InterestModel, index: ItemIndex, catalog: Catalog,
+                settings: Settings) -> dict[str, Any]:
+    """Recall@50 of Beauty test users through Milvus with the recaller's pruning, vs exact."""
+    version = Path(catalog.model_dir) / model.version
+    histories, targets_ = holdout_users(version, catalog.data)
+    got = compare(model, index, histories, targets_, settings.interest_pruning,
+                  settings.interest_dedup_cosine)
+    return {"users": len(histories), "exact_recall@50": round(got["exact"]["recall@50"], 4),
+            "milvus_recall@50": round(got["milvus"]["recall@50"], 4),
+            "recall_kept": round(got["recall_kept"], 4),
+            "queries_per_user": round(got["queries_per_user"], 2)}
 
 
 def headline(result: dict[str, Any]) -> None:
@@ -137,6 +161,7 @@ def headline(result: dict[str, Any]) -> None:
         "stages_ms": pipe.get("stages_ms", {}), "naive": cat["naive"], "pipeline": pipe,
         "pipeline_half_rate_p99_ms": cat["half_rate_p99_ms"],
         "two_workers": cat.get("two_workers"),
+        "recall_kept": (cat.get("recall") or {}).get("recall_kept"),
     })
     result["targets"] = targets(result)
 
@@ -175,6 +200,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--ceiling-s", type=float, default=None, help="seconds per ceiling run")
     p.add_argument("--modes", default="passthrough,naive,pipeline",
                    help="what to sweep (leaving one out gives an incomplete JSON: for tuning)")
+    p.add_argument("--variant", action="append", default=[], metavar="FIELD=VALUE,...",
+                   help="also sweep the pipeline with these Settings fields changed, side by "
+                   "side in the same run (repeatable; e.g. interest_pruning=none)")
     p.add_argument("--naive-start", type=float, default=20.0)
     p.add_argument("--pipeline-start", type=float, default=100.0)
     p.add_argument("--passthrough-start", type=float, default=200.0)

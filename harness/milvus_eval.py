@@ -6,8 +6,8 @@ import argparse
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

@@ -172,7 +172,11 @@ class WorkerMetrics(Metrics):
                       counts.get("history_items_without_vector", 0))
         self.broker_resets.inc(counts.get("broker_resets", 0))
         stats = self.stats
-        stats.observe("click_step_ms", 1000 * sum(v for k, v in timings.items() if k != "publish"))
+        stats.observe("click_step_ms", 1000 * sum(v for k, v in timings.items()
+                                                  if k not in ("publish", "consume")))
+        for stage in ("consume", "search", "publish"):
+            if stage in timings:
+                stats.observe(f"click_{stage}_ms", 1000 * timings[stage])
         stats.observe("click_publish_ms", 1000 * timings.get("publish", 0.0))
         stats.observe("clicks_per_batch", size)
         stats.add("clicks", size)
