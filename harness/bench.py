@@ -125,7 +125,8 @@ class Bench:
                 out["half_rate_p99_ms"] = pipe.pop("half_rate_p99_ms", None)
                 out["freshness"] = pipe.pop("freshness", None)
             for variant in self.args.variant if catalog.label == HEADLINE else []:
-                overrides = dict(kv.split("=", 1) for kv in variant.split(","))
+                overrides = {k: parse_value(v) for k, v in
+                             (kv.split("=", 1) for kv in variant.split(","))}
                 out.setdefault("variants", {})[variant], _ = self.mode(
                     "pipeline", catalog, items, self.args.pipeline_start, overrides=overrides)
             if self.args.two_workers and catalog.label == HEADLINE:
@@ -164,6 +165,14 @@ def headline(result: dict[str, Any]) -> None:
         "recall_kept": (cat.get("recall") or {}).get("recall_kept"),
     })
     result["targets"] = targets(result)
+
+
+def parse_value(text: str) -> object:
+    """A --variant value: JSON when it parses (false, 0.05, 128), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def missing_modes(result: dict[str, Any]) -> bool:

@@ -71,23 +71,32 @@ def max_sustained(steps: Iterable[Step], p99_limit_ms: float = P99_LIMIT_MS) -> 
 
 
 def sweep(run: Callable[[float], Step], start: float, factor: float, limit: float,
-          refine: bool = True, p99_limit_ms: float = P99_LIMIT_MS) -> list[Step]:
+          refine: bool = True, retries: int = 1,
+          p99_limit_ms: float = P99_LIMIT_MS) -> list[Step]:
     """Offer start, start*factor, ... until a rate is not sustained (or `limit` is passed).
 
-    With `refine`, one more step halfway between the last sustained and the first failed rate.
+    A rate that fails is offered again up to `retries` times and counts as sustained if any
+    run is (a machine shared with other work stalls now and then; each run is in the list).
+    With `refine`, one more rate halfway between the last sustained and the first failed one.
     """
     steps: list[Step] = []
-    rate = start
+
+    def attempt(rate: float) -> bool:
+        for _ in range(1 + retries):
+            steps.append(run(rate))
+            if steps[-1].sustained(p99_limit_ms):
+                return True
+        return False
+
+    rate, failed = start, None
     while rate <= limit:
-        step = run(rate)
-        steps.append(step)
-        if not step.sustained(p99_limit_ms):
+        if not attempt(rate):
+            failed = rate
             break
         rate = rate * factor
-    failed = [s for s in steps if not s.sustained(p99_limit_ms)]
     best = max_sustained(steps, p99_limit_ms)
-    if refine and failed and best is not None:
-        steps.append(run(round((best.offered_cps + failed[0].offered_cps) / 2)))
+    if refine and failed is not None and best is not None:
+        attempt(round((best.offered_cps + failed) / 2))
     return steps
 
 
