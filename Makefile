@@ -11,6 +11,8 @@ MAXLEN ?= 10
 SEEDS ?= 1
 EVAL_OUT ?= eval-results.json
 MODEL_DIR ?= artifacts/model
+BENCH_OUT ?= bench-results.json
+BENCH_QUICK ?=
 
 .PHONY: help venv run demo test lint eval bench train clean faults
 
@@ -21,7 +23,8 @@ help:
 	@echo "make faults    kill/restart workers and servers, poison flood; FAULTS {json} (FAULTS_QUICK=1)"
 	@echo "make lint      ruff + mypy"
 	@echo "make eval      train + evaluate MIND and baselines (DATA=path MAXLEN=10 SEEDS=1)"
-	@echo "make bench     model micro-benchmark and pipeline load test"
+	@echo "make bench     pass-through, search ceiling, naive and pipeline sweeps; BENCH_OUT json,"
+	@echo "               .png and .md beside it (BENCH_QUICK=1: 12k catalog, < 5 min)"
 	@echo "make train     train and export a model (DATA=path, else built-in generator)"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -52,8 +55,7 @@ eval: $(STAMP)
 	$(PY) -m model.evaluate --data $(DATA) --maxlen $(MAXLEN) --seeds $(SEEDS) --json --out $(EVAL_OUT)
 
 bench: $(STAMP)
-	$(PY) -m model.bench --model $(MODEL_DIR)
-	$(PY) -m harness.bench --model-dir $(MODEL_DIR)
+	BENCH_OUT=$(BENCH_OUT) BENCH_QUICK=$(BENCH_QUICK) $(PY) -m harness.bench --model-root $(MODEL_DIR)
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)

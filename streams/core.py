@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from model.serving import InterestModel
 from streams.history import HistoryStore
@@ -52,6 +53,11 @@ def check_model(model: InterestModel, settings: Settings) -> None:
         )
 
 
+def search_params(settings: Settings, index: ItemIndex) -> dict[str, Any] | None:
+    """Milvus search parameters from the settings (None: the index type's defaults)."""
+    return {"nprobe": settings.milvus_nprobe} if index.index_type == "IVF_FLAT" else None
+
+
 @contextmanager
 def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
     """Load the model, connect and ping Redis and Milvus; close everything on exit."""
@@ -69,7 +75,9 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
                                    password=settings.redis_password)
             stack.callback(history.close)
             history.start()
-        recaller = Recaller(model, index, settings.top_k)
+        recaller = Recaller(model, index, settings.top_k, settings.per_interest_extra,
+                            settings.interest_pruning, settings.interest_dedup_cosine,
+                            search_params(settings, index))
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
                  redact_url(settings.milvus_uri),
                  redact_url(settings.redis_url) if with_history else "no redis")

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from streams.stats import Stats
 
 SERVERS = ("kafka", "redis", "milvus")
-WORKER_STAGES = ("parse", "redis", "model", "search", "merge", "publish")
+WORKER_STAGES = ("consume", "parse", "redis", "model", "search", "merge", "publish")
 RECALL_STAGES = ("model", "search", "merge")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)
@@ -172,7 +172,11 @@ class WorkerMetrics(Metrics):
                       counts.get("history_items_without_vector", 0))
         self.broker_resets.inc(counts.get("broker_resets", 0))
         stats = self.stats
-        stats.observe("click_step_ms", 1000 * sum(v for k, v in timings.items() if k != "publish"))
+        stats.observe("click_step_ms", 1000 * sum(v for k, v in timings.items()
+                                                  if k not in ("publish", "consume")))
+        for stage in ("consume", "search", "publish"):
+            if stage in timings:
+                stats.observe(f"click_{stage}_ms", 1000 * timings[stage])
         stats.observe("click_publish_ms", 1000 * timings.get("publish", 0.0))
         stats.observe("clicks_per_batch", size)
         stats.add("clicks", size)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,8 @@ class InterestSource(Protocol):
 class VectorIndex(Protocol):
     """What the recaller needs of streams.index.ItemIndex."""
 
-    def search(self, vectors: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(self, vectors: np.ndarray, top_k: int,
+               params: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -102,38 +103,102 @@ def merge(
     return out
 
 
-class Recaller:
-    """Recall candidates for a batch of users; every face (stream, HTTP, evaluation) calls this."""
+@dataclass(frozen=True)
+class Plan:
+    """The Milvus queries of one batch: which user row and interest slot each query is."""
 
-    def __init__(self, model: InterestSource, index: VectorIndex, top_k: int):
+    queries: np.ndarray  # [Q, D] float32
+    rows: np.ndarray  # [Q] int, user row of each query
+    slots: np.ndarray  # [Q] int, interest slot of each query
+    per_interest: int  # top-k asked of each query
+
+
+def keep_interests(vectors: np.ndarray, lengths: np.ndarray, pruning: str,
+                   dedup_cosine: float) -> np.ndarray:
+    """[B, K] bool: the interests searched for. All non-zero ones without pruning.
+
+    "log2": the MIND paper's dynamic number of interests, K_u = max(1, min(K, floor(log2
+    |history|))), the K_u longest capsules. "dedup": a capsule whose cosine to a longer kept
+    one is >= dedup_cosine is dropped (short histories give near-identical capsules).
+    """
+    batch, interests, _ = vectors.shape
+    norms = np.linalg.norm(vectors, axis=2)  # [B, K]
+    keep = norms > 0  # [B, K]
+    if pruning == "none" or interests == 1:
+        return keep
+    order = np.argsort(-norms, axis=1, kind="stable")  # [B, K] longest first
+    if pruning == "log2":
+        k_u = np.clip(np.floor(np.log2(np.maximum(lengths, 1))), 1, interests)  # [B]
+        rank = np.argsort(order, axis=1)  # [B, K] rank of each capsule by length
+        return keep & (rank < k_u[:, None])
+    unit = vectors / np.maximum(norms, 1e-12)[:, :, None]  # [B, K, D]
+    cos = np.einsum("bkd,bjd->bkj", unit, unit)  # [B, K, K]
+    for step in range(1, interests):
+        cap = order[:, step]  # [B] this rank's capsule
+        earlier = order[:, :step]  # [B, step]
+        near = cos[np.arange(batch)[:, None], cap[:, None], earlier]  # [B, step]
+        alive = np.take_along_axis(keep, earlier, axis=1)  # [B, step]
+        dup = (near >= dedup_cosine) & alive  # [B, step]
+        keep[np.arange(batch), cap] &= ~dup.any(axis=1)
+    return keep
+
+
+class Recaller:
+    """Recall candidates for a batch of users; every face (stream, HTTP, evaluation) calls this.
+
+    `per_interest_extra`: each interest asks Milvus for top_k + this many (None: + the longest
+    history, so top_k remain once history items are removed). `pruning` / `dedup_cosine`:
+    see `keep_interests`. `search_params`: Milvus search parameters (None: the index's own).
+    """
+
+    def __init__(self, model: InterestSource, index: VectorIndex, top_k: int,
+                 per_interest_extra: int | None = None, pruning: str = "none",
+                 dedup_cosine: float = 0.99, search_params: dict[str, Any] | None = None):
         self.model = model
         self.index = index
         self.top_k = top_k
+        self.per_interest_extra = per_interest_extra
+        self.pruning = pruning
+        self.dedup_cosine = dedup_cosine
+        self.search_params = search_params
         self._lock = threading.Lock()  # one batch at a time through the model and the index
 
+    def plan(self, vectors: np.ndarray, histories: Sequence[Sequence[int]],
+             top_k: int | None = None, pruning: str | None = None) -> Plan:
+        """The queries for interest vectors [B, K, D] of `histories` (`pruning`: override)."""
+        k = top_k or self.top_k
+        longest = max((len(h) for h in histories), default=0)
+        extra = longest if self.per_interest_extra is None else self.per_interest_extra
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)  # [B]
+        keep = keep_interests(vectors, lengths, pruning or self.pruning,
+                              self.dedup_cosine)  # [B, K]
+        rows, slots = np.nonzero(keep)  # [Q], [Q]
+        return Plan(vectors[rows, slots], rows, slots, k + extra)
+
     def _search(self, histories: Sequence[Sequence[int]], k: int,
-                spent: MutableMapping[str, float]) -> _Searched:
-        """One model call and one index search; each interest asks for k + |longest history|."""
+                spent: MutableMapping[str, float], pruning: str | None = None) -> _Searched:
+        """One model call and one index search of the queries `plan` keeps."""
         with self._lock:
             model = self.model
             started = time.perf_counter()
             vectors, skipped = model.interests(histories)  # [B, K, D], [B]
             searched = time.perf_counter()
             spent["model"] = searched - started
-            batch, interests, dim = vectors.shape
-            usable = np.abs(vectors).reshape(batch, -1).sum(axis=1) > 0  # [B]
-            # Ask each interest for k + |history| so k remain after history items are removed.
-            per_interest = k + max((len(h) for h in histories), default=0)
-            ids = np.full((batch, interests, per_interest), -1, dtype=np.int64)
-            scores = np.full((batch, interests, per_interest), -np.inf, dtype=np.float32)
-            if usable.any():
+            batch, interests, _ = vectors.shape
+            plan = self.plan(vectors, histories, k, pruning)
+            usable = np.zeros(batch, dtype=bool)  # [B] users with at least one query
+            usable[plan.rows] = True
+            ids = np.full((batch, interests, plan.per_interest), -1, dtype=np.int64)
+            scores = np.full((batch, interests, plan.per_interest), -np.inf, dtype=np.float32)
+            if len(plan.queries):
+                extra_args = () if self.search_params is None else (self.search_params,)
                 found_ids, found_scores = self.index.search(
-                    vectors[usable].reshape(-1, dim), per_interest
-                )  # [U * K, per_interest]
-                ids[usable] = found_ids.reshape(-1, interests, per_interest)
-                scores[usable] = found_scores.reshape(-1, interests, per_interest)
+                    plan.queries, plan.per_interest, *extra_args
+                )  # [Q, per_interest]
+                ids[plan.rows, plan.slots] = found_ids
+                scores[plan.rows, plan.slots] = found_scores
             spent["search"] = time.perf_counter() - searched
-            popular = model.popular(k + per_interest) if not usable.all() else []
+            popular = model.popular(k + plan.per_interest) if not usable.all() else []
             return _Searched(vectors, np.asarray(skipped), usable, ids, scores, model.version,
                              popular, k)
 
@@ -172,8 +237,11 @@ class Recaller:
     def inspect(self, history: Sequence[int], top_k: int | None = None) -> Insight:
         """The same recall for one history, with each interest's vector and own nearest items."""
         k = top_k or self.top_k
-        found = self._search([history], k, {})
-        merged = merge(found.ids, found.scores, [history], k)[0]
+        found = self._search([history], k, {}, pruning="none")  # every interest, for display
+        kept = self.plan(found.vectors, [history], k).slots  # those recall itself searches
+        kept_ids, kept_scores = np.full_like(found.ids, -1), np.full_like(found.scores, -np.inf)
+        kept_ids[0, kept], kept_scores[0, kept] = found.ids[0, kept], found.scores[0, kept]
+        merged = merge(kept_ids, kept_scores, [history], k)[0]
         per_interest = []
         for i in range(found.ids.shape[1]):  # each interest's list alone: same exclusions
             items, scores, _ = merge(found.ids[:, [i]], found.scores[:, [i]], [history], k)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,8 @@ class ExactIndex:
     def __init__(self, ids: np.ndarray, vectors: np.ndarray):
         self.ids, self.vectors, self.calls = ids, vectors, 0
 
-    def search(self, vectors: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, vectors: np.ndarray, top_k: int,
+               params: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
         self.calls += 1
         scores = vectors @ self.vectors.T  # [N, items]
         order = np.argsort(-scores, axis=1)[:, :top_k]
