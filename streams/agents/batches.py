@@ -87,9 +87,14 @@ def hold(events: Sequence[faust.EventT]) -> None:
 
 
 def release(events: Sequence[faust.EventT]) -> None:
-    """The batch is published: take_events' own ack may now commit it."""
+    """The batch is published: drop `hold`'s reference.
+
+    An ack, not a bare decref: with publishing overlapped, take_events has already acked the
+    batch (when the agent asked for the next one), so this is the last reference and must be
+    the final ack that lets Faust commit the offsets; otherwise take_events' ack is the last.
+    """
     for event in events:
-        event.message.decref()
+        event.ack()
 
 
 def forget_commits(consumer: Any, topic: str, partitions: Iterable[int] | None = None) -> None:

@@ -174,3 +174,47 @@ def test_guarded_commits_run_only_when_the_guard_allows() -> None:
     assert asyncio.run(three()) == [True, False, True]
     assert committed == [0, 1]  # not while the broker cannot tell; after dropping stale acks
     assert consumer._acked[clicks] == [] and consumer._committed_offset[clicks] is None
+
+
+def _events(n: int) -> list:  # noqa: ANN202 - fake Faust events around real Messages
+    from types import SimpleNamespace
+
+    from faust.types.tuples import Message
+
+    out = []
+    for offset in range(n):
+        message = Message("clicks", 0, offset, 0.0, 0, None, b"k", b"v", None)
+        message.incref()  # the stream's own reference, as Faust's conductor takes it
+        out.append(SimpleNamespace(message=message,
+                                   ack=lambda m=message: m.ack(None)))  # type: ignore[misc]
+    return out
+
+
+@pytest.mark.parametrize("take_events_acks_first", [True, False])
+def test_held_events_are_final_only_once_published(take_events_acks_first: bool) -> None:
+    """Whichever comes last, take_events' ack or `release`, is the final ack; never earlier."""
+    from streams.agents.batches import hold, release
+
+    events = _events(3)
+    hold(events)  # type: ignore[arg-type]
+    if take_events_acks_first:  # publishing overlapped with the next batch's step
+        for e in events:
+            e.ack()
+        assert not any(e.message.acked for e in events)
+        release(events)  # type: ignore[arg-type]
+    else:
+        release(events)  # type: ignore[arg-type]
+        assert not any(e.message.acked for e in events)
+        for e in events:
+            e.ack()
+    assert all(e.message.acked for e in events)
+
+
+def test_a_cancelled_batch_is_never_final() -> None:
+    from streams.agents.batches import hold
+
+    events = _events(2)
+    hold(events)  # type: ignore[arg-type]
+    for e in events:  # take_events acks the batch when its agent is cancelled
+        e.ack()
+    assert not any(e.message.acked for e in events)
