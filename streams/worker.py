@@ -13,7 +13,7 @@ from contextlib import ExitStack
 
 import faust
 
-from streams import logs, observe
+from streams import item_feed, logs, observe
 from streams.agents import recommend, reload_model, upsert_items
 from streams.app import create_app, topics
 from streams.core import open_core
@@ -125,9 +125,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             excerpt = settings.dead_letter_excerpt_bytes
             clicks = ClickPipeline(core.history, core.recaller, Limits.from_settings(settings),
                                    LogEpochs(topic_ids), excerpt)
-            items = ItemPipeline(core.index, core.model,
-                                 Limits.from_settings(settings, core.model.dim), excerpt)
-            recommend.attach(app, channels, clicks, executor, settings, metrics)
+            item_limits = Limits.from_settings(settings, core.model.dim)
+            items = ItemPipeline(core.index, item_limits, excerpt)
+            feed_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="item-feed")
+            stack.callback(feed_executor.shutdown, wait=False, cancel_futures=True)
+            feed = item_feed.ItemFeed(settings, core.model, item_limits, feed_executor, metrics)
+            item_feed.attach(app, feed)
+            recommend.attach(app, channels, clicks, executor, settings, metrics, feed.caught_up)
             upsert_items.attach(app, channels, items, executor, settings, metrics)
             reload_model.attach(app, core, executor, metrics)
             observe.attach(app, core, settings, metrics, stack)

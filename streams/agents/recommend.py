@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from concurrent.futures import Executor
@@ -21,6 +22,7 @@ from streams.pipeline import ClickPipeline
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+ITEMS_WAIT_S = 30.0
 
 
 def attach(
@@ -30,11 +32,22 @@ def attach(
     executor: Executor,
     settings: Settings,
     metrics: WorkerMetrics,
+    items_ready: asyncio.Event | None = None,
 ) -> faust.types.AgentT:
-    """Register the agent on `app`; events are acked (and later committed) after publishing."""
+    """Register the agent on `app`; events are acked (and later committed) after publishing.
+
+    With `items_ready`, the first batch waits (at most ITEMS_WAIT_S) until it is set: until the
+    worker's streamed item table has caught up with the items topic (streams/item_feed.py).
+    """
 
     @app.agent(topics["clicks"], name="recommend")
     async def recommend(stream: faust.StreamT) -> None:
+        if items_ready is not None and not items_ready.is_set():
+            try:
+                await asyncio.wait_for(items_ready.wait(), ITEMS_WAIT_S)
+            except TimeoutError:
+                log.warning("item table not caught up after %.0fs: serving clicks anyway",
+                            ITEMS_WAIT_S)
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.batch_size, within=settings.batch_window_s)
         async for events in batches:
