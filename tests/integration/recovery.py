@@ -146,8 +146,10 @@ class Workers:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: list[IO[bytes]] = field(default_factory=list)
 
-    def start(self, name: str) -> None:
-        env = to_env(self.settings) | {"PATH": os.environ.get("PATH", "/usr/bin")}
+    def start(self, name: str, **settings: object) -> None:
+        """Start worker `name`; `settings` override fields for this worker (e.g. its web port)."""
+        own = self.settings.model_copy(update=settings)
+        env = to_env(own) | {"PATH": os.environ.get("PATH", "/usr/bin")}
         if self.static:
             env["RECALL_GROUP_INSTANCE_ID"] = name
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all
@@ -166,8 +168,9 @@ class Workers:
         while True:
             self.check_alive()
             text = self.log_text(name)
-            tail = text[text.rfind("Setting newly assigned partitions"):]
-            if "Setting newly assigned" in text and f"| {clicks} " in tail.split("Executing")[0]:
+            tail = text[text.rfind("Setting newly assigned partitions"):].split("Executing")[0]
+            if "Setting newly assigned" in text and (f"| {clicks} " in tail
+                                                     or f"topic='{clicks}'" in tail):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"worker {name} got no clicks partition in {timeout_s}s")
