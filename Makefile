@@ -12,7 +12,10 @@ SEEDS ?= 1
 EVAL_OUT ?= eval-results.json
 MODEL_DIR ?= artifacts/model
 
-.PHONY: help venv run demo test lint eval bench train clean faults
+WORKERS ?= 1
+COMPOSE ?= docker compose
+
+.PHONY: help venv run demo test lint eval bench train clean faults up down
 
 help:
 	@echo "make run       start the whole local stack, worker and API (Ctrl-C stops it)"
@@ -23,6 +26,8 @@ help:
 	@echo "make eval      train + evaluate MIND and baselines (DATA=path MAXLEN=10 SEEDS=1)"
 	@echo "make bench     model micro-benchmark and pipeline load test"
 	@echo "make train     train and export a model (DATA=path, else built-in generator)"
+	@echo "make up        docker compose production stack, WORKERS=N workers (needs .env)"
+	@echo "make down      stop the docker compose stack (volumes kept)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +62,13 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
+
+up:
+	@test -f .env || { echo "no .env: cp .env.example .env and replace every change-me"; exit 1; }
+	$(COMPOSE) up -d --build --wait --scale worker=$(WORKERS)
+
+down:
+	$(COMPOSE) down
 
 clean:
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache
