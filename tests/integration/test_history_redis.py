@@ -10,6 +10,7 @@ from redis.cluster import RedisCluster
 
 from harness.stack import LocalStack
 from streams.history import ClickAt, HistoryStore
+from tests.integration.conftest import empty_store
 from tests.integration.redis_cluster import redis_cluster
 
 pytestmark = pytest.mark.integration
@@ -26,13 +27,8 @@ def redis_store(request: pytest.FixtureRequest, stack: LocalStack) -> Iterator[H
     """Every test of this module runs on the stack's Redis and on a Redis Cluster."""
     cluster = request.param == "cluster"
     url = request.getfixturevalue("cluster_url") if cluster else stack.settings.redis_url
-    store = HistoryStore(url, history_len=stack.settings.history_len, cluster=cluster)
-    store.start()
-    try:
-        store.flush()
+    with empty_store(url, stack.settings.history_len, cluster) as store:
         yield store
-    finally:
-        store.close()
 
 
 def test_keeps_time_order_with_ties_by_arrival(redis_store: HistoryStore) -> None:
