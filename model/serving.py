@@ -154,6 +154,10 @@ class InterestModel:
         with self._lock:
             self._extra = self._extra.without({int(i) for i in ids})
 
+    def is_trained(self, item_id: int) -> bool:
+        """Whether the loaded model was trained on `item_id` (streamed vectors of it are unused)."""
+        return item_id in self._snap.table.index
+
     @property
     def streamed_items(self) -> int:
         """How many streamed vectors of items outside the trained table are held."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -40,18 +41,32 @@ class StreamedTable(Protocol):
 
     def remove_items(self, ids: Sequence[int]) -> None: ...
 
+    def is_trained(self, item_id: int) -> bool: ...
+
     @property
     def streamed_items(self) -> int: ...
 
 
+ITEM_ID = re.compile(rb'"item_id"\s*:\s*(\d+)')
+
+
+def names_trained_item(value: bytes | None, table: StreamedTable) -> bool:
+    """Whether a record surely names an item the model was trained on: it cannot change the
+    streamed table, so the feed skips it unparsed (a restart replays the model's own table)."""
+    found = ITEM_ID.findall(value or b"")
+    return len(found) == 1 and table.is_trained(int(found[0]))
+
+
 def apply_records(values: Sequence[bytes | None], table: StreamedTable, limits: Limits) -> int:
-    """Apply item records (oldest first) to `table`; returns how many were valid.
+    """Apply item records (oldest first) to `table`; returns how many were parsed and valid.
 
     Invalid records are skipped quietly: the group's agent dead-letters each of them once.
     """
     assert limits.dim is not None
     items = []
     for value in values:
+        if names_trained_item(value, table):
+            continue
         try:
             items.append(ItemEmbedding.parse(value, limits))
         except BadEvent:
@@ -76,7 +91,8 @@ class ItemFeed:
         self.executor = executor
         self.metrics = metrics
         self.caught_up = asyncio.Event()
-        self.applied = 0
+        self.read = 0  # records read
+        self.applied = 0  # of which valid records of items outside the model
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -86,7 +102,7 @@ class ItemFeed:
             **aiokafka_kwargs(s))
 
     async def run(self) -> None:
-        """Run until cancelled; reconnects after broker errors."""
+        """Run until cancelled; reads the topic again after any error (the worker goes on)."""
         while True:
             try:
                 await self._follow()
@@ -94,7 +110,9 @@ class ItemFeed:
                 raise
             except (KafkaError, OSError) as exc:
                 log.warning("item feed: %r; reconnecting in 1s", exc)
-                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("item feed failed; reading the items topic again in 1s")
+            await asyncio.sleep(1.0)
 
     async def _follow(self) -> None:
         topic = self.settings.items_topic
@@ -114,12 +132,14 @@ class ItemFeed:
             while True:
                 if not self.caught_up.is_set() and await _at(consumer, ends):
                     self.caught_up.set()
-                    log.info("item feed caught up: %d records of %s in %.1fs",
-                             self.applied, topic, time.monotonic() - started)
+                    log.info("item feed caught up: %d records of %s read (%d of items outside "
+                             "the model) in %.1fs", self.read, topic, self.applied,
+                             time.monotonic() - started)
                 batches = await consumer.getmany(timeout_ms=500,
                                                  max_records=self.settings.item_batch_size)
                 for messages in batches.values():
                     values = [m.value for m in messages]
+                    self.read += len(values)
                     self.applied += await loop.run_in_executor(
                         self.executor, apply_records, values, self.table, self.limits)
                 if batches and self.metrics is not None:
