@@ -14,7 +14,10 @@ MODEL_DIR ?= artifacts/model
 BENCH_OUT ?= bench-results.json
 BENCH_QUICK ?=
 
-.PHONY: help venv run demo test lint eval bench train clean faults
+WORKERS ?= 1
+COMPOSE ?= docker compose
+
+.PHONY: help venv run demo test lint eval bench train clean faults up down
 
 help:
 	@echo "make run       start the whole local stack, worker and API (Ctrl-C stops it)"
@@ -26,6 +29,8 @@ help:
 	@echo "make bench     pass-through, search ceiling, naive and pipeline sweeps; BENCH_OUT json,"
 	@echo "               .png and .md beside it (BENCH_QUICK=1: 12k catalog, < 5 min)"
 	@echo "make train     train and export a model (DATA=path, else built-in generator)"
+	@echo "make up        docker compose production stack, WORKERS=N workers (needs .env)"
+	@echo "make down      stop the docker compose stack (volumes kept)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +64,13 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
+
+up:
+	@test -f .env || { echo "no .env: cp .env.example .env and replace every change-me"; exit 1; }
+	$(COMPOSE) up -d --build --wait --scale worker=$(WORKERS)
+
+down:
+	$(COMPOSE) down
 
 clean:
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

@@ -54,6 +54,11 @@ class _Table:
         vecs = np.array(vectors, dtype=np.float32).reshape(len(ids), dim)  # [M, D]
         return cls(np.array(ids, dtype=np.int64), vecs)
 
+    def without(self, drop: set[int]) -> _Table:
+        """A copy without the ids in `drop`."""
+        keep = [r for r, i in enumerate(self.ids.tolist()) if i not in drop]
+        return _Table(self.ids[keep], self.vectors[keep])
+
     def find(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found [T] bool, row [T] int) for raw ids `query` [T]."""
         if len(self._sorted) == 0:
@@ -144,6 +149,20 @@ class InterestModel:
                     merged[int(i)] = v
             self._extra = _Table.build(list(merged), list(merged.values()), self.dim)
 
+    def remove_items(self, ids: Sequence[int]) -> None:
+        """Forget streamed vectors (an item deleted from the catalogue); trained items stay."""
+        with self._lock:
+            self._extra = self._extra.without({int(i) for i in ids})
+
+    def is_trained(self, item_id: int) -> bool:
+        """Whether the loaded model was trained on `item_id` (streamed vectors of it are unused)."""
+        return item_id in self._snap.table.index
+
+    @property
+    def streamed_items(self) -> int:
+        """How many streamed vectors of items outside the trained table are held."""
+        return len(self._extra.ids)
+
     def interests(self, histories: Sequence[Sequence[int]]) -> Interests:
         """Interest vectors for raw-id histories (oldest first), one batched forward pass.
 
@@ -194,7 +213,5 @@ class InterestModel:
         snap = _load_snapshot(self._root / latest, self._place)
         with self._lock:
             self._snap = snap
-            keep = [r for r, i in enumerate(self._extra.ids.tolist()) if i not in snap.table.index]
-            self._extra = _Table.build(self._extra.ids[keep].tolist(),
-                                       list(self._extra.vectors[keep]), self.dim)
+            self._extra = self._extra.without(snap.table.index)
         return True

@@ -72,7 +72,8 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
         if with_history:
             history = HistoryStore(settings.redis_url, history_len=settings.history_len,
                                    username=settings.redis_username,
-                                   password=settings.redis_password)
+                                   password=settings.redis_password,
+                                   cluster=settings.redis_cluster)
             stack.callback(history.close)
             history.start()
         recaller = Recaller(model, index, settings.top_k, settings.per_interest_extra,

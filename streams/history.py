@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import redis
 from pydantic import SecretStr
+from redis.cluster import RedisCluster, key_slot
 
 from streams.errors import InvalidRequest, ServiceUnavailable
 
@@ -109,6 +110,11 @@ def parse_history(raw: bytes | str | None) -> list[int]:
     return [int(entry.rsplit(" ", 1)[1]) for entry in text.split(";")]
 
 
+# a cluster failing over or resharding: retried like a lost connection
+CLUSTER_OUTAGES = (redis.exceptions.ClusterError, redis.exceptions.SlotNotCoveredError,
+                   redis.exceptions.TryAgainError)
+
+
 @contextmanager
 def _unavailable(what: str) -> Iterator[None]:
     """Outages become ServiceUnavailable (retried); refused credentials InvalidRequest."""
@@ -116,21 +122,46 @@ def _unavailable(what: str) -> Iterator[None]:
         yield
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
         raise InvalidRequest(f"redis refused {what}: {exc} (check RECALL_REDIS_*)") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise ServiceUnavailable(f"redis {what} failed: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError, *CLUSTER_OUTAGES) as exc:
+        raise ServiceUnavailable(f"redis {what} failed: {exc!r}") from exc
+
+
+class _Call:
+    """The keys and arguments of one append script call (keys of one hash slot on a cluster)."""
+
+    def __init__(self, history_len: int, ttl_ms: int) -> None:
+        self.users: dict[int, int] = {}  # user -> its 1-based index in KEYS
+        self.args: list[Any] = [history_len, ttl_ms]
+
+    def add(self, click: ClickAt) -> None:
+        user, item, ts, partition, offset, epoch = click
+        k = self.users.setdefault(user, len(self.users) + 1)
+        self.args += [k, item, repr(float(ts)), partition, offset, epoch]
+
+    def histories(self, rows: list[Any]) -> dict[int, list[int]]:
+        users = list(self.users)
+        return {users[int(row[0]) - 1]: [int(x) for x in row[1:]] for row in rows}
 
 
 class HistoryStore:
-    """Sync Redis client for histories (run it in an executor from async code)."""
+    """Sync Redis client for histories (run it in an executor from async code).
+
+    With `cluster` (Redis Cluster, `url` naming any node) every key is one user's hash, and
+    each script call touches the keys of one hash slot only: a batch is grouped by slot, and
+    the calls of each node go in one pipeline (one round trip per node).
+    """
 
     def __init__(self, url: str, *, history_len: int = 10, prefix: str = "hist:",
                  ttl_s: float | None = None, timeout_s: float = 5.0,
-                 username: str | None = None, password: SecretStr | None = None) -> None:
+                 username: str | None = None, password: SecretStr | None = None,
+                 cluster: bool = False) -> None:
         self.url = url
         self.history_len = history_len
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000) if ttl_s else 0
-        self._client = redis.Redis.from_url(  # credentials inside `url` win over these
+        self.cluster = cluster
+        kind = RedisCluster if cluster else redis.Redis
+        self._client = kind.from_url(  # credentials inside `url` win over these
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, username=username,
             password=password.get_secret_value() if password is not None else None,
         )
@@ -153,20 +184,57 @@ class HistoryStore:
         with _unavailable("ping"):
             self._client.ping()
 
-    def append(self, clicks: Iterable[ClickAt]) -> dict[int, list[int]]:
-        """Apply a batch of clicks in one EVALSHA; return each touched user's history."""
-        index: dict[int, int] = {}
-        args: list[Any] = [self.history_len, self.ttl_ms]
+    def slot(self, user_id: int) -> int:
+        """The Redis Cluster hash slot of a user's key."""
+        return key_slot(self.key(user_id).encode())
+
+    def calls(self, clicks: Iterable[ClickAt]) -> dict[int, _Call]:
+        """The script calls for a batch: one per hash slot on a cluster, else one (slot 0)."""
+        calls: dict[int, _Call] = {}
         for click in clicks:
-            user, item, ts, partition, offset, epoch = ClickAt(*click)
-            k = index.setdefault(user, len(index) + 1)
-            args += [k, item, repr(float(ts)), partition, offset, epoch]
-        if not index:
-            return {}
-        users = list(index)
+            click = ClickAt(*click)
+            slot = self.slot(click.user_id) if self.cluster else 0
+            calls.setdefault(slot, _Call(self.history_len, self.ttl_ms)).add(click)
+        return calls
+
+    def append(self, clicks: Iterable[ClickAt]) -> dict[int, list[int]]:
+        """Apply a batch of clicks (one EVALSHA per slot); return each touched user's history."""
+        calls = self.calls(clicks)
+        out: dict[int, list[int]] = {}
         with _unavailable("append"):
-            rows = self._append(keys=[self.key(u) for u in users], args=args)
-        return {users[int(row[0]) - 1]: [int(x) for x in row[1:]] for row in rows}
+            if self.cluster:
+                results = self._append_by_node(calls)
+            else:
+                results = {slot: self._run(call) for slot, call in calls.items()}
+        for slot, rows in results.items():
+            out.update(calls[slot].histories(rows))
+        return out
+
+    def _run(self, call: _Call) -> list[Any]:
+        return self._append(keys=[self.key(u) for u in call.users], args=call.args)
+
+    def _append_by_node(self, calls: dict[int, _Call]) -> dict[int, list[Any]]:
+        """One pipeline of EVALSHAs per node. A call refused there (slot moved, script not
+        loaded) is run again through the cluster client, which follows redirects and loads the
+        script: safe, as the offset guard applies a click once."""
+        assert isinstance(self._client, RedisCluster)
+        by_node: dict[str, list[int]] = {}
+        nodes = {}
+        for slot in calls:
+            node = self._client.nodes_manager.get_node_from_slot(slot)
+            by_node.setdefault(node.name, []).append(slot)
+            nodes[node.name] = node
+        results: dict[int, list[Any]] = {}
+        for name, slots in by_node.items():
+            pipe = nodes[name].redis_connection.pipeline(transaction=False)
+            for slot in slots:
+                keys = [self.key(u) for u in calls[slot].users]
+                pipe.evalsha(self._append.sha, len(keys), *keys, *calls[slot].args)
+            for slot, rows in zip(slots, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(rows, redis.ConnectionError | redis.TimeoutError):
+                    raise rows
+                results[slot] = self._run(calls[slot]) if isinstance(rows, Exception) else rows
+        return results
 
     def get(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
         """Histories (oldest first, empty when unknown) of many users in one pipeline."""
@@ -187,7 +255,5 @@ class HistoryStore:
         """Delete every key under this store's prefix (tests and resets)."""
         with _unavailable("flush"):
             keys = list(self._client.scan_iter(match=f"{self.prefix}*", count=1000))
-            pipe = self._client.pipeline(transaction=False)
-            for start in range(0, len(keys), 1000):
-                pipe.unlink(*keys[start:start + 1000])
-            pipe.execute()
+            for start in range(0, len(keys), 1000):  # a cluster client splits these by slot
+                self._client.unlink(*keys[start:start + 1000])

@@ -153,6 +153,10 @@ class WorkerMetrics(Metrics):
             ["server"], registry=r)
         self.broker_resets = Counter("recall_broker_resets", "Clicks topic found recreated",
                                      registry=r)
+        self.streamed_items = Gauge(
+            "recall_streamed_items",
+            "Streamed vectors of items the model was not trained on, held by this worker",
+            registry=r)
         for server in SERVERS:
             self.retries.labels(server)
             self.outages.labels(server)

@@ -65,12 +65,6 @@ class Index(Protocol):
     def delete(self, ids: Sequence[int]) -> None: ...
 
 
-class ItemTable(Protocol):
-    """What the item pipeline needs of model.serving.InterestModel."""
-
-    def add_items(self, ids: Sequence[int], vectors: np.ndarray) -> None: ...
-
-
 MAX_REASON_CHARS = 500
 MAX_KEY_BYTES = 256
 DEFAULT_EXCERPT_BYTES = 1024
@@ -184,34 +178,39 @@ class ClickPipeline:
         return out
 
 
+def latest_items(items: Sequence[ItemEmbedding], dim: int
+                 ) -> tuple[list[int], np.ndarray, list[int]]:
+    """(upserted ids, their vectors [M, D] float32, deleted ids): last record per item wins."""
+    latest = {item.item_id: item for item in items}  # in offset order
+    upserts = [item for item in latest.values() if not item.deleted]
+    vectors = np.asarray([item.vector for item in upserts], dtype=np.float32).reshape(-1, dim)
+    deletes = [i for i, item in latest.items() if item.deleted]
+    return [item.item_id for item in upserts], vectors, deletes
+
+
 class ItemPipeline:
-    """One batch of item embeddings: upserts and deletes in Milvus, new vectors to the model.
+    """One batch of item embeddings for the group: upserts and deletes in Milvus.
 
     Vectors are checked first (length `limits.dim`, finite in float32, non-zero, norm bounded):
-    one vector of huge values would otherwise top every user's candidates.
+    one vector of huge values would otherwise top every user's candidates. Each worker's model
+    gets every streamed vector from its own reader of the whole topic (streams/item_feed.py).
     """
 
-    def __init__(self, index: Index, table: ItemTable, limits: Limits,
+    def __init__(self, index: Index, limits: Limits,
                  excerpt_bytes: int = DEFAULT_EXCERPT_BYTES) -> None:
         if limits.dim is None:
             raise ValueError("ItemPipeline needs limits.dim, the model's vector length")
         self.index = index
-        self.table = table
         self.limits = limits
         self.excerpt_bytes = excerpt_bytes
 
     def process(self, messages: Sequence[RawMessage]) -> Output:
         out = Output()
-        latest: dict[int, ItemEmbedding] = {}  # last record per item wins, in offset order
-        for _, item in parse_all(messages, ItemEmbedding, out, self.limits, self.excerpt_bytes):
-            latest[item.item_id] = item
-        deletes = [i for i, item in latest.items() if item.deleted]
-        upserts = [item for item in latest.values() if not item.deleted]
-        if upserts:
-            ids = [item.item_id for item in upserts]
-            vectors = np.asarray([item.vector for item in upserts], dtype=np.float32)  # [M, D]
+        assert self.limits.dim is not None
+        parsed = parse_all(messages, ItemEmbedding, out, self.limits, self.excerpt_bytes)
+        ids, vectors, deletes = latest_items([item for _, item in parsed], self.limits.dim)
+        if ids:
             self.index.upsert(ids, vectors)
-            self.table.add_items(ids, vectors)
         if deletes:
             self.index.delete(deletes)
         return out

@@ -81,6 +81,16 @@ def faust_broker_credentials(settings: Settings) -> Credentials | None:
     return None
 
 
+def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for aiokafka's AIOKafkaConsumer (TLS as an SSL context)."""
+    kwargs = kafka_python_kwargs(settings)
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        kwargs.pop(name, None)
+    if settings.kafka_security_protocol.endswith("SSL"):
+        kwargs["ssl_context"] = kafka_ssl_context(settings)
+    return kwargs
+
+
 def redis_kwargs(settings: Settings) -> dict[str, Any]:
     """username/password for redis.Redis.from_url (credentials inside the URL win over these)."""
     kwargs: dict[str, Any] = {}

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     # servers
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for histories")
+    redis_cluster: bool = Field(
+        False, description="redis_url names a node of a Redis Cluster (histories by hash slot)")
     milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus gRPC/HTTP URI")
     milvus_collection: str = Field("items", description="Milvus collection of item vectors")
     milvus_index: str = Field("FLAT", description="Milvus index type: FLAT, IVF_FLAT or HNSW")

@@ -13,7 +13,7 @@ from contextlib import ExitStack
 
 import faust
 
-from streams import logs, observe
+from streams import item_feed, logs, observe
 from streams.agents import recommend, reload_model, upsert_items
 from streams.agents.batches import guard_commits
 from streams.app import create_app, topics
@@ -130,9 +130,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             clicks = ClickPipeline(core.history, core.recaller, Limits.from_settings(settings),
                                    epochs, excerpt)
             guard_commits(app.consumer, CommitGuard(topic_ids, epochs, settings.clicks_topic))
-            items = ItemPipeline(core.index, core.model,
-                                 Limits.from_settings(settings, core.model.dim), excerpt)
-            recommend.attach(app, channels, clicks, executor, settings, metrics)
+            item_limits = Limits.from_settings(settings, core.model.dim)
+            items = ItemPipeline(core.index, item_limits, excerpt)
+            feed_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="item-feed")
+            stack.callback(feed_executor.shutdown, wait=False, cancel_futures=True)
+            feed = item_feed.ItemFeed(settings, core.model, item_limits, feed_executor, metrics)
+            item_feed.attach(app, feed)
+            recommend.attach(app, channels, clicks, executor, settings, metrics, feed.caught_up)
             upsert_items.attach(app, channels, items, executor, settings, metrics)
             reload_model.attach(app, core, executor, metrics)
             observe.attach(app, core, settings, metrics, stack)

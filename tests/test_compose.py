@@ -163,11 +163,8 @@ def test_health_checks_use_healthz_and_readyz_and_prometheus_scrapes_both(
     for name, port in (("worker", worker.worker_web_port), ("api", api.api_port)):
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"http://localhost:{port}/readyz" in probe, name
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    targets = {job["job_name"]: job["static_configs"][0]["targets"]
-               for job in config["scrape_configs"]}
-    assert targets == {"recall-worker": [f"worker:{worker.worker_web_port}"],
-                       "recall-api": [f"api:{api.api_port}"]}
+    assert scrape_targets() == {"recall-worker": [f"worker:{worker.worker_web_port}"],
+                                "recall-api": [f"api:{api.api_port}"]}
     mounts = {volume.split(":")[0]: volume.split(":")[1]
               for name in ("prometheus", "grafana") for volume in services[name]["volumes"]}
     for source in mounts:
@@ -184,6 +181,61 @@ def test_health_checks_use_healthz_and_readyz_and_prometheus_scrapes_both(
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "recall.json").read_text())
     uids = {p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p}
     assert uids == {datasource["uid"]}
+
+
+def scrape_targets() -> dict[str, list[str]]:
+    """host:port per Prometheus job: static targets, or DNS names (every replica) with a port."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {}
+    for job in config["scrape_configs"]:
+        if "dns_sd_configs" in job:
+            (dns,) = job["dns_sd_configs"]
+            assert dns["type"] == "A"
+            targets[job["job_name"]] = [f"{name}:{dns['port']}" for name in dns["names"]]
+        else:
+            targets[job["job_name"]] = job["static_configs"][0]["targets"]
+    return targets
+
+
+def test_every_server_the_code_expects_is_a_service(compose: dict[str, Any]) -> None:
+    """Each host the worker, the API, Milvus, Prometheus and Grafana are configured to reach
+    is a service of the file, and every long-running service has a health check."""
+    services = compose["services"]
+    hosts = set()
+    for name in ("worker", "api"):
+        settings = settings_of(services[name])
+        hosts |= {urlparse(settings.milvus_uri).hostname}
+    worker = settings_of(services["worker"])
+    hosts |= {worker.kafka_bootstrap.split(":")[0], urlparse(worker.redis_url).hostname}
+    milvus = env_of(services["milvus"])
+    hosts |= {milvus["ETCD_ENDPOINTS"].split(":")[0], milvus["MINIO_ADDRESS"].split(":")[0]}
+    hosts |= {t.split(":")[0] for targets in scrape_targets().values() for t in targets}
+    source = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    hosts |= {urlparse(d["url"]).hostname for d in source["datasources"]}
+    assert hosts == {"kafka", "redis", "milvus", "etcd", "minio", "worker", "api", "prometheus"}
+    assert hosts | {"grafana"} <= set(services)
+    for name, service in services.items():
+        if service.get("restart") != "no":  # one-shot jobs and tools have nothing to probe
+            assert service["healthcheck"]["test"], name
+
+
+def test_workers_scale_out(compose: dict[str, Any]) -> None:
+    """`docker compose up --scale worker=N`: nothing pins a worker to one container or port,
+    and the clicks topic has partitions for several workers (README "Scale-out")."""
+    services = compose["services"]
+    for name, service in services.items():
+        assert "container_name" not in service, name  # a fixed name forbids --scale
+    worker = services["worker"]
+    assert "ports" not in worker and "hostname" not in worker
+    assert settings_of(worker).partitions >= 4
+    assert env_of(worker)["RECALL_CONSUMER_GROUP"]  # one group for every replica
+    script = "\n".join(services["kafka-init"]["command"])
+    assert '"$$RECALL_ITEMS_TOPIC" 1 --config cleanup.policy=compact' in script
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    up = makefile[makefile.index("\nup:"):makefile.index("\ndown:")]
+    assert "--scale worker=$(WORKERS)" in up and "up -d" in up and ".env" in up
+    assert "$(COMPOSE) down" in makefile[makefile.index("\ndown:"):]
 
 
 def test_no_literal_secret_in_the_compose_file(compose: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from streams.pipeline import ClickPipeline, Output
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+ITEMS_WAIT_S = 30.0
 
 
 def consume_seconds(events: Sequence[faust.EventT], now: float) -> float:
@@ -38,8 +39,13 @@ def attach(
     executor: Executor,
     settings: Settings,
     metrics: WorkerMetrics,
+    items_ready: asyncio.Event | None = None,
 ) -> faust.types.AgentT:
-    """Register the agent on `app`; events are acked (and later committed) after publishing."""
+    """Register the agent on `app`; events are acked (and later committed) after publishing.
+
+    With `items_ready`, the first batch waits (at most ITEMS_WAIT_S) until it is set: until the
+    worker's streamed item table has caught up with the items topic (streams/item_feed.py).
+    """
 
     async def publish(events: Sequence[faust.EventT], out: Output, stale: set[int]) -> None:
         stepped = time.perf_counter()
@@ -53,6 +59,12 @@ def attach(
 
     @app.agent(topics["clicks"], name="recommend")
     async def recommend(stream: faust.StreamT) -> None:
+        if items_ready is not None and not items_ready.is_set():
+            try:
+                await asyncio.wait_for(items_ready.wait(), ITEMS_WAIT_S)
+            except TimeoutError:
+                log.warning("item table not caught up after %.0fs: serving clicks anyway",
+                            ITEMS_WAIT_S)
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.batch_size, within=settings.batch_window_s)
         publishing: asyncio.Future[None] | None = None  # the previous batch, still publishing

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +43,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.stop()
 
 
-@pytest.fixture()
-def redis_store(stack: LocalStack) -> Iterator[HistoryStore]:
-    """A started HistoryStore on the stack's Redis, emptied before the test."""
-    s = stack.settings
-    store = HistoryStore(s.redis_url, history_len=s.history_len)
+@contextmanager
+def empty_store(url: str, history_len: int, cluster: bool = False) -> Iterator[HistoryStore]:
+    """A started, emptied HistoryStore, closed on exit."""
+    store = HistoryStore(url, history_len=history_len, cluster=cluster)
     store.start()
     try:
         store.flush()
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture()
+def redis_store(stack: LocalStack) -> Iterator[HistoryStore]:
+    """A started HistoryStore on the stack's Redis, emptied before the test."""
+    with empty_store(stack.settings.redis_url, stack.settings.history_len) as store:
+        yield store
 
 
 @pytest.fixture()

@@ -146,9 +146,10 @@ class Workers:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: list[IO[bytes]] = field(default_factory=list)
 
-    def start(self, name: str) -> None:
-        env = to_env(self.settings) | {"PATH": os.environ.get("PATH", "/usr/bin"),
-                                       "RECALL_WORKER_WEB_PORT": "0"}  # no metrics port
+    def start(self, name: str, **settings: object) -> None:
+        """Start worker `name`; `settings` override fields for this worker (e.g. its web port)."""
+        own = self.settings.model_copy(update={"worker_web_port": 0} | settings)  # no port
+        env = to_env(own) | {"PATH": os.environ.get("PATH", "/usr/bin")}
         if self.static:
             env["RECALL_GROUP_INSTANCE_ID"] = name
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from streams.core import Core, open_core
+from streams.item_feed import apply_records
 from streams.pipeline import ClickPipeline, ItemPipeline, RawMessage
 from streams.records import DeadLetter, Limits, Recommendation
 from streams.settings import Settings
@@ -90,8 +91,10 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
     bad = RawMessage("items", 0, 1, b"x", json.dumps({"item_id": 5, "vector": [1.0]}).encode())
     payload = json.dumps({"item_id": new_id, "vector": vector}).encode()
     upsert = RawMessage("items", 0, 0, b"x", payload)
-    items = ItemPipeline(core.index, core.model, Limits(dim=core.model.dim))
+    limits = Limits(dim=core.model.dim)
+    items = ItemPipeline(core.index, limits)
     out = items.process([upsert, bad])
+    assert apply_records([upsert.value, bad.value], core.model, limits) == 1  # the worker's feed
     assert "dimensions" in DeadLetter.parse(out.dead[0][1]).reason
     assert core.index.count() == len(ids) + 1
     # A history made only of the streamed item is served from its streamed vector.
@@ -102,6 +105,8 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
     payload = json.dumps({"item_id": new_id, "deleted": True}).encode()
     delete = RawMessage("items", 0, 2, b"x", payload)
     items.process([delete])
+    apply_records([delete.value], core.model, limits)
+    assert core.model.streamed_items == 0
     assert new_id not in core.recaller.recall([[int(ids[0])]])[0].item_ids
     assert core.index.count() == len(ids)
 

@@ -1,12 +1,34 @@
-"""HistoryStore against a real Redis: time order, truncation, replay guard, one round trip."""
+"""HistoryStore against a real Redis and a real 3-node Redis Cluster: time order, truncation,
+replay guard, one script call per hash slot."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
+import pytest
+from redis.cluster import RedisCluster
+
+from harness.stack import LocalStack
 from streams.history import ClickAt, HistoryStore
+from tests.integration.conftest import empty_store
+from tests.integration.redis_cluster import redis_cluster
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_store(request: pytest.FixtureRequest, stack: LocalStack) -> Iterator[HistoryStore]:
+    """Every test of this module runs on the stack's Redis and on a Redis Cluster."""
+    cluster = request.param == "cluster"
+    url = request.getfixturevalue("cluster_url") if cluster else stack.settings.redis_url
+    with empty_store(url, stack.settings.history_len, cluster) as store:
+        yield store
 
 
 def test_keeps_time_order_with_ties_by_arrival(redis_store: HistoryStore) -> None:
@@ -61,3 +83,31 @@ def test_a_new_log_epoch_rebaselines_the_replay_guard(redis_store: HistoryStore)
     assert redis_store.append(reset) == {4: [100, 101, 102, 103, 104, 200, 201]}
     raw = redis_store._client.hget(redis_store.key(4), "o0")
     assert raw == b"1 topic-b"
+
+
+def test_a_batch_over_many_slots_and_nodes_matches_one_by_one(
+        redis_store: HistoryStore) -> None:
+    """200 users (slots on every node), 3 clicks each, as one batch: each user's history is
+    what appending its clicks alone gives; on a cluster the keys stay where Redis puts them."""
+    users = range(9000, 9200)
+    batch = [ClickAt(u, u * 10 + i, 100.0 + i, u % 4, i) for i in range(3) for u in users]
+    calls = redis_store.calls(batch)
+    assert len(calls) == (len({redis_store.slot(u) for u in users}) if redis_store.cluster
+                          else 1)
+    out = redis_store.append(batch)
+    assert out == {u: [u * 10, u * 10 + 1, u * 10 + 2] for u in users}
+    assert redis_store.get(list(users)) == out
+    assert redis_store.append(batch) == out  # replayed whole: the guard holds on every node
+    if redis_store.cluster:
+        client = redis_store._client
+        assert isinstance(client, RedisCluster)
+        nodes = {client.get_node_from_key(redis_store.key(u)).name for u in users}
+        assert len(nodes) == 3
+        client.script_flush()  # e.g. a node restarted: its EVALSHAs fail, are run again
+        more = [ClickAt(u, 7, 200.0, 0, 10) for u in users]
+        assert redis_store.append(more) == {u: [*out[u], 7] for u in users}
+        out = redis_store.get(list(users))
+    redis_store.clear_users(list(users)[:100])
+    assert all(h == [] for h in redis_store.get(list(users)[:100]).values())
+    redis_store.flush()
+    assert all(h == [] for h in redis_store.get(list(users)).values())

@@ -85,6 +85,12 @@ def test_unknown_items_zero_rows_and_add_items(tiny_export: Path) -> None:
     assert after.n_skipped.tolist() == [0] and after.n_used.tolist() == [2]
     same = model.interests([[known, int(ids[1])]]).vectors  # trained vector kept for `known`
     np.testing.assert_allclose(after.vectors, same, atol=1e-6)
+    assert model.streamed_items == 1
+    model.remove_items([10**9, known])  # a delete record: the streamed vector goes
+    gone = model.interests([[known, 10**9]])
+    assert gone.n_skipped.tolist() == [1] and gone.n_used.tolist() == [1]
+    assert model.streamed_items == 0
+    np.testing.assert_allclose(gone.vectors[0], alone[0], atol=1e-6)  # trained one stays
     with pytest.raises(ValueError):
         model.add_items([1], np.zeros((1, 3)))
 
