@@ -23,6 +23,7 @@ from harness.faults_scenarios import QUICK, SCENARIOS, Options, run
 from harness.faults_world import World
 
 TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_broker",
+          "recommendations_lost_by_broker",
           "history_errors", "history_duplicates", "duplicate_recommendations",
           "recommendation_errors", "recommendation_history_errors", "recommendation_item_errors",
           "recommendations_for_unsent_clicks", "hijacked_recommendations", "bad_inputs_sent",
@@ -89,7 +90,8 @@ def line(n: int, total: int, r: dict[str, Any]) -> str:
            f" ({r['bad_inputs_refused_by_broker']} refused by broker)"
            if "bad_inputs_sent" in r else "")
     return (f"[{n}/{total}] {r['name']}: {verdict} | sent {r['clicks_sent']} lost "
-            f"{r['clicks_lost']} (by broker {r['clicks_lost_by_broker']}) history err "
+            f"{r['clicks_lost']} (by broker {r['clicks_lost_by_broker']}, recs by broker "
+            f"{r['recommendations_lost_by_broker']}) history err "
             f"{r['history_errors']} dup {r['history_duplicates']} | recs dup "
             f"{r['duplicate_recommendations']} err {r['recommendation_errors']} | recovery "
             f"{r['recovery_s']}s{bad} | crashes {r['worker_crashes_unplanned']} "

@@ -21,6 +21,9 @@ Recall = Callable[[Sequence[Sequence[int]]], list[tuple[list[int], list[float], 
 EXAMPLES = 3
 
 
+RECS_IN_FLIGHT_S = 1.0  # a recommendation reaches the collector well within this
+
+
 def read_raw_histories(redis_url: str, users: Iterable[int],
                        prefix: str = "hist:") -> dict[int, list[Entry]]:
     """Each user's stored `h` field (streams/history.py layout: "ts seq item;..."), parsed."""
@@ -98,7 +101,13 @@ def check_clicks(run: ClickRun, recall: Recall) -> dict[str, Any]:
     broker_keys = {c.key for c in by_broker}
     delivered = [c for c in run.clicks if c.key not in broker_keys and (
         c.state == "acked" or recs.get(c.key) or in_store(c, stored) or in_store(c, snap))]
-    lost = [c for c in delivered if c.state == "acked" and not recs.get(c.key)]
+    unanswered = [c for c in delivered if c.state == "acked" and not recs.get(c.key)]
+    # Applied before the stop and sent in its last RECS_IN_FLIGHT_S: the recommendation was
+    # published to the old broker and lost with it before the collector read it.
+    recs_by_broker = [c for c in unanswered if run.broker_stop_at is not None
+                      and run.broker_stop_at - RECS_IN_FLIGHT_S <= c.sent_at < run.broker_stop_at
+                      and in_store(c, snap)]
+    lost = [c for c in unanswered if c not in recs_by_broker]
 
     sequences: dict[int, list[SentClick]] = defaultdict(list)
     for c in sorted(delivered, key=lambda c: c.ts):
@@ -135,6 +144,7 @@ def check_clicks(run: ClickRun, recall: Recall) -> dict[str, Any]:
         "failed_sends_delivered": sum(c.state == "failed" for c in delivered),
         "clicks_lost": len(lost),
         "clicks_lost_by_broker": len(by_broker),
+        "recommendations_lost_by_broker": len(recs_by_broker),
         "history_errors": len(history_errors),
         "history_duplicates": len(duplicates),
         "duplicate_recommendations": sum(len(v) - 1 for v in recs.values()),

@@ -106,6 +106,18 @@ def test_broker_loss_is_told_apart_from_worker_loss() -> None:
     out = check_clicks(run, recall)
     assert out["clicks_lost_by_broker"] == 1 and out["clicks_lost"] == 1
     assert out["history_errors"] == 0 and out["recommendation_errors"] == 0
+    assert out["recommendations_lost_by_broker"] == 0  # 12 was sent 1.5 s before the stop
+
+
+def test_a_recommendation_published_just_before_a_broker_stop_is_the_brokers_loss() -> None:
+    cs = clicks(7, [11, 12])
+    stop_at = cs[1].sent_at + 0.3  # 12 applied, its recommendation went down with the broker
+    snapshot = {7: stored(cs)}
+    run = ClickRun(cs, [rec_for(cs[0], [11])], {7: stored(cs)}, 3, broker_stop_at=stop_at,
+                   snapshot=snapshot)
+    out = check_clicks(run, recall)
+    assert out["recommendations_lost_by_broker"] == 1 and out["clicks_lost"] == 0
+    assert out["clicks_lost_by_broker"] == 0
 
 
 def test_failed_send_counts_only_when_seen() -> None:
