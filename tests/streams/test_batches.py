@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -17,8 +19,19 @@ from aiokafka.errors import (
     UnknownError,
     UnknownTopicOrPartitionError,
 )
+from faust.types import TP
+from faust.types.tuples import Message
 
-from streams.agents.batches import is_retriable, publish, run_step, unsendable
+from streams.agents.batches import (
+    forget_commits,
+    guard_commits,
+    hold,
+    is_retriable,
+    publish,
+    release,
+    run_step,
+    unsendable,
+)
 from streams.errors import BadEvent, InvalidRequest, ServiceUnavailable
 from streams.pipeline import Output, RawMessage, dead_letter
 from streams.records import DeadLetter
@@ -124,21 +137,20 @@ def test_a_poison_message_makes_a_small_dead_letter() -> None:
     assert letter.excerpt.startswith("\\x80\\x81") and len(letter.reason) < 600
 
 
+def faust_consumer(committed: dict[TP, int], acked: dict[TP, list[int]],
+                   **attrs: object) -> SimpleNamespace:
+    """The ack and commit bookkeeping of a Faust consumer that forget_commits edits."""
+    return SimpleNamespace(
+        _committed_offset=defaultdict(lambda: None, committed),
+        _acked=defaultdict(list, acked),
+        _acked_index=defaultdict(set, {tp: set(offsets) for tp, offsets in acked.items()}),
+        _gap=defaultdict(dict, {tp: {} for tp in committed}), **attrs)
+
+
 def test_forget_commits_drops_only_the_reset_topics_offsets() -> None:
     """Finding 7: after a broker reset Faust ignored acks below the old log's committed offset."""
-    from collections import defaultdict
-    from types import SimpleNamespace
-
-    from faust.types import TP
-
-    from streams.agents.batches import forget_commits
-
     clicks, items = TP("clicks", 0), TP("items", 0)
-    consumer = SimpleNamespace(
-        _committed_offset=defaultdict(lambda: None, {clicks: 2476, items: 9}),
-        _acked=defaultdict(list, {clicks: [2477], items: [10]}),
-        _acked_index=defaultdict(set, {clicks: {2477}, items: {10}}),
-        _gap=defaultdict(dict, {clicks: {}}))
+    consumer = faust_consumer({clicks: 2476, items: 9}, {clicks: [2477], items: [10]})
     forget_commits(consumer, "clicks")
     assert consumer._committed_offset[clicks] is None and consumer._committed_offset[items] == 9
     assert clicks not in consumer._acked and consumer._acked[items] == [10]
@@ -146,13 +158,6 @@ def test_forget_commits_drops_only_the_reset_topics_offsets() -> None:
 
 
 def test_guarded_commits_run_only_when_the_guard_allows() -> None:
-    from collections import defaultdict
-    from types import SimpleNamespace
-
-    from faust.types import TP
-
-    from streams.agents.batches import guard_commits
-
     verdicts: list[set[int] | None] = [set(), None, {0}]
     committed: list[int] = []
 
@@ -161,10 +166,7 @@ def test_guarded_commits_run_only_when_the_guard_allows() -> None:
         return True
 
     clicks = TP("clicks", 0)
-    consumer = SimpleNamespace(
-        commit=commit, _committed_offset=defaultdict(lambda: None, {clicks: 40}),
-        _acked=defaultdict(list, {clicks: [41]}), _acked_index=defaultdict(set, {clicks: {41}}),
-        _gap=defaultdict(dict))
+    consumer = faust_consumer({clicks: 40}, {clicks: [41]}, commit=commit)
     guard = SimpleNamespace(topic="clicks", stale=lambda: verdicts.pop(0))
     guard_commits(consumer, guard)  # type: ignore[arg-type]
 
@@ -176,11 +178,8 @@ def test_guarded_commits_run_only_when_the_guard_allows() -> None:
     assert consumer._acked[clicks] == [] and consumer._committed_offset[clicks] is None
 
 
-def _events(n: int) -> list:  # noqa: ANN202 - fake Faust events around real Messages
-    from types import SimpleNamespace
-
-    from faust.types.tuples import Message
-
+def _events(n: int) -> list[SimpleNamespace]:
+    """Fake Faust events around real Messages."""
     out = []
     for offset in range(n):
         message = Message("clicks", 0, offset, 0.0, 0, None, b"k", b"v", None)
@@ -193,8 +192,6 @@ def _events(n: int) -> list:  # noqa: ANN202 - fake Faust events around real Mes
 @pytest.mark.parametrize("take_events_acks_first", [True, False])
 def test_held_events_are_final_only_once_published(take_events_acks_first: bool) -> None:
     """Whichever comes last, take_events' ack or `release`, is the final ack; never earlier."""
-    from streams.agents.batches import hold, release
-
     events = _events(3)
     hold(events)  # type: ignore[arg-type]
     if take_events_acks_first:  # publishing overlapped with the next batch's step
@@ -211,8 +208,6 @@ def test_held_events_are_final_only_once_published(take_events_acks_first: bool)
 
 
 def test_a_cancelled_batch_is_never_final() -> None:
-    from streams.agents.batches import hold
-
     events = _events(2)
     hold(events)  # type: ignore[arg-type]
     for e in events:  # take_events acks the batch when its agent is cancelled
