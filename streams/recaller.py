@@ -69,7 +69,8 @@ class _Searched:
 def merge(
     ids: np.ndarray, scores: np.ndarray, histories: Sequence[Sequence[int]], top_k: int
 ) -> list[tuple[list[int], list[float], list[int]]]:
-    """Merge each user's K result lists at once: best score per item, no padding or history.
+    """Merge each user's K result lists at once: best score per item, no padding and none of
+    the items in the user's row of `histories` (the history, or every item seen).
 
     ids, scores: [B, K, k] -> per user (items, scores, interests), best first, at most top_k;
     ties by id; `interests` holds the index of the list each item's best score came from.
@@ -79,10 +80,15 @@ def merge(
     flat_ids = ids.reshape(batch, -1)  # [B, N]
     flat_scores = scores.reshape(batch, -1).astype(np.float32)  # [B, N]
     longest = max((len(h) for h in histories), default=0)
-    seen = np.full((batch, max(longest, 1)), -2, dtype=np.int64)  # [B, H] padded histories
-    for row, history in enumerate(histories):
-        seen[row, : len(history)] = history
-    drop = (flat_ids < 0) | (flat_ids[:, :, None] == seen[:, None, :]).any(axis=2)  # [B, N]
+    if longest <= 32:  # short rows (the last clicks): one broadcast compare
+        seen = np.full((batch, max(longest, 1)), -2, dtype=np.int64)  # [B, H] padded rows
+        for row, history in enumerate(histories):
+            seen[row, : len(history)] = history
+        hit = (flat_ids[:, :, None] == seen[:, None, :]).any(axis=2)  # [B, N]
+    else:  # long rows (every item a user has seen): a sorted lookup per row
+        hit = np.stack([np.isin(flat_ids[row], np.asarray(history, dtype=np.int64))
+                        for row, history in enumerate(histories)])  # [B, N]
+    drop = (flat_ids < 0) | hit  # [B, N]
     flat_scores = np.where(drop, -np.inf, flat_scores)  # [B, N]
     by_id = np.lexsort((-flat_scores, flat_ids), axis=-1)  # [B, N] id, then best score first
     sorted_ids = np.take_along_axis(flat_ids, by_id, axis=1)  # [B, N]
@@ -164,10 +170,13 @@ class Recaller:
         self._lock = threading.Lock()  # one batch at a time through the model and the index
 
     def plan(self, vectors: np.ndarray, histories: Sequence[Sequence[int]],
-             top_k: int | None = None, pruning: str | None = None) -> Plan:
-        """The queries for interest vectors [B, K, D] of `histories` (`pruning`: override)."""
+             top_k: int | None = None, pruning: str | None = None,
+             exclude: Sequence[Sequence[int]] | None = None) -> Plan:
+        """The queries for interest vectors [B, K, D] of `histories` (`pruning`: override);
+        each asks for top_k + the longest `exclude` row (default: `histories`) unless
+        `per_interest_extra` is set."""
         k = top_k or self.top_k
-        longest = max((len(h) for h in histories), default=0)
+        longest = max((len(h) for h in (histories if exclude is None else exclude)), default=0)
         extra = longest if self.per_interest_extra is None else self.per_interest_extra
         lengths = np.array([len(h) for h in histories], dtype=np.int64)  # [B]
         keep = keep_interests(vectors, lengths, pruning or self.pruning,
@@ -176,7 +185,8 @@ class Recaller:
         return Plan(vectors[rows, slots], rows, slots, k + extra)
 
     def _search(self, histories: Sequence[Sequence[int]], k: int,
-                spent: MutableMapping[str, float], pruning: str | None = None) -> _Searched:
+                spent: MutableMapping[str, float], pruning: str | None = None,
+                exclude: Sequence[Sequence[int]] | None = None) -> _Searched:
         """One model call and one index search of the queries `plan` keeps."""
         with self._lock:
             model = self.model
@@ -185,7 +195,7 @@ class Recaller:
             searched = time.perf_counter()
             spent["model"] = searched - started
             batch, interests, _ = vectors.shape
-            plan = self.plan(vectors, histories, k, pruning)
+            plan = self.plan(vectors, histories, k, pruning, exclude)
             usable = np.zeros(batch, dtype=bool)  # [B] users with at least one query
             usable[plan.rows] = True
             ids = np.full((batch, interests, plan.per_interest), -1, dtype=np.int64)
@@ -205,31 +215,36 @@ class Recaller:
     def recall(
         self, histories: Sequence[Sequence[int]], top_k: int | None = None,
         timings: MutableMapping[str, float] | None = None,
+        exclude: Sequence[Sequence[int]] | None = None,
     ) -> list[Candidates]:
         """One model call and one index search for the whole batch; one Candidates per history.
 
-        `timings`, when given, receives the seconds spent in "model", "search" and "merge".
+        `exclude`, one row per history, lists the items never returned (the user's seen
+        items); None: the history itself. `timings`, when given, receives the seconds spent
+        in "model", "search" and "merge".
         """
         k = top_k or self.top_k
         if not histories:
             return []
+        if exclude is not None and len(exclude) != len(histories):
+            raise ValueError(f"exclude has {len(exclude)} rows for {len(histories)} histories")
+        drop = histories if exclude is None else exclude
         spent = timings if timings is not None else {}
-        found = self._search(histories, k, spent)
+        found = self._search(histories, k, spent, exclude=drop)
         merging = time.perf_counter()
-        out = [self._candidates(found, row, history, merged)
-               for row, (history, merged)
-               in enumerate(zip(histories, merge(found.ids, found.scores, histories, k),
-                                strict=True))]
+        out = [self._candidates(found, row, seen, merged)
+               for row, (seen, merged)
+               in enumerate(zip(drop, merge(found.ids, found.scores, drop, k), strict=True))]
         spent["merge"] = time.perf_counter() - merging
         return out
 
-    def _candidates(self, found: _Searched, row: int, history: Sequence[int],
+    def _candidates(self, found: _Searched, row: int, excluded: Sequence[int],
                     merged: tuple[list[int], list[float], list[int]]) -> Candidates:
         skipped = int(found.skipped[row])
         if found.usable[row]:
             items, scores, interests = merged
             return Candidates(items, scores, found.version, "mind", skipped, interests)
-        seen = set(history)
+        seen = set(excluded)
         items = [i for i in found.popular if i not in seen][:found.k]
         return Candidates(items, [0.0] * len(items), found.version, "popular", skipped,
                           [-1] * len(items))

@@ -120,3 +120,24 @@ def test_inspect_shows_each_interest_and_the_same_merged_list_as_recall() -> Non
         assert items == expected and scores == sorted(scores, reverse=True)
     for item, interest in zip(insight.merged.item_ids, insight.merged.interests, strict=True):
         assert item in insight.per_interest[interest][0]
+
+
+def test_exclude_rows_replace_the_history_as_the_items_never_returned() -> None:
+    ids = np.array([[[5, 6, 7, 8]]])  # [B=1, K=1, 4]
+    scores = np.array([[[4.0, 3.0, 2.0, 1.0]]])
+    long_row = [5, *range(100, 140)]  # over 32 ids: the sorted-lookup path
+    [(items, _, _)] = merge(ids, scores, [long_row], top_k=3)
+    [(short, _, _)] = merge(ids, scores, [[5, 7]], top_k=3)
+    assert items == [6, 7, 8]
+    assert short == [6, 8]
+
+
+def test_recall_with_exclude_never_returns_seen_items_and_still_fills_top_k() -> None:
+    vectors, recaller = random_items(3, 200, top_k=10)
+    history = [3, 4]
+    plain = recaller.recall([history])[0].item_ids
+    seen = [3, 4, *plain[:5], *range(150, 190)]  # earlier clicks beyond the history
+    found, fallback = recaller.recall([history, [999]], exclude=[seen, [1, 2]])
+    assert len(found.item_ids) == 10 and not set(found.item_ids) & set(seen)
+    assert found.item_ids[:5] == [i for i in plain if i not in seen][:5]
+    assert fallback.source == "popular" and fallback.item_ids[:2] == [3, 4]
