@@ -71,6 +71,8 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
         history = None
         if with_history:
             history = HistoryStore(settings.redis_url, history_len=settings.history_len,
+                                   ttl_s=settings.history_ttl_s,
+                                   seen_max=settings.seen_max if settings.exclude_seen else 0,
                                    username=settings.redis_username,
                                    password=settings.redis_password,
                                    cluster=settings.redis_cluster)

@@ -1,4 +1,5 @@
-"""Per-user click histories in Redis, appended one micro-batch per round trip and safe to replay."""
+"""Per-user click histories and seen items in Redis, appended one micro-batch per round trip
+and safe to replay (the stored format: streams/history_lua.py)."""
 
 from __future__ import annotations
 
@@ -6,88 +7,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+import numpy as np
 import redis
 from pydantic import SecretStr
 from redis.cluster import RedisCluster, key_slot
 
 from streams.errors import InvalidRequest, ServiceUnavailable
-
-# One hash per user at `{prefix}{user_id}`:
-#   h      -> "ts seq item;ts seq item;..." the last `history_len` clicks, oldest first by
-#             (ts, seq); ts and item are kept as the exact strings Python sent (no float rounding)
-#   n      -> arrival counter of this user (seq of the last applied click, breaks ts ties)
-#   o<p>   -> "offset epoch": last applied Kafka offset of partition p for this user and the
-#             epoch (topic id) of the log it came from: the replay guard. A click of another
-#             epoch (the topic was recreated: a broker reset) starts the guard afresh.
-# ARGV: history_len, ttl_ms (0 = none), then per click: key index, item, ts, partition, offset,
-#       epoch.
-# Returns, per touched key in KEYS order: {key index, item, item, ...} oldest first.
-APPEND_LUA = """
-local hlen = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local st = {}
-for i = 3, #ARGV, 6 do
-  local k = tonumber(ARGV[i])
-  local s = st[k]
-  if s == nil then
-    local f = redis.call('HGETALL', KEYS[k])
-    s = {h = {}, n = 0, off = {}, raw = {}, dirty = false}
-    for j = 1, #f, 2 do
-      local name, v = f[j], f[j + 1]
-      if name == 'h' then
-        for ts, seq, item in string.gmatch(v, '([^ ;]+) ([^ ;]+) ([^ ;]+)') do
-          s.h[#s.h + 1] = {tonumber(ts), tonumber(seq), item, ts}
-        end
-      elseif name == 'n' then
-        s.n = tonumber(v)
-      else
-        local off, epoch = string.match(v, '^(%S+) ?(.*)$')
-        s.off[string.sub(name, 2)] = {tonumber(off), epoch}
-      end
-    end
-    st[k] = s
-  end
-  local p = ARGV[i + 3]
-  local off = tonumber(ARGV[i + 4])
-  local epoch = ARGV[i + 5]
-  local guard = s.off[p]
-  local last = -1
-  if guard ~= nil and guard[2] == epoch then last = guard[1] end
-  if off > last then
-    s.off[p] = {off, epoch}
-    s.raw[p] = ARGV[i + 4] .. ' ' .. epoch
-    s.dirty = true
-    s.n = s.n + 1
-    local ts = tonumber(ARGV[i + 2])
-    local h = s.h
-    local pos = #h + 1
-    while pos > 1 and h[pos - 1][1] > ts do pos = pos - 1 end
-    table.insert(h, pos, {ts, s.n, ARGV[i + 1], ARGV[i + 2]})
-    while #h > hlen do table.remove(h, 1) end
-  end
-end
-local out = {}
-for k = 1, #KEYS do
-  local s = st[k]
-  local row = {k}
-  local parts = {}
-  for j, e in ipairs(s.h) do
-    row[#row + 1] = e[3]
-    parts[j] = e[4] .. ' ' .. string.format('%d', e[2]) .. ' ' .. e[3]
-  end
-  if s.dirty then
-    local args = {'h', table.concat(parts, ';'), 'n', string.format('%d', s.n)}
-    for p, raw in pairs(s.raw) do
-      args[#args + 1] = 'o' .. p
-      args[#args + 1] = raw
-    end
-    redis.call('HSET', KEYS[k], unpack(args))
-    if ttl > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
-  end
-  out[k] = row
-end
-return out
-"""
+from streams.history_lua import APPEND_LUA
 
 
 class ClickAt(NamedTuple):
@@ -110,6 +36,29 @@ def parse_history(raw: bytes | str | None) -> list[int]:
     return [int(entry.rsplit(" ", 1)[1]) for entry in text.split(";")]
 
 
+def parse_seen(raw: bytes | str | None, most: int | None = None) -> list[int]:
+    """Item ids, least recently clicked first, from a stored `s` field (the last `most`)."""
+    if not raw:
+        return []
+    ids = np.fromstring(raw, dtype=np.int64, sep=" ")  # [N], 5x faster than int() on each id
+    return (ids if most is None else ids[-most:]).tolist()
+
+
+class UserState(NamedTuple):
+    """A user's history (oldest first) and seen items (least recently clicked first)."""
+
+    history: list[int]
+    seen: list[int]
+
+    def excluded(self) -> list[int]:
+        """The items never to recommend: every seen item, then history items not among them
+        (a store keeping no seen items, or one keeping fewer than the history)."""
+        if not self.seen:
+            return list(self.history)
+        known = set(self.seen)
+        return [*self.seen, *(i for i in self.history if i not in known)]
+
+
 # a cluster failing over or resharding: retried like a lost connection
 CLUSTER_OUTAGES = (redis.exceptions.ClusterError, redis.exceptions.SlotNotCoveredError,
                    redis.exceptions.TryAgainError)
@@ -129,18 +78,21 @@ def _unavailable(what: str) -> Iterator[None]:
 class _Call:
     """The keys and arguments of one append script call (keys of one hash slot on a cluster)."""
 
-    def __init__(self, history_len: int, ttl_ms: int) -> None:
+    def __init__(self, history_len: int, ttl_ms: int, seen_max: int) -> None:
         self.users: dict[int, int] = {}  # user -> its 1-based index in KEYS
-        self.args: list[Any] = [history_len, ttl_ms]
+        self.args: list[Any] = [history_len, ttl_ms, seen_max]
 
     def add(self, click: ClickAt) -> None:
         user, item, ts, partition, offset, epoch = click
         k = self.users.setdefault(user, len(self.users) + 1)
         self.args += [k, item, repr(float(ts)), partition, offset, epoch]
 
-    def histories(self, rows: list[Any]) -> dict[int, list[int]]:
+    def states(self, rows: list[Any], seen_max: int) -> dict[int, UserState]:
+        """The script's rows as user -> state (seen_max 0: seen lists left empty)."""
         users = list(self.users)
-        return {users[int(row[0]) - 1]: [int(x) for x in row[1:]] for row in rows}
+        return {users[int(row[0]) - 1]: UserState([int(x) for x in row[2:]],
+                                                  parse_seen(row[1], seen_max) if seen_max else [])
+                for row in rows}
 
 
 class HistoryStore:
@@ -149,16 +101,21 @@ class HistoryStore:
     With `cluster` (Redis Cluster, `url` naming any node) every key is one user's hash, and
     each script call touches the keys of one hash slot only: a batch is grouped by slot, and
     the calls of each node go in one pipeline (one round trip per node).
+
+    `seen_max`: most distinct items kept per user as its seen items, in the same hash and the
+    same script call as the history (0: none kept, none read). `ttl_s`: a user's hash (history,
+    seen items, replay guard) expires this long after its last applied click (None: never).
     """
 
     def __init__(self, url: str, *, history_len: int = 10, prefix: str = "hist:",
-                 ttl_s: float | None = None, timeout_s: float = 5.0,
+                 ttl_s: float | None = None, seen_max: int = 0, timeout_s: float = 5.0,
                  username: str | None = None, password: SecretStr | None = None,
                  cluster: bool = False) -> None:
         self.url = url
         self.history_len = history_len
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000) if ttl_s else 0
+        self.seen_max = seen_max
         self.cluster = cluster
         kind = RedisCluster if cluster else redis.Redis
         self._client = kind.from_url(  # credentials inside `url` win over these
@@ -194,20 +151,28 @@ class HistoryStore:
         for click in clicks:
             click = ClickAt(*click)
             slot = self.slot(click.user_id) if self.cluster else 0
-            calls.setdefault(slot, _Call(self.history_len, self.ttl_ms)).add(click)
+            call = calls.setdefault(slot, _Call(self.history_len, self.ttl_ms, self.seen_max))
+            call.add(click)
         return calls
 
     def append(self, clicks: Iterable[ClickAt]) -> dict[int, list[int]]:
         """Apply a batch of clicks (one EVALSHA per slot); return each touched user's history."""
+        return {user: state.history for user, state in self._apply(clicks, 0).items()}
+
+    def append_seen(self, clicks: Iterable[ClickAt]) -> dict[int, UserState]:
+        """`append`, returning each touched user's history and seen items (the same call)."""
+        return self._apply(clicks, self.seen_max)
+
+    def _apply(self, clicks: Iterable[ClickAt], seen_max: int) -> dict[int, UserState]:
         calls = self.calls(clicks)
-        out: dict[int, list[int]] = {}
+        out: dict[int, UserState] = {}
         with _unavailable("append"):
             if self.cluster:
                 results = self._append_by_node(calls)
             else:
                 results = {slot: self._run(call) for slot, call in calls.items()}
         for slot, rows in results.items():
-            out.update(calls[slot].histories(rows))
+            out.update(calls[slot].states(rows, seen_max))
         return out
 
     def _run(self, call: _Call) -> list[Any]:
@@ -238,12 +203,24 @@ class HistoryStore:
 
     def get(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
         """Histories (oldest first, empty when unknown) of many users in one pipeline."""
+        raws = self._field(user_ids, "h")
+        return {u: parse_history(raw) for u, raw in zip(user_ids, raws, strict=True)}
+
+    def seen(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """Seen items (least recently clicked first, empty when unknown) of many users in one
+        pipeline; a store keeping none (seen_max 0) answers empty lists without a round trip."""
+        if not self.seen_max:
+            return {u: [] for u in user_ids}
+        raws = self._field(user_ids, "s")
+        return {u: parse_seen(raw, self.seen_max) for u, raw in zip(user_ids, raws, strict=True)}
+
+    def _field(self, user_ids: Sequence[int], name: str) -> list[Any]:
+        """One field of many users' hashes, in one pipeline."""
         with _unavailable("get"):
             pipe = self._client.pipeline(transaction=False)
             for u in user_ids:
-                pipe.hget(self.key(u), "h")
-            raws = pipe.execute()
-        return {u: parse_history(raw) for u, raw in zip(user_ids, raws, strict=True)}
+                pipe.hget(self.key(u), name)
+            return list(pipe.execute())
 
     def clear_users(self, user_ids: Sequence[int]) -> None:
         """Forget the histories and offsets of some users."""

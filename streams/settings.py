@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     # recall
     top_k: int = Field(50, ge=1, le=1000)
     history_len: int = Field(10, ge=1, description="clicks kept per user")
+    exclude_seen: bool = Field(
+        True, description="never recommend an item the user has clicked (its last seen_max "
+        "distinct items, kept in Redis beside the history), not only its last history_len")
+    seen_max: int = Field(
+        1000, ge=0, description="most distinct clicked items kept per user for exclude_seen; "
+        "the least recently clicked are dropped first")
+    history_ttl_s: float | None = Field(
+        None, gt=0, description="a user's history and seen items expire this long after the "
+        "user's last click (unset: never)")
     num_interests: int = Field(4, ge=1)
     embedding_dim: int = Field(64, ge=1)
     interest_pruning: Literal["none", "log2", "dedup"] = Field(
