@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from streams.core import Core
 from streams.errors import ServiceUnavailable
+from streams.history import UserState
 from streams.live_feed import FeedEntry, LiveKafka
 from streams.settings import INT64_MAX
 
@@ -86,9 +87,11 @@ class LivePage:
         return [self.item(i, score=round(s, 4)) for i, s in zip(ids, scores, strict=True)]
 
     def user(self, user_id: int, k: int) -> dict[str, Any]:
-        """History (Redis, oldest first), interests with their own items, merged candidates."""
+        """History (Redis, oldest first), interests with their own items, merged candidates;
+        the user's seen items are excluded as the worker excludes them."""
         history = self.history.get([user_id])[user_id]
-        insight = self.core.recaller.inspect(history, k)
+        seen = self.history.seen([user_id])[user_id]  # what the worker excludes too
+        insight = self.core.recaller.inspect(history, k, UserState(history, seen).excluded())
         merged = insight.merged
         interests = [] if merged.source == "popular" else [
             {"index": n, "norm": round(float(np.linalg.norm(vector)), 4),

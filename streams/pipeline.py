@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from streams.epochs import LogEpochs
 from streams.errors import BadEvent
-from streams.history import ClickAt
+from streams.history import ClickAt, UserState
 from streams.recaller import Recaller
 from streams.records import (
     DEFAULT_LIMITS,
@@ -54,7 +54,7 @@ class Output:
 class History(Protocol):
     """What the pipeline needs of streams.history.HistoryStore."""
 
-    def append(self, clicks: Sequence[ClickAt]) -> dict[int, list[int]]: ...
+    def append_seen(self, clicks: Sequence[ClickAt]) -> Mapping[int, UserState]: ...
 
 
 class Index(Protocol):
@@ -114,6 +114,8 @@ class ClickPipeline:
     """One micro-batch of clicks: one Redis script, one model call, one Milvus search.
 
     Every click is validated before any state changes, so a rejected click never reaches Redis.
+    A user's candidates never hold an item the user has seen (the store's seen items, kept when
+    RECALL_EXCLUDE_SEEN is on, and the history).
     """
 
     def __init__(self, history: History, recaller: Recaller, limits: Limits = DEFAULT_LIMITS,
@@ -151,10 +153,11 @@ class ClickPipeline:
         out.timings["parse"] = parsed - started
         if not clicks:
             return out
-        histories = self.history.append(clicks)  # user -> items, oldest first
+        states = self.history.append_seen(clicks)  # user -> history and seen items
         out.timings["redis"] = time.perf_counter() - parsed
-        users = sorted(histories)
-        recalled = self.recaller.recall([histories[u] for u in users], timings=out.timings)
+        users = sorted(states)
+        recalled = self.recaller.recall([states[u].history for u in users], timings=out.timings,
+                                        exclude=[states[u].excluded() for u in users])
         candidates = dict(zip(users, recalled, strict=True))
         out.counts["history_items_without_vector"] = sum(c.skipped for c in recalled)
         out.counts["popular_fallbacks"] = sum(c.source == "popular" for c in recalled)
@@ -169,7 +172,7 @@ class ClickPipeline:
                 click_item=click.item_id,
                 click_ts=click.ts,
                 emit_ts=emitted,
-                history=histories[click.user_id],
+                history=states[click.user_id].history,
                 click_partition=click.partition,
                 click_offset=click.offset,
                 interests=found.interests,

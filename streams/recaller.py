@@ -249,17 +249,21 @@ class Recaller:
         return Candidates(items, [0.0] * len(items), found.version, "popular", skipped,
                           [-1] * len(items))
 
-    def inspect(self, history: Sequence[int], top_k: int | None = None) -> Insight:
-        """The same recall for one history, with each interest's vector and own nearest items."""
+    def inspect(self, history: Sequence[int], top_k: int | None = None,
+                exclude: Sequence[int] | None = None) -> Insight:
+        """The same recall for one history, with each interest's vector and own nearest items;
+        `exclude`: the items never returned, as one row of `recall`'s (None: the history)."""
         k = top_k or self.top_k
-        found = self._search([history], k, {}, pruning="none")  # every interest, for display
-        kept = self.plan(found.vectors, [history], k).slots  # those recall itself searches
+        drop = [history if exclude is None else exclude]
+        found = self._search([history], k, {}, pruning="none",  # every interest, for display
+                             exclude=drop)
+        kept = self.plan(found.vectors, [history], k, exclude=drop).slots  # those recall searches
         kept_ids, kept_scores = np.full_like(found.ids, -1), np.full_like(found.scores, -np.inf)
         kept_ids[0, kept], kept_scores[0, kept] = found.ids[0, kept], found.scores[0, kept]
-        merged = merge(kept_ids, kept_scores, [history], k)[0]
+        merged = merge(kept_ids, kept_scores, drop, k)[0]
         per_interest = []
         for i in range(found.ids.shape[1]):  # each interest's list alone: same exclusions
-            items, scores, _ = merge(found.ids[:, [i]], found.scores[:, [i]], [history], k)[0]
+            items, scores, _ = merge(found.ids[:, [i]], found.scores[:, [i]], drop, k)[0]
             per_interest.append((items, scores))
         return Insight(found.vectors[0], per_interest,
-                       self._candidates(found, 0, history, merged))
+                       self._candidates(found, 0, drop[0], merged))
