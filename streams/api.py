@@ -18,6 +18,7 @@ from streams.api_guard import BodyLimit, TokenGate, add_error_handlers, token_de
 from streams.api_observe import add_observability, api_readiness, watch_metrics
 from streams.core import Core, open_core
 from streams.health import Readiness
+from streams.history import HistoryStore, UserState
 from streams.live import LivePage
 from streams.metrics import ApiMetrics
 from streams.settings import INT64_MAX, Settings
@@ -26,19 +27,22 @@ log = logging.getLogger(__name__)
 TOKEN_HELP = (" Calls marked with a lock need `Authorization: Bearer <token>` or"
               " `X-API-Key: <token>` (RECALL_API_TOKEN); use Authorize above.")
 
-ItemId = Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
+Id = Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
 
 
 class RecallRequest(BaseModel):
-    """`hist_item`: one click history (item ids, oldest first) per row to recall for.
+    """`hist_item`: one click history (item ids, oldest first) per row to recall for;
+    `user_ids` (optional): the user of each row, whose seen items are then never returned.
 
     Limits from the settings: RECALL_MAX_API_BATCH rows and RECALL_MAX_API_RESULTS rows x top_k
-    (413 past them), RECALL_MAX_API_HISTORY ids per row and ids up to RECALL_MAX_ITEM_ID (422).
+    (413 past them), RECALL_MAX_API_HISTORY ids per row, ids up to RECALL_MAX_ITEM_ID and
+    RECALL_MAX_USER_ID, one user id per row (422).
     """
 
     model_config = ConfigDict(extra="forbid")
     top_k: Annotated[StrictInt, Field(ge=1, le=1000)] = 50
-    hist_item: Annotated[list[Annotated[list[ItemId], Field(min_length=1)]], Field(min_length=1)]
+    hist_item: Annotated[list[Annotated[list[Id], Field(min_length=1)]], Field(min_length=1)]
+    user_ids: list[Id] | None = None
 
 
 def check_limits(request: RecallRequest, settings: Settings) -> None:
@@ -56,6 +60,24 @@ def check_limits(request: RecallRequest, settings: Settings) -> None:
         if max(row) > settings.max_item_id:
             raise HTTPException(422, f"hist_item[{n}]: item ids must be at most "
                                      f"{settings.max_item_id}, got {max(row)}")
+    users = request.user_ids
+    if users is not None:
+        if len(users) != rows:
+            raise HTTPException(422, f"user_ids: one per row of hist_item ({rows}), "
+                                     f"got {len(users)}")
+        if users and max(users) > settings.max_user_id:
+            raise HTTPException(422, f"user_ids: user ids must be at most "
+                                     f"{settings.max_user_id}, got {max(users)}")
+
+
+def exclusions(request: RecallRequest, history: HistoryStore | None) -> list[list[int]] | None:
+    """Per row, the items never returned: the user's seen items (one Redis pipeline) and the
+    row itself; None (each row alone) without `user_ids` or without Redis."""
+    if request.user_ids is None or history is None:
+        return None
+    seen = history.seen(request.user_ids)  # empty lists, no round trip: seen items off
+    return [UserState(row, seen[user]).excluded()
+            for row, user in zip(request.hist_item, request.user_ids, strict=True)]
 
 
 class Candidates(BaseModel):
@@ -105,10 +127,17 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
 
     @api.post("/recall", response_model=RecallResponse, dependencies=reading)
     def recall(request: RecallRequest) -> RecallResponse:
-        """One candidate list per history row: 4 interests, one Milvus search, merged top_k."""
+        """One candidate list per history row: 4 interests, one Milvus search, merged top_k.
+
+        The row's own items are never returned. With `user_ids` (one per row) and
+        RECALL_EXCLUDE_SEEN on, an API that reads Redis (RECALL_LIVE_PAGE) also leaves out
+        every item that user has seen (its last RECALL_SEEN_MAX distinct clicks, as the
+        stream does); elsewhere `user_ids` are checked and change nothing.
+        """
         check_limits(request, settings)
         timings: dict[str, float] = {}
-        found = core.recaller.recall(request.hist_item, request.top_k, timings=timings)
+        found = core.recaller.recall(request.hist_item, request.top_k, timings=timings,
+                                     exclude=exclusions(request, core.history))
         metrics.observe_stages(timings)
         metrics.recalled(sum(c.source == "popular" for c in found), sum(c.skipped for c in found))
         version = found[0].model_version if found else core.model.version
