@@ -44,9 +44,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @contextmanager
-def empty_store(url: str, history_len: int, cluster: bool = False) -> Iterator[HistoryStore]:
-    """A started, emptied HistoryStore, closed on exit."""
-    store = HistoryStore(url, history_len=history_len, cluster=cluster)
+def empty_store(url: str, history_len: int, cluster: bool = False,
+                **options: Any) -> Iterator[HistoryStore]:
+    """A started, emptied HistoryStore (`options`: more of its arguments), closed on exit."""
+    store = HistoryStore(url, history_len=history_len, cluster=cluster, **options)
     store.start()
     try:
         store.flush()

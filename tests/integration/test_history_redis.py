@@ -1,5 +1,5 @@
 """HistoryStore against a real Redis and a real 3-node Redis Cluster: time order, truncation,
-replay guard, one script call per hash slot."""
+replay guard, one script call per hash slot, seen items, expiry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from redis.cluster import RedisCluster
 
 from harness.stack import LocalStack
-from streams.history import ClickAt, HistoryStore
+from streams.history import ClickAt, HistoryStore, UserState
 from tests.integration.conftest import empty_store
 from tests.integration.redis_cluster import redis_cluster
 
@@ -23,11 +23,25 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(params=["single", "cluster"])
-def redis_store(request: pytest.FixtureRequest, stack: LocalStack) -> Iterator[HistoryStore]:
+def redis_url(request: pytest.FixtureRequest, stack: LocalStack) -> tuple[str, bool]:
     """Every test of this module runs on the stack's Redis and on a Redis Cluster."""
     cluster = request.param == "cluster"
-    url = request.getfixturevalue("cluster_url") if cluster else stack.settings.redis_url
+    return (request.getfixturevalue("cluster_url") if cluster else stack.settings.redis_url,
+            cluster)
+
+
+@pytest.fixture()
+def redis_store(redis_url: tuple[str, bool], stack: LocalStack) -> Iterator[HistoryStore]:
+    url, cluster = redis_url
     with empty_store(url, stack.settings.history_len, cluster) as store:
+        yield store
+
+
+@pytest.fixture()
+def seen_store(redis_url: tuple[str, bool]) -> Iterator[HistoryStore]:
+    """A store keeping the last 4 clicks and 5 seen items, whose hashes expire after 60 s."""
+    url, cluster = redis_url
+    with empty_store(url, 4, cluster, seen_max=5, ttl_s=60.0) as store:
         yield store
 
 
@@ -111,3 +125,53 @@ def test_a_batch_over_many_slots_and_nodes_matches_one_by_one(
     assert all(h == [] for h in redis_store.get(list(users)[:100]).values())
     redis_store.flush()
     assert all(h == [] for h in redis_store.get(list(users)).values())
+
+
+def test_seen_items_are_capped_least_recent_first_and_unique(seen_store: HistoryStore) -> None:
+    out = seen_store.append_seen([ClickAt(1, i, float(i), 0, i) for i in range(1, 8)])
+    assert out == {1: UserState([4, 5, 6, 7], [3, 4, 5, 6, 7])}
+    # a click again moves its item to the newest end; the least recent goes past seen_max
+    out = seen_store.append_seen([ClickAt(1, 4, 8.0, 0, 8), ClickAt(1, 8, 9.0, 0, 9)])
+    assert out == {1: UserState([6, 7, 4, 8], [5, 6, 7, 4, 8])}
+    out = seen_store.append_seen([ClickAt(1, 6, 10.0, 0, 10), ClickAt(1, 6, 11.0, 0, 11)])
+    assert out[1].seen == [5, 7, 4, 8, 6]
+    assert seen_store.seen([1, 2]) == {1: [5, 7, 4, 8, 6], 2: []}
+    assert seen_store.append([]) == {} and seen_store.get([1]) == {1: out[1].history}
+    assert seen_store._client.hget(seen_store.key(1), "s") == b"5 7 4 8 6"
+
+
+def test_a_replayed_click_is_not_seen_twice(seen_store: HistoryStore) -> None:
+    batch = [ClickAt(u, 10 + i, 1.0 + i, 0, i) for i in range(3) for u in (1, 2)]
+    first = seen_store.append_seen(batch)
+    assert first[1].seen == [10, 11, 12]
+    raw = {u: seen_store._client.hgetall(seen_store.key(u)) for u in (1, 2)}
+    assert seen_store.append_seen(batch[:2]) == {1: first[1], 2: first[2]}  # item 10 again
+    assert {u: seen_store._client.hgetall(seen_store.key(u)) for u in (1, 2)} == raw
+
+
+def test_hashes_expire_only_when_a_ttl_is_set(seen_store: HistoryStore,
+                                              redis_store: HistoryStore) -> None:
+    seen_store.append([ClickAt(1, 10, 1.0, 0, 0)])
+    redis_store.append([ClickAt(2, 10, 1.0, 0, 0)])
+    assert 0 < seen_store._client.pttl(seen_store.key(1)) <= 60_000
+    assert redis_store._client.pttl(redis_store.key(2)) == -1
+
+
+def test_a_hash_without_seen_items_reads_as_none_seen(seen_store: HistoryStore,
+                                                      redis_store: HistoryStore) -> None:
+    """Hashes written before seen items existed (or with them off) have no `s` field."""
+    redis_store.append([ClickAt(3, 10, 1.0, 0, 0), ClickAt(3, 11, 2.0, 0, 1)])
+    assert b"s" not in redis_store._client.hgetall(redis_store.key(3))
+    assert redis_store.append_seen([ClickAt(3, 12, 3.0, 0, 2)]) == {3: UserState([10, 11, 12], [])}
+    assert seen_store.seen([3]) == {3: []}
+    out = seen_store.append_seen([ClickAt(3, 11, 2.0, 0, 1), ClickAt(3, 13, 4.0, 0, 3)])
+    assert out == {3: UserState([10, 11, 12, 13], [13])}  # offset 1: already applied
+    assert out[3].excluded() == [13, 10, 11, 12]
+
+
+def test_seen_items_over_many_slots(seen_store: HistoryStore) -> None:
+    users = list(range(9000, 9100))
+    batch = [ClickAt(u, u * 10 + i, 100.0 + i, 0, i) for i in range(3) for u in users]
+    out = seen_store.append_seen(batch)
+    assert all(out[u].seen == out[u].history == [u * 10, u * 10 + 1, u * 10 + 2] for u in users)
+    assert seen_store.seen(users) == {u: out[u].seen for u in users}

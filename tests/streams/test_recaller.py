@@ -141,3 +141,14 @@ def test_recall_with_exclude_never_returns_seen_items_and_still_fills_top_k() ->
     assert len(found.item_ids) == 10 and not set(found.item_ids) & set(seen)
     assert found.item_ids[:5] == [i for i in plain if i not in seen][:5]
     assert fallback.source == "popular" and fallback.item_ids[:2] == [3, 4]
+
+
+def test_inspect_with_exclude_matches_recall_with_the_same_row() -> None:
+    vectors, recaller = random_items(4, 200, top_k=8)
+    history = [3, 1, 4, 15]
+    seen = [*history, *recaller.recall([history])[0].item_ids[:4], *range(120, 160)]
+    insight = recaller.inspect(history, exclude=seen)
+    assert insight.merged == recaller.recall([history], exclude=[seen])[0]
+    assert len(insight.merged.item_ids) == 8
+    for items, _ in insight.per_interest:
+        assert len(items) == 8 and not set(items) & set(seen)
