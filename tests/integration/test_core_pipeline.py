@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from streams.core import Core, open_core
+from streams.history import HistoryStore
 from streams.item_feed import apply_records
 from streams.pipeline import ClickPipeline, ItemPipeline, RawMessage
 from streams.records import DeadLetter, Limits, Recommendation
@@ -115,3 +116,29 @@ def test_history_with_only_unknown_items_falls_back_to_popular(core: Core) -> No
     found = core.recaller.recall([[10**9]])[0]
     assert found.source == "popular" and found.skipped == 1
     assert found.item_ids == core.model.popular(core.settings.top_k)
+
+
+def test_a_user_is_never_recommended_any_item_it_clicked(core: Core) -> None:
+    """15 distinct clicks, each on the best candidate of the previous recommendation: none of
+    the 15 comes back; with seen items off (the last 10 clicks excluded) earlier ones do."""
+    assert core.history is not None
+    pipeline = ClickPipeline(core.history, core.recaller)
+    clicked = [int(core.model.item_table()[0][0])]
+    for n in range(15):
+        out = pipeline.process([click(100 + n, 9, clicked[-1], 1000.0 + n)])
+        rec = Recommendation.parse(out.records[-1][1])
+        assert not set(rec.item_ids) & set(clicked), n
+        assert len(rec.item_ids) == core.settings.top_k
+        if n < 14:
+            clicked.append(rec.item_ids[0])
+    assert len(set(clicked)) == 15 and rec.history == clicked[-10:]
+    assert core.history.seen([9])[9] == clicked
+    off = HistoryStore(core.settings.redis_url, prefix="seen-off:")  # seen_max 0
+    try:
+        messages = [click(100 + n, 9, item, 1000.0 + n) for n, item in enumerate(clicked)]
+        out = ClickPipeline(off, core.recaller).process(messages)
+        last = Recommendation.parse(out.records[-1][1])
+        assert last.history == rec.history and set(last.item_ids) & set(clicked[:5])
+    finally:
+        off.flush()
+        off.close()
