@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from streams.api import create_api
 from streams.core import Core, open_core
+from streams.history import ClickAt
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -67,6 +68,43 @@ def test_bad_requests_get_a_clear_4xx(
     response = client.post("/recall", json=body)
     assert response.status_code == status
     assert needle in response.text
+
+
+def test_user_ids_leave_out_each_users_seen_items(core_settings: Settings) -> None:
+    settings = core_settings.model_copy(update={"max_user_id": 1000})
+    with open_core(settings) as core, TestClient(create_api(core)) as client:
+        try:
+            assert core.history is not None
+            core.history.flush()
+            core.load_items()
+            ids = [int(i) for i in core.model.item_table()[0]]
+            rows = [ids[:2], ids[:2]]
+            plain = core.recaller.recall(rows, 20)[0].item_ids
+            seen = plain[:15]  # user 7 clicked the 15 best candidates of the row
+            core.history.append([ClickAt(7, item, 1.0 + n, 0, n) for n, item in enumerate(seen)])
+            body = {"top_k": 20, "hist_item": rows, "user_ids": [7, 8]}
+            got = [r["item_ids"] for r in client.post("/recall", json=body).json()["results"]]
+            assert len(got[0]) == 20 and not set(got[0]) & {*seen, *rows[0]}
+            assert got[0][:5] == plain[15:20]
+            assert got[1] == plain  # user 8 has seen nothing
+            without = client.post("/recall", json={"top_k": 20, "hist_item": rows}).json()
+            assert [r["item_ids"] for r in without["results"]] == [plain, plain]
+            for users, needle in (([7], "one per row of hist_item (2), got 1"),
+                                  ([7, 1001], "user ids must be at most 1000, got 1001"),
+                                  ([7, 0], "greater than 0")):
+                response = client.post("/recall", json={"hist_item": rows, "user_ids": users})
+                assert response.status_code == 422 and needle in response.text, response.text
+        finally:
+            core.history.flush()
+            core.index.destroy()
+
+
+def test_user_ids_without_redis_change_nothing(api: tuple[TestClient, Core]) -> None:
+    client, core = api
+    client.post("/insert")
+    rows = [[int(core.model.item_table()[0][0])]]
+    body = client.post("/recall", json={"top_k": 10, "hist_item": rows, "user_ids": [3]}).json()
+    assert body["results"][0]["item_ids"] == core.recaller.recall(rows, 10)[0].item_ids
 
 
 def test_docs_are_served(api: tuple[TestClient, Core]) -> None:
