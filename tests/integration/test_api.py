@@ -73,15 +73,16 @@ def test_bad_requests_get_a_clear_4xx(
 def test_user_ids_leave_out_each_users_seen_items(core_settings: Settings) -> None:
     settings = core_settings.model_copy(update={"max_user_id": 1000})
     with open_core(settings) as core, TestClient(create_api(core)) as client:
+        store = core.history
+        assert store is not None
         try:
-            assert core.history is not None
-            core.history.flush()
+            store.flush()
             core.load_items()
             ids = [int(i) for i in core.model.item_table()[0]]
             rows = [ids[:2], ids[:2]]
             plain = core.recaller.recall(rows, 20)[0].item_ids
             seen = plain[:15]  # user 7 clicked the 15 best candidates of the row
-            core.history.append([ClickAt(7, item, 1.0 + n, 0, n) for n, item in enumerate(seen)])
+            store.append([ClickAt(7, item, 1.0 + n, 0, n) for n, item in enumerate(seen)])
             body = {"top_k": 20, "hist_item": rows, "user_ids": [7, 8]}
             got = [r["item_ids"] for r in client.post("/recall", json=body).json()["results"]]
             assert len(got[0]) == 20 and not set(got[0]) & {*seen, *rows[0]}
@@ -95,7 +96,7 @@ def test_user_ids_leave_out_each_users_seen_items(core_settings: Settings) -> No
                 response = client.post("/recall", json={"hist_item": rows, "user_ids": users})
                 assert response.status_code == 422 and needle in response.text, response.text
         finally:
-            core.history.flush()
+            store.flush()
             core.index.destroy()
 
 
