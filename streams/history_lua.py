@@ -5,8 +5,9 @@ One hash per user at `{prefix}{user_id}`:
             (ts, seq); ts and item are kept as the exact strings Python sent (no float rounding)
   n      -> arrival counter of this user (seq of the last applied click, breaks ts ties)
   s      -> "item item ...": the user's seen items, each once, least recently clicked first,
-            at most `seen_max` (the first ones go first); absent: none seen (older hashes), or
-            a store keeping no seen items (seen_max 0: the field is neither read nor written)
+            at most `seen_max` (past it the least recently clicked is dropped); absent: none
+            seen (older hashes); a store keeping no seen items (seen_max 0) neither reads nor
+            writes it
   o<p>   -> "offset epoch": last applied Kafka offset of partition p for this user and the
             epoch (topic id) of the log it came from: the replay guard. A click of another
             epoch (the topic was recreated: a broker reset) starts the guard afresh.
@@ -20,8 +21,8 @@ The seen list stays one string while the script runs: a click's item is looked u
 plain `string.find` (C, about 7 KB at 1000 items), moved or appended with `string.sub` and
 concatenation, and the oldest item cut off the front; its length is counted once per user.
 Parsing it into a Lua table (list + item -> position set) per user was measured 4x slower: a
-batch of 64 users with 1000 seen items each ran 26 ms in Redis that way, 5.9 ms this way (the
-history alone: 2 ms; 200 seen items: 6.7 against 2.4 ms). A replayed click costs nothing.
+batch of 64 users with 1000 seen items each ran 26 ms in Redis that way, 5-6 ms this way (the
+history alone: 2 ms; 200 seen items: 6.7 against 2.2-2.4 ms). A replayed click costs nothing.
 """
 
 from __future__ import annotations
