@@ -116,6 +116,26 @@ def read_csv(path: str | Path) -> Sequences:
     return _finish(path, {u: [i for _, _, i in sorted(r)] for u, r in rows.items()})
 
 
+def read_events(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`user,item,timestamp` rows (optional header) as (users, items, ts) arrays, in time
+    order (stable: rows of one timestamp keep the file's order)."""
+    path, rows, bad = Path(path), [], []
+    with path.open() as fh:
+        for no, line in enumerate(fh, 1):
+            parts = [p.strip() for p in line.split(",")]
+            try:
+                rows.append((int(parts[0]), int(parts[1]), float(parts[2])))
+            except (ValueError, IndexError):
+                if no > 1 and line.strip():
+                    bad.append(no)
+    _report(path, bad)
+    if not rows:
+        raise DataError(f"{path}: no user,item,timestamp row found")
+    users, items, ts = (np.array(col) for col in zip(*rows, strict=True))
+    order = np.argsort(ts, kind="stable")
+    return users[order].astype(np.int64), items[order].astype(np.int64), ts[order]
+
+
 def read_any(path: str | Path) -> Sequences:
     """Dispatch on the file's shape: AmazonBook dir/train.txt, CSV, or sequence file."""
     path = Path(path)

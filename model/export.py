@@ -57,6 +57,43 @@ def read_latest(root: str | Path) -> str | None:
     return name or None
 
 
+def write_version(root: str | Path, tower_state: dict, item_ids: np.ndarray,
+                  item_vectors: np.ndarray, popular: np.ndarray, meta: dict[str, Any],
+                  extra: dict[str, str] | None = None) -> Path:
+    """Write `root/<version>/` via a temp dir + rename, then replace `root/LATEST` last.
+
+    Contents: user_tower.pdparams (state dict of the user tower, whose input is history item
+    embeddings [B, L, D] + mask [B, L] and output [B, K, D]), item_ids.npy [N] int64,
+    item_vectors.npy [N, D] float32 (row aligned), popular.npy (raw ids, most clicked first),
+    meta.json (`meta` plus version and created) and the `extra` text files.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    existing = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    version = new_version(max([*existing, read_latest(root) or ""]))
+    tmp = root / f".tmp-{version}"
+    tmp.mkdir()
+    try:
+        paddle.save(tower_state, str(tmp / TOWER_FILE))
+        np.save(tmp / "item_ids.npy", np.asarray(item_ids, dtype=np.int64))  # [N]
+        np.save(tmp / "item_vectors.npy", np.asarray(item_vectors, dtype=np.float32))  # [N, D]
+        np.save(tmp / "popular.npy", np.asarray(popular, dtype=np.int64))
+        meta = {"version": version,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **meta,
+                "tower": TOWER_FILE,
+                "input": "history item embeddings [B, L, D] float32 + mask [B, L] float32",
+                "output": "interest vectors [B, K, D] float32"}
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+        os.rename(tmp, root / version)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_latest(root, version)
+    return root / version
+
+
 def export_model(
     out_dir: str | Path,
     model: RecallModel,
@@ -68,45 +105,12 @@ def export_model(
     metrics: dict[str, Any],
     min_popular: int = 1000,
 ) -> Path:
-    """Write `out_dir/<version>/` via a temp dir + rename, then replace `out_dir/LATEST` last.
-
-    Contents: user_tower.pdparams (state dict of the user tower, whose input is history item
-    embeddings [B, L, D] + mask [B, L] and output [B, K, D]), item_ids.npy [N] int64,
-    item_vectors.npy [N, D] float32 (row aligned), popular.npy (raw ids by train click count),
-    split.json, meta.json (version, created, data path, split, config, metrics, num_items, ...).
-    """
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    existing = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    version = new_version(max([*existing, read_latest(root) or ""]))
-    tmp = root / f".tmp-{version}"
-    tmp.mkdir()
-    try:
-        paddle.save(model.tower.state_dict(), str(tmp / TOWER_FILE))
-        np.save(tmp / "item_ids.npy", vocab.item_ids.astype(np.int64))  # [N]
-        np.save(tmp / "item_vectors.npy", model.item_matrix())  # [N, D]
-        n_pop = max(min_popular, int((vocab.counts > 0).sum()))  # vocab is sorted by count
-        np.save(tmp / "popular.npy", vocab.item_ids[:n_pop].astype(np.int64))
-        meta = {
-            "version": version,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "data": data_path,
-            "split": split.to_json(),
-            "config": cfg.to_dict(),
-            "metrics": metrics,
-            "num_items": vocab.size,
-            "dim": cfg.dim,
-            "num_interests": cfg.num_interests,
-            "maxlen": cfg.maxlen,
-            "tower": TOWER_FILE,
-            "input": "history item embeddings [B, L, D] float32 + mask [B, L] float32",
-            "output": "interest vectors [B, K, D] float32",
-        }
-        (tmp / "split.json").write_text(json.dumps(split.to_json()))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-        os.rename(tmp, root / version)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    write_latest(root, version)
-    return root / version
+    """Export a trained model with `write_version`; also split.json, and meta.json holding
+    the data path, split, config, metrics and sizes."""
+    n_pop = max(min_popular, int((vocab.counts > 0).sum()))  # vocab is sorted by count
+    meta = {"data": data_path, "split": split.to_json(), "config": cfg.to_dict(),
+            "metrics": metrics, "num_items": vocab.size, "dim": cfg.dim,
+            "num_interests": cfg.num_interests, "maxlen": cfg.maxlen}
+    return write_version(out_dir, model.tower.state_dict(), vocab.item_ids, model.item_matrix(),
+                         vocab.item_ids[:n_pop], meta,
+                         {"split.json": json.dumps(split.to_json())})

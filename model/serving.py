@@ -77,6 +77,7 @@ class _Snapshot:
     table: _Table  # trained items
     popular: np.ndarray  # [P] int64
     lock: threading.Lock  # serialises forward passes on this tower
+    items_streamed: bool = False  # its changed vectors went to the items topic (online)
 
 
 def _resolve(model_dir: str | Path) -> tuple[Path | None, Path]:
@@ -103,7 +104,8 @@ def _load_snapshot(vdir: Path, place: paddle.CPUPlace | paddle.CUDAPlace) -> _Sn
     ids = np.load(vdir / "item_ids.npy").astype(np.int64)  # [N]
     vecs = np.load(vdir / "item_vectors.npy").astype(np.float32)  # [N, D]
     return _Snapshot(meta["version"], cfg, tower, _Table(ids, vecs),
-                     np.load(vdir / "popular.npy"), threading.Lock())
+                     np.load(vdir / "popular.npy"), threading.Lock(),
+                     bool(meta.get("items_streamed", False)))
 
 
 class InterestModel:
@@ -127,6 +129,7 @@ class InterestModel:
     dim = property(lambda self: self._snap.cfg.dim)
     num_interests = property(lambda self: self._snap.cfg.num_interests)
     maxlen = property(lambda self: self._snap.cfg.maxlen)
+    items_streamed = property(lambda self: self._snap.items_streamed)
 
     def item_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Trained (ids [N] int64, vectors [N, D] float32), row aligned."""

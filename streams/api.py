@@ -202,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                            "item_titles": args.item_titles})
     logs.configure(settings.log_format)
     stop = threading.Event()
-    with open_core(settings, with_history=settings.live_page) as core:
+    # Redis: the live page reads histories, and /recall's user_ids read the users' seen items
+    with open_core(settings, with_history=settings.live_page or settings.exclude_seen) as core:
         metrics, readiness = ApiMetrics(), api_readiness(core)
         live = LivePage.from_core(core) if settings.live_page else None
         watch_models(core, stop)

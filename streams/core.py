@@ -36,9 +36,13 @@ class Core:
         return len(ids)
 
     def reload_model(self) -> bool:
-        """Switch to a newer exported model if there is one, loading its item vectors first."""
+        """Switch to a newer exported model if there is one, upserting its item vectors unless
+        the version says they were streamed to the items topic (an online version)."""
         fresh = self.model.reload_if_newer()
-        if fresh:
+        if fresh and self.model.items_streamed:  # the online trainer sent them to the topic
+            log.info("model %s loaded; its changed item vectors come by the items topic",
+                     self.model.version)
+        elif fresh:
             count = self.load_items()
             log.info("model %s loaded, %d item vectors upserted", self.model.version, count)
         return fresh

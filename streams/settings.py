@@ -127,6 +127,15 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto, cpu or gpu")
     reload_interval_s: float = Field(10.0, gt=0, description="how often to look for a new model")
 
+    # online training (python -m model.online)
+    online_group: str = Field("recall-trainer", description="the trainer's consumer group")
+    online_export_s: float = Field(
+        60.0, gt=0, description="seconds between the trainer's exports of a new version")
+    online_batch: int = Field(256, ge=1, description="new samples per training step")
+    online_publish_min_change: float = Field(
+        0.01, ge=0, description="an item vector is published again when it moved by more "
+        "than this share of its length since it was last published")
+
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000

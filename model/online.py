@@ -1,0 +1,210 @@
+"""Continuous training from the click stream (`python -m model.online`).
+
+Consumes the clicks topic on its own (every partition, its own consumer group for lag, never
+in the workers' path), turns each click into a sample (the user's last clicks before it ->
+the clicked item), gives never-seen items a table row on first sight and fine-tunes the
+newest model in mini-batches (newest samples plus a replay buffer; offline loss; gradient
+clipping). Every RECALL_ONLINE_EXPORT_S it publishes the item vectors that changed to the
+items topic (Milvus and every worker get them the usual way), then exports a new version
+(LATEST last); workers hot-reload it. A restart resumes from the last version's state and
+offsets; bad clicks go to the dead-letter topic with their reason, like the worker's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from model.cli import HelpFormatter
+from model.export import read_latest
+from model.learner import NEW_ITEM_INITS, OnlineConfig, load_learner
+from model.online_state import StreamState, Window, changed_rows, export_online
+from streams import logs
+from streams.pipeline import Output, RawMessage, parse_all
+from streams.records import Click, ItemEmbedding, Limits
+from streams.security import kafka_python_kwargs
+from streams.settings import Settings
+
+log = logging.getLogger("model.online")
+
+
+class OnlineTrainer:
+    """One trainer process: Kafka in, training, versions and item vectors out."""
+
+    def __init__(self, settings: Settings, ocfg: OnlineConfig, root: Path) -> None:
+        self.settings, self.ocfg, self.root = settings, ocfg, root
+        latest = read_latest(root)
+        if latest is None:
+            raise SystemExit(f"no exported model under {root} (train one: make train)")
+        self.learner, meta = load_learner(root / latest, ocfg)
+        self.parent = latest
+        self.state = StreamState.load(root / latest)
+        self.published = self.learner.vectors()  # what the items topic holds (assumed)
+        self.limits = Limits.from_settings(settings, dim=self.learner.cfg.dim)
+        self.window = Window()
+        self.pending: list[tuple[np.ndarray, int]] = []
+        self.stopping = False
+        kafka = kafka_python_kwargs(settings)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, group_id=settings.online_group,
+            enable_auto_commit=False, auto_offset_reset="latest", client_id="recall-trainer",
+            fetch_max_wait_ms=100, max_poll_records=2048, **kafka)
+        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                      linger_ms=20, client_id="recall-trainer", **kafka)
+        log.info("trainer from %s (%d items, %d samples seen so far)", latest,
+                 self.learner.num_items, self.state.samples_seen)
+
+    def assign(self, from_start: bool) -> None:
+        """Every partition of the clicks topic, at the saved offset, else committed, else end."""
+        topic = self.settings.clicks_topic
+        deadline = time.monotonic() + 60
+        while not (parts := self.consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"topic {topic!r} not found")
+            time.sleep(0.5)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        self.consumer.assign(tps)
+        for tp in tps:
+            saved = self.state.offsets.get(tp.partition)
+            committed = self.consumer.committed(tp)
+            if saved is not None or committed is not None:
+                self.consumer.seek(tp, saved if saved is not None else int(committed or 0))
+            elif from_start:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek_to_end(tp)
+            self.state.offsets[tp.partition] = self.consumer.position(tp)
+        log.info("trainer ready: %s at %s", topic, self.state.offsets)
+
+    def consume(self, timeout_ms: int = 200) -> int:
+        """One poll: bad clicks dead-lettered, valid ones turned into samples; how many."""
+        polled = 0
+        for tp, records in self.consumer.poll(timeout_ms=timeout_ms).items():
+            messages = [RawMessage(tp.topic, tp.partition, r.offset, r.key, r.value)
+                        for r in records]
+            out = Output()
+            clicks = [c for _, c in parse_all(messages, Click, out, self.limits,
+                                              self.settings.dead_letter_excerpt_bytes)]
+            for key, value in out.dead:
+                self.producer.send(self.settings.dead_letter_topic, key=key, value=value)
+            self.state.dead_letters += len(out.dead)
+            self.learn(clicks)
+            self.state.offsets[tp.partition] = records[-1].offset + 1
+            polled += len(records)
+        return polled
+
+    def learn(self, clicks: list[Click]) -> None:
+        """Rows for new items, then one sample per click of a user with a history."""
+        state, learner = self.state, self.learner
+        learner.add_items([(c.item_id, state.histories.get(c.user_id, [])) for c in clicks])
+        for c in clicks:
+            history = state.histories.get(c.user_id, [])
+            if history:
+                self.pending.append((learner.rows(history), learner.row[c.item_id]))
+            state.histories[c.user_id] = (history + [c.item_id])[-learner.cfg.maxlen:]
+            state.counts[c.item_id] += 1
+        state.clicks_seen += len(clicks)
+        self.window.add([float(c.ts) for c in clicks], 0)
+        while len(self.pending) >= self.settings.online_batch:
+            self.train_step()
+
+    def train_step(self) -> None:
+        batch = self.pending[: self.settings.online_batch]
+        del self.pending[: self.settings.online_batch]
+        started = time.perf_counter()
+        self.learner.step(np.stack([h for h, _ in batch]), np.array([y for _, y in batch]))
+        self.window.train_s += time.perf_counter() - started
+        self.window.add([], len(batch))
+        self.state.samples_seen += len(batch)
+
+    def export(self) -> None:
+        """Publish changed vectors, write the version, then commit the offsets it holds."""
+        while self.pending:
+            self.train_step()
+        if self.window.samples == 0 and self.learner.num_items == len(self.published):
+            return
+        vectors = self.learner.vectors()  # [N, D]
+        rows = changed_rows(vectors, self.published, self.settings.online_publish_min_change)
+        for r in rows.tolist():
+            record = ItemEmbedding(item_id=self.learner.ids[r], vector=vectors[r].tolist())
+            self.producer.send(self.settings.items_topic, key=str(record.item_id).encode(),
+                               value=record.to_bytes())
+        self.producer.flush()
+        self.published = vectors
+        vdir = export_online(self.root, self.learner, self.state, self.window, self.parent,
+                             self.ocfg, len(rows))
+        log.info("exported %s: %d samples in window, %d items published, %d items",
+                 vdir.name, self.window.samples, len(rows), self.learner.num_items)
+        self.parent, self.window = vdir.name, Window()
+        self.commit()
+
+    def commit(self) -> None:
+        """Committed offsets show the trainer's lag; restarts use the version's own."""
+        topic = self.settings.clicks_topic
+        try:
+            self.consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1)
+                                  for p, o in self.state.offsets.items()})
+        except Exception as exc:  # noqa: BLE001 - lag reporting only
+            log.warning("offset commit failed (lag metric only): %r", exc)
+
+    def run(self) -> None:
+        next_export = time.monotonic() + self.settings.online_export_s
+        try:
+            while not self.stopping:
+                if not self.consume() and self.pending:  # a quiet stream: train what is here
+                    self.train_step()
+                if time.monotonic() >= next_export:
+                    self.export()
+                    next_export = time.monotonic() + self.settings.online_export_s
+            self.export()  # what was learned since the last version is not lost on a stop
+        finally:
+            self.consumer.close()
+            self.producer.close(timeout=5)
+
+
+def build_parser(defaults: Settings) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m model.online", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--model-dir", default=defaults.model_dir,
+                   help="export root to continue from and write to (env RECALL_MODEL_DIR)")
+    p.add_argument("--from-start", action="store_true",
+                   help="with no saved or committed offsets, read the topic from its start "
+                   "(default: from its end)")
+    p.add_argument("--lr", type=float, default=OnlineConfig.lr, help="Adam learning rate")
+    p.add_argument("--replay", type=int, default=OnlineConfig.replay,
+                   help="replayed samples per step")
+    p.add_argument("--buffer", type=int, default=OnlineConfig.buffer, help="replay buffer")
+    p.add_argument("--clip-norm", type=float, default=OnlineConfig.clip_norm)
+    p.add_argument("--new-item-init", choices=NEW_ITEM_INITS,
+                   default=OnlineConfig.new_item_init, help="vector of a never-seen item")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    args = build_parser(settings).parse_args(argv)
+    logs.configure(settings.log_format)
+    ocfg = OnlineConfig(lr=args.lr, replay=args.replay, buffer=args.buffer,
+                        clip_norm=args.clip_norm, new_item_init=args.new_item_init)
+    trainer = OnlineTrainer(settings, ocfg, Path(args.model_dir))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        trainer.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    trainer.assign(args.from_start)
+    trainer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

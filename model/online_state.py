@@ -1,0 +1,107 @@
+"""What the online trainer carries from one export to the next, and how it exports.
+
+An online version is a normal export (the workers hot-reload it) plus `online_state.json`:
+the trainer's per-user histories, click counts and the next Kafka offset of every partition,
+so a restarted trainer resumes exactly where the version it loads left off.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.export import write_version
+from model.learner import OnlineConfig, OnlineLearner
+
+STATE_FILE = "online_state.json"
+
+
+@dataclass
+class StreamState:
+    """The trainer's view of the stream since it started from an offline model."""
+
+    histories: dict[int, list[int]] = field(default_factory=dict)  # last maxlen clicks
+    counts: Counter[int] = field(default_factory=Counter)  # clicks per item
+    offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset
+    samples_seen: int = 0  # training samples since the offline model
+    clicks_seen: int = 0
+    dead_letters: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "histories": {str(u): h for u, h in self.histories.items()},
+            "counts": {str(i): n for i, n in self.counts.items()},
+            "offsets": {str(p): o for p, o in self.offsets.items()},
+            "samples_seen": self.samples_seen, "clicks_seen": self.clicks_seen,
+            "dead_letters": self.dead_letters})
+
+    @classmethod
+    def load(cls, vdir: Path) -> StreamState:
+        """The state saved with an online version; a fresh one for an offline export."""
+        path = vdir / STATE_FILE
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text())
+        return cls({int(u): h for u, h in raw["histories"].items()},
+                   Counter({int(i): n for i, n in raw["counts"].items()}),
+                   {int(p): o for p, o in raw["offsets"].items()},
+                   raw["samples_seen"], raw["clicks_seen"], raw["dead_letters"])
+
+
+@dataclass
+class Window:
+    """The data trained on since the last export: for the version's meta."""
+
+    samples: int = 0
+    ts_min: float = float("inf")
+    ts_max: float = float("-inf")
+    first_consumed: float | None = None  # wall time the window's first click was consumed
+    started: float = field(default_factory=time.time)
+    train_s: float = 0.0  # seconds spent training (samples / train_s = trainer speed)
+
+    def add(self, ts: Sequence[float], samples: int) -> None:
+        if ts:
+            self.ts_min, self.ts_max = min(self.ts_min, *ts), max(self.ts_max, *ts)
+            if self.first_consumed is None:
+                self.first_consumed = time.time()
+        self.samples += samples
+
+
+def changed_rows(vectors: np.ndarray, published: np.ndarray, min_change: float) -> np.ndarray:
+    """Rows of `vectors` [N, D] that are new (beyond `published` [M, D]) or moved by more
+    than `min_change` of their published length -> row indices."""
+    old = len(published)
+    moved = np.linalg.norm(vectors[:old] - published, axis=1)  # [M]
+    far = moved > min_change * np.maximum(np.linalg.norm(published, axis=1), 1e-12)
+    return np.concatenate([np.nonzero(far)[0], np.arange(old, len(vectors))])
+
+
+def export_online(root: Path, learner: OnlineLearner, state: StreamState, window: Window,
+                  parent: str, ocfg: OnlineConfig, published: int) -> Path:
+    """Write a new version of `learner` under `root` (LATEST last) with its state and meta."""
+    cfg = learner.cfg
+    now = time.time()
+    online: dict[str, Any] = {
+        "parent": parent, "samples_seen": state.samples_seen, "window_samples": window.samples,
+        "clicks_seen": state.clicks_seen, "dead_letters": state.dead_letters,
+        "samples_per_s": window.samples / window.train_s if window.train_s else 0.0,
+        "data_ts": [window.ts_min, window.ts_max] if window.samples else None,
+        "exported_at": now,
+        "lag_s": now - window.first_consumed if window.first_consumed else 0.0,
+        "items_published": published, "config": ocfg.__dict__}
+    popular = [i for i, _ in state.counts.most_common(max(1000, len(state.counts)))]
+    meta = {"data": "stream", "config": cfg.to_dict(), "num_items": learner.num_items,
+            "dim": cfg.dim, "num_interests": cfg.num_interests, "maxlen": cfg.maxlen,
+            "items_streamed": True, "online": online}
+    ids = np.array(learner.ids, dtype=np.int64)
+    rest = np.setdiff1d(ids, np.array(popular, dtype=np.int64), assume_unique=True)
+    return write_version(root, learner.tower_state(), ids, learner.vectors(),
+                         np.concatenate([np.array(popular, dtype=np.int64), rest]), meta,
+                         {STATE_FILE: state.to_json()})
