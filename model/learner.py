@@ -30,8 +30,9 @@ NEW_ITEM_INITS = ("history", "random")
 class OnlineConfig:
     """What the online learner was tuned on (`python -m model.online_sim` measures them)."""
 
-    lr: float = 0.001  # Adam, on top of the offline model
+    lr: float = 0.01  # Adam, on top of the offline model
     replay: int = 256  # buffer samples mixed into each step
+    passes: int = 3  # steps per batch of new samples (each with its own replayed samples)
     buffer: int = 20_000  # most recent samples kept for replay
     clip_norm: float = 1.0  # global gradient norm clip
     new_item_init: str = "history"  # "history": mean of the clicker's history, or "random"
@@ -147,11 +148,16 @@ class OnlineLearner:
         return len(fresh)
 
     def step(self, hist: np.ndarray, label: np.ndarray) -> float:
-        """One Adam step on new samples hist [B, L], label [B] (rows) plus replayed ones."""
-        old_h, old_y = self.buffer.sample(self.ocfg.replay, self.rng)
+        """`passes` Adam steps on new samples hist [B, L], label [B] (rows), each with its
+        own replayed samples; then the new samples join the buffer. Returns the last loss."""
+        loss = 0.0
+        for _ in range(self.ocfg.passes):
+            old_h, old_y = self.buffer.sample(self.ocfg.replay, self.rng)
+            loss = self._step(np.concatenate([hist, old_h]), np.concatenate([label, old_y]))
         self.buffer.add(hist, label)
-        x = np.concatenate([hist, old_h])  # [B + R, L]
-        y = np.concatenate([label, old_y])  # [B + R]
+        return loss
+
+    def _step(self, x: np.ndarray, y: np.ndarray) -> float:
         n = len(self.ids)
         if self.cfg.negatives >= n:
             neg = np.arange(1, n + 1, dtype=np.int64)  # [n] every item: exact softmax

@@ -181,6 +181,8 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=OnlineConfig.lr, help="Adam learning rate")
     p.add_argument("--replay", type=int, default=OnlineConfig.replay,
                    help="replayed samples per step")
+    p.add_argument("--passes", type=int, default=OnlineConfig.passes,
+                   help="steps per batch of new samples")
     p.add_argument("--buffer", type=int, default=OnlineConfig.buffer, help="replay buffer")
     p.add_argument("--clip-norm", type=float, default=OnlineConfig.clip_norm)
     p.add_argument("--new-item-init", choices=NEW_ITEM_INITS,
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     logs.configure(settings.log_format)
-    ocfg = OnlineConfig(lr=args.lr, replay=args.replay, buffer=args.buffer,
+    ocfg = OnlineConfig(lr=args.lr, replay=args.replay, passes=args.passes, buffer=args.buffer,
                         clip_norm=args.clip_norm, new_item_init=args.new_item_init)
     trainer = OnlineTrainer(settings, ocfg, Path(args.model_dir))
 
