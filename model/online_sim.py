@@ -70,7 +70,7 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
                 if hist[u]:
                     tally[v].add(served[v].get(u), i, i not in known)
         for u, i in zip(batch_u, batch_i, strict=True):
-            if learner is not None:  # what model.online does with each click
+            if learner is not None:  # what streams.trainer does with each click
                 learner.add_items([(i, train_hist[u])])
                 if train_hist[u]:
                     pending.append((learner.rows(train_hist[u]), learner.row[i]))

@@ -36,7 +36,7 @@ def latest_meta(settings: Settings) -> dict[str, Any]:
 
 
 class Trainer:
-    """`python -m model.online` as a process; its log in tmp_path."""
+    """`python -m streams.trainer` as a process; its log in tmp_path."""
 
     def __init__(self, settings: Settings, tmp_path: Path) -> None:
         self.env = to_env(settings) | {"PATH": "/usr/bin", "RECALL_ONLINE_EXPORT_S": "1.5",
@@ -47,7 +47,7 @@ class Trainer:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "model.online"], stdout=log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.trainer"], stdout=log,
                                      stderr=subprocess.STDOUT, env=self.env)
         started = self.log_path.read_text().count("trainer ready")
         wait_until("trainer", lambda: self.log_path.read_text().count("trainer ready") > started,

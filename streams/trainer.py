@@ -1,4 +1,4 @@
-"""Continuous training from the click stream (`python -m model.online`).
+"""Continuous training from the click stream (`python -m streams.trainer`).
 
 Consumes the clicks topic on its own (every partition, its own consumer group for lag, never
 in the workers' path), turns each click into a sample (the user's last clicks before it ->
@@ -33,7 +33,7 @@ from streams.records import Click, ItemEmbedding, Limits
 from streams.security import kafka_python_kwargs
 from streams.settings import Settings
 
-log = logging.getLogger("model.online")
+log = logging.getLogger("streams.trainer")
 
 
 class OnlineTrainer:
@@ -171,7 +171,7 @@ class OnlineTrainer:
 
 
 def build_parser(defaults: Settings) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m model.online", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m streams.trainer", description=__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--model-dir", default=defaults.model_dir,
                    help="export root to continue from and write to (env RECALL_MODEL_DIR)")
