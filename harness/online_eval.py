@@ -14,6 +14,7 @@ versions). Writes ONLINE_OUT (JSON), a .png and a .md beside it; last line `ONLI
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.online_data import Timeline, cut, read_clicks, train_initial, user_sequences
-from harness.online_recall import frozen_recaller, frozen_variants
+from harness.online_recall import at_served_ranks, frozen_recaller, frozen_variants
 from harness.online_report import combine, summary_line, trainer_stats, write
 from harness.online_stack import (
     Collector,
@@ -105,6 +106,28 @@ def seed_settings(workdir: Path) -> Settings:
         "reload_interval_s": 2.0})
 
 
+def replay(args: argparse.Namespace, system: OnlineSystem, timeline: Timeline,
+           phases: dict[str, float]) -> tuple[Collector, dict[str, Any]]:
+    """Trainer (unless --no-trainer), warm-up click, the future replayed, recommendations
+    drained; then the worker and the trainer are stopped. Times go into `phases`."""
+    settings = system.settings
+    clock = time.monotonic()
+    collector = Collector(settings)
+    collector.start()
+    if not args.no_trainer:
+        system.start_trainer()
+    warm_up(collector, settings, timeline.future[0].item, timeline.cut_ts, system.check_alive)
+    sent = send_clicks(timeline.future, settings, args.rate, system.check_alive)
+    phases["replay_s"] = time.monotonic() - clock
+    wait_for_recommendations(collector, len(timeline.future), args.timeout, system.check_alive)
+    system.check_alive()
+    collector.stop()
+    system.stop_processes()
+    phases["drain_s"] = time.monotonic() - clock - phases["replay_s"]
+    return collector, {"sent": sent.sent, "failed": sent.failed, "invalid": sent.invalid,
+                       "rate_sent": round(sent.rate, 1), "duplicates": collector.duplicates}
+
+
 def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Points,
              seqs: dict[int, Any], most_popular: Any) -> dict[str, Any]:
     """One full run: train, start, frozen variants, trainer, replay, collect, score."""
@@ -116,6 +139,7 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
     initial = train_initial(timeline.past, workdir / "model", seed=seed,
                             max_minutes=args.train_minutes,
                             label=f"{args.data} before {timeline.cut_ts:.0f}")
+    version = initial.version_dir.name
     phases["train_s"] = time.monotonic() - clock
     print(f"seed {seed}: initial model {initial.summary()}", flush=True)
     with OnlineSystem(seed_settings(workdir), args.export_s) as system:
@@ -125,27 +149,21 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
         with frozen_recaller(settings, initial.version_dir) as recaller:
             ranks, fallbacks, at_cut = frozen_variants(
                 recaller, timeline, points, seqs, settings.history_len, settings.num_interests)
-        phases["frozen_s"] = time.monotonic() - clock - sum(phases.values())
-        collector = Collector(settings)
-        collector.start()
-        if not args.no_trainer:
-            system.start_trainer()
-        warm_up(collector, settings, timeline.future[0].item, timeline.cut_ts,
-                system.check_alive)
-        sent = send_clicks(timeline.future, settings, args.rate, system.check_alive)
-        phases["replay_s"] = time.monotonic() - clock - sum(phases.values())
-        wait_for_recommendations(collector, len(timeline.future), args.timeout,
-                                 system.check_alive)
-        phases["drain_s"] = time.monotonic() - clock - sum(phases.values())
-        system.check_alive()
-        collector.stop()
-    cont, stats = continuous_ranks(timeline, points, seqs, collector.recs, at_cut,
-                                   initial.version_dir.name)
-    versions = {r.version for r in collector.recs.values()}
+            phases["frozen_s"] = time.monotonic() - clock - sum(phases.values())
+            collector, sent = replay(args, system, timeline, phases)
+            cont, state, stats = continuous_ranks(timeline, points, seqs, collector.recs,
+                                                  at_cut, version,
+                                                  history_len=settings.history_len)
+            at_served = at_served_ranks(recaller, points, seqs, state, ranks["realtime"],
+                                        settings.history_len, settings.num_interests)
+            phases["score_s"] = time.monotonic() - clock - sum(phases.values())
+    served = summarize(at_served, points, args.slices)
     continuous = {**summarize(cont, points, args.slices), **stats.as_dict(len(points)),
-                  "trainer": not args.no_trainer, "served_versions": len(versions),
-                  "duplicates": collector.duplicates,
-                  **trainer_stats(workdir / "model", initial.version_dir.name)}
+                  "realtime_at_served": {k: served[k] for k in
+                                         ("hitrate@20", "hitrate@50", "new_item_hitrate@50")},
+                  "trainer": not args.no_trainer,
+                  "served_versions": len({r.version for r in collector.recs.values()}),
+                  **trainer_stats(workdir / "model", version)}
     if args.no_trainer:
         continuous["note"] = "no trainer: the realtime worker (initial model, live histories)"
     run: dict[str, Any] = {
@@ -157,8 +175,7 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
                      "popular_fallbacks": fallbacks["realtime"]},
         "continuous": continuous,
         "initial_model": initial.summary(),
-        "replay": {"sent": sent.sent, "failed": sent.failed, "invalid": sent.invalid,
-                   "rate_sent": round(sent.rate, 1)},
+        "replay": sent,
         "phases_s": {k: round(v, 1) for k, v in phases.items()},
         "logs": str(workdir),
     }
@@ -170,6 +187,7 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connect
     started = time.monotonic()
     clicks = read_clicks(args.data, args.limit)
     timeline = cut(clicks, args.cut)

@@ -67,15 +67,17 @@ def frozen_recaller(settings: Settings, version_dir: Path,
 
 
 def point_rows(points: Points, seqs: Mapping[int, np.ndarray], history_len: int,
-               frozen_history: bool) -> list[Row]:
-    """Per evaluated click: the last `history_len` clicks before it (or, `frozen_history`,
-    before the cut) and every item the user clicked before it."""
+               ends: np.ndarray, which: np.ndarray | None = None) -> list[Row]:
+    """Per evaluated click (or those at `which`): the last `history_len` of the user's first
+    `ends[p]` clicks (realtime: every click before it; batch: those before the cut) as the
+    history, and every item the user clicked before it as the items never returned."""
+    picked = np.arange(len(points)) if which is None else which
     rows = []
-    for user, item, before, n_past in zip(points.user.tolist(), points.item.tolist(),
-                                          points.before.tolist(), points.n_past.tolist(),
-                                          strict=True):
+    for user, item, before, end in zip(points.user[picked].tolist(),
+                                       points.item[picked].tolist(),
+                                       points.before[picked].tolist(), ends[picked].tolist(),
+                                       strict=True):
         seq = seqs[user]
-        end = n_past if frozen_history else before
         rows.append(Row(seq[max(0, end - history_len):end], seq[:before], item))
     return rows
 
@@ -133,12 +135,11 @@ def frozen_variants(recaller: Recaller, timeline: Timeline, points: Points,
     """Ranks of `realtime` and `batch`, their popular fallbacks, and each future user's list at
     the cut (what every model variant serves after a click before the cut). A click whose
     previous click is before the cut has one list for both variants: computed once."""
-    live = point_rows(points, seqs, history_len, frozen_history=False)
+    live = point_rows(points, seqs, history_len, points.before)
     lists, live_fallbacks = recall_rows(recaller, live, interests, "realtime (frozen model)")
     realtime = ranks_of(lists, live)
     differs = np.flatnonzero(points.before > points.n_past)  # previous click in the stream
-    frozen = point_rows(points, seqs, history_len, frozen_history=True)
-    some = [frozen[i] for i in differs.tolist()]
+    some = point_rows(points, seqs, history_len, points.n_past, differs)
     batch_lists, batch_fallbacks = recall_rows(recaller, some, interests, "batch (frozen)")
     batch = realtime.copy()
     batch[differs] = ranks_of(batch_lists, some)
@@ -149,3 +150,18 @@ def frozen_variants(recaller: Recaller, timeline: Timeline, points: Points,
                  "batch": int(batch_fallbacks.sum() + live_fallbacks[same].sum())}
     return ({"realtime": realtime, "batch": batch}, fallbacks,
             dict(zip(cut, cut_lists, strict=True)))
+
+
+def at_served_ranks(recaller: Recaller, points: Points, seqs: Mapping[int, np.ndarray],
+                    state: np.ndarray, realtime: np.ndarray, history_len: int, interests: int
+                    ) -> np.ndarray:
+    """[P] ranks of the frozen model on the history the worker's served list had seen
+    (`state[p]` clicks; see online_variants.continuous_ranks), every earlier click excluded:
+    `continuous` against this isolates what the newer models bring. Where that history is the
+    previous click's, the realtime rank is reused."""
+    ranks = realtime.copy()
+    differs = np.flatnonzero(state != points.before)
+    rows = point_rows(points, seqs, history_len, state, differs)
+    lists, _ = recall_rows(recaller, rows, interests, "realtime at the served points")
+    ranks[differs] = ranks_of(lists, rows)
+    return ranks

@@ -57,7 +57,10 @@ def _mean_dict(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for key, first in rows[0].items():
         values = [row.get(key) for row in rows]
         numbers = _numbers(values)
-        if key == "slices":
+        dicts = [v for v in values if isinstance(v, dict)]
+        if len(dicts) == len(values):
+            out[key] = _mean_dict(dicts)
+        elif key == "slices":
             out[key] = [{**s, "hitrate@50": statistics.fmean(
                 _numbers([run[key][i]["hitrate@50"] for run in rows]))}
                 for i, s in enumerate(first)]
@@ -83,6 +86,9 @@ def ratios(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]
     for top, bottom in RATIOS:
         a, b = variants[top].get("hitrate@50"), variants[bottom].get("hitrate@50")
         out[f"{top}/{bottom}"] = a / b if a is not None and b else None
+    a = variants["continuous"].get("hitrate@50")
+    b = (variants["continuous"].get("realtime_at_served") or {}).get("hitrate@50")
+    out["continuous/realtime_at_served"] = a / b if a is not None and b else None
     return out
 
 
@@ -120,7 +126,12 @@ def markdown_table(result: Mapping[str, Any]) -> str:
         lines.append("No trainer (--no-trainer): `continuous` is the realtime worker itself. ")
     lines[-1] += (f"{c.get('missing_recommendations', 0):.0f} recommendations missing, "
                   f"{c.get('same_batch_clicks', 0):.0f} clicks answered in their previous "
-                  f"click's micro-batch.")
+                  f"click's micro-batch (served the list before it), "
+                  f"{c.get('seen_items_per_served_list') or 0:.1f} already-seen items per served "
+                  "list (removed before scoring).")
+    at = c.get("realtime_at_served") or {}
+    lines += ["", f"The initial model on the histories the worker's lists were made from: HR@50 "
+              f"{_pct(at.get('hitrate@50'))} % (continuous {_pct(c.get('hitrate@50'))} %)."]
     lines += ["", "HR@50 % per slice of the evaluated clicks (data time):", "",
               "| slice | " + " | ".join(VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
     for i, s in enumerate(result["most_popular"]["slices"]):

@@ -63,6 +63,19 @@ class OnlineSystem(System):
         time.sleep(2.0)
         self.check_alive()
 
+    def stop_processes(self) -> None:
+        """Stop the worker and the trainer (SIGTERM, then SIGKILL after 15 s); servers stay."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.procs.clear()
+
     def check_alive(self) -> None:
         """Like System.check_alive, with the last lines of the dead process's log."""
         for name, proc in self.procs.items():
@@ -112,7 +125,8 @@ class Collector(threading.Thread):
                         self.duplicates += 1
                         continue
                     self.recs[key] = Served(rec.emit_ts, rec.model_version,
-                                            np.asarray(rec.item_ids, dtype=np.int64))
+                                            np.asarray(rec.item_ids, dtype=np.int64),
+                                            tuple(rec.history))
                     if self.done.is_set():
                         return
         finally:

@@ -121,11 +121,12 @@ def summarize(ranks: np.ndarray, points: Points, slices: int) -> dict[str, Any]:
 
 class Served(NamedTuple):
     """What the worker published for one click: its micro-batch (the batch's emit time, shared
-    by every record of the batch), model version and items."""
+    by every record of the batch), model version, items and the history it was made from."""
 
     batch: float
     version: str
     items: np.ndarray
+    history: tuple[int, ...] = ()
 
 
 Key = tuple[int, int, float]  # (user, clicked item, click ts): how a record names its click
@@ -138,45 +139,58 @@ class ContinuousStats:
     from_cut: int = 0  # evaluated clicks served the frozen model's list at the cut
     by_updated_model: int = 0  # evaluated clicks served by a version newer than the initial
     seen_in_served: int = 0  # items the user had clicked before, in the served lists
+    history_mismatch: int = 0  # served lists whose history is not the user's clicks so far
 
     def as_dict(self, points: int) -> dict[str, Any]:
         return {"missing_recommendations": self.missing, "same_batch_clicks": self.same_batch,
                 "served_from_cut": self.from_cut, "served_by_updated_model": self.by_updated_model,
-                "seen_items_per_served_list": self.seen_in_served / points if points else None}
+                "seen_items_per_served_list": self.seen_in_served / points if points else None,
+                "served_history_mismatch": self.history_mismatch}
 
 
 def continuous_ranks(timeline: Timeline, points: Points, seqs: Mapping[int, np.ndarray],
                      recs: Mapping[Key, Served], at_cut: Mapping[int, np.ndarray],
-                     initial_version: str, top_k: int = TOP_K
-                     ) -> tuple[np.ndarray, ContinuousStats]:
-    """[P] ranks in what the worker served before each click: the record of the user's latest
-    earlier click answered in an earlier micro-batch than the click itself (the worker answers
-    a batch's clicks of one user with one list, made after all of them: that list was never
-    shown before the batch's later clicks). None (previous click in the past, or all earlier
-    stream clicks in the same batch): the frozen model's list at the cut, `at_cut[user]`."""
+                     initial_version: str, top_k: int = TOP_K, history_len: int = 10
+                     ) -> tuple[np.ndarray, np.ndarray, ContinuousStats]:
+    """[P] ranks in what the worker served before each click, [P] how many of the user's clicks
+    that list had seen, and the counts. Served: the record of the user's latest earlier click
+    answered in an earlier micro-batch than the click itself (the worker answers a batch's
+    clicks of one user with one list, made after all of them: that list was never shown
+    before the batch's later clicks). None (previous click in the past, or every earlier stream
+    click in the same batch): the frozen model's list at the cut, `at_cut[user]`. A served
+    record whose history is not the user's last `history_len` clicks up to it is counted."""
     stats = ContinuousStats()
     ranks = np.full(len(points), -1, dtype=np.int64)
-    earlier: dict[int, list[Served]] = {}
+    state = np.zeros(len(points), dtype=np.int64)
+    earlier: dict[int, list[tuple[Served, int]]] = {}  # user -> (record, clicks it had seen)
+    count: dict[int, int] = {}
+    for c in timeline.past:
+        count[c.user] = count.get(c.user, 0) + 1
+    n_past = dict(count)
     at = 0
     for pos, c in enumerate(timeline.future):
         own = recs.get((c.user, c.item, c.ts))
         stats.missing += own is None
         mine = earlier.setdefault(c.user, [])
+        n = count.get(c.user, 0)
         if at < len(points) and points.pos[at] == pos:
-            served = next((r for r in reversed(mine) if own is None or r.batch < own.batch),
-                          None)
-            if mine and (served is None or served is not mine[-1]):
+            found = next((r for r in reversed(mine) if own is None or r[0].batch < own.batch),
+                         None)
+            if mine and (found is None or found is not mine[-1]):
                 stats.same_batch += 1
-            seen = seqs[c.user][: points.before[at]]
-            if served is None:
+            seen = seqs[c.user][:n]
+            if found is None:
                 stats.from_cut += 1
-                items = at_cut[c.user]
+                items, state[at] = at_cut[c.user], n_past.get(c.user, 0)
             else:
-                stats.by_updated_model += served.version != initial_version
-                items = served.items
+                stats.by_updated_model += found[0].version != initial_version
+                items, state[at] = found[0].items, found[1]
+                want = seqs[c.user][max(0, found[1] - history_len):found[1]].tolist()
+                stats.history_mismatch += bool(found[0].history) and list(found[0].history) != want
             stats.seen_in_served += int(np.isin(items[:top_k], seen).sum())
             ranks[at] = rank_in(items, c.item, seen, top_k)
             at += 1
+        count[c.user] = n + 1
         if own is not None:
-            mine.append(own)
-    return ranks, stats
+            mine.append((own, n + 1))
+    return ranks, state, stats
