@@ -29,6 +29,7 @@ from harness.online_report import combine, summary_line, trainer_stats, write
 from harness.online_stack import (
     Collector,
     OnlineSystem,
+    check_trainer,
     load_histories,
     send_clicks,
     wait_for_recommendations,
@@ -41,7 +42,7 @@ from harness.online_variants import (
     most_popular_ranks,
     summarize,
 )
-from harness.stack import free_ports
+from harness.stack import StackError, free_ports
 from streams.settings import Settings
 
 
@@ -188,6 +189,12 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connect
+    if not args.no_trainer:
+        try:
+            check_trainer()
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     clicks = read_clicks(args.data, args.limit)
     timeline = cut(clicks, args.cut)

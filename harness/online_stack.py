@@ -56,9 +56,7 @@ class OnlineSystem(System):
 
     def start_trainer(self) -> None:
         """Start the continuous trainer; fail at once if it is missing or exits."""
-        if importlib.util.find_spec(TRAINER_MODULE) is None:
-            raise StackError(f"{TRAINER_MODULE} not found: the continuous trainer is not there "
-                             "yet (run with --no-trainer)")
+        check_trainer()
         self.spawn("trainer", TRAINER_MODULE, self.trainer_env())
         time.sleep(2.0)
         self.check_alive()
@@ -84,6 +82,13 @@ class OnlineSystem(System):
                 tail = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
                 raise StackError(f"{name} exited with {proc.returncode}; see {path}:\n  "
                                  + "\n  ".join(tail))
+
+
+def check_trainer() -> None:
+    """Raise StackError when the continuous trainer's module cannot be found."""
+    if importlib.util.find_spec(TRAINER_MODULE) is None:
+        raise StackError(f"{TRAINER_MODULE} not found: the continuous trainer is not there yet "
+                         "(run with --no-trainer, or ONLINE_NO_TRAINER=1)")
 
 
 def load_histories(settings: Settings, past: Sequence[Click], batch: int = 2000) -> int:
