@@ -160,8 +160,8 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
             phases["score_s"] = time.monotonic() - clock - sum(phases.values())
     served = summarize(at_served, points, args.slices)
     continuous = {**summarize(cont, points, args.slices), **stats.as_dict(len(points)),
-                  "realtime_at_served": {k: served[k] for k in
-                                         ("hitrate@20", "hitrate@50", "new_item_hitrate@50")},
+                  "realtime_at_served": {k: served[k] for k in ("hitrate@20", "hitrate@50",
+                                                                "new_item_hitrate@50", "slices")},
                   "trainer": not args.no_trainer,
                   "served_versions": len({r.version for r in collector.recs.values()}),
                   **trainer_stats(workdir / "model", version)}

@@ -65,7 +65,8 @@ def _mean_dict(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 _numbers([run[key][i]["hitrate@50"] for run in rows]))}
                 for i, s in enumerate(first)]
         elif numbers and len(numbers) == len(values):
-            out[key] = statistics.fmean(numbers)
+            same = all(v == first for v in values)  # one seed, or a count every run shares
+            out[key] = first if same else statistics.fmean(numbers)
             spread[key] = [min(numbers), max(numbers)]
         else:
             out[key] = first
@@ -153,12 +154,19 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
         xs = np.array([int((s["from_ts"] + s["to_ts"]) / 2) for s in slices],
                       dtype="datetime64[s]")
         ax.plot(xs, [100 * s["hitrate@50"] for s in slices], marker="o", label=name)
+    at_served = (result["continuous"].get("realtime_at_served") or {}).get("slices")
+    if at_served:
+        xs = np.array([int((s["from_ts"] + s["to_ts"]) / 2) for s in at_served],
+                      dtype="datetime64[s]")
+        ax.plot(xs, [100 * s["hitrate@50"] for s in at_served], linestyle="--", color="gray",
+                label="initial model on the histories the worker's lists were made from")
     ax.set_xlabel("data time (middle of each equal-count slice of evaluated clicks)")
     ax.set_ylabel("HR@50, %")
+    trainer = "" if result["continuous"].get("trainer") else ", no trainer"
     ax.set_title(f"{Path(result['data']).name}: prequential HR@50 after the cut "
-                 f"({len(result['runs'])} seed(s))")
+                 f"({len(result['runs'])} seed(s){trainer})")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.online_report import VARIANTS, combine, markdown_table, summary_line, trainer_stats
+from harness.online_report import (
+    VARIANTS,
+    combine,
+    markdown_table,
+    summary_line,
+    trainer_stats,
+    write,
+)
 
 
 def variant(hr50: float, hr20: float = 0.1, slices: tuple[float, ...] = (0.2, 0.4),
@@ -33,6 +40,7 @@ def test_combine_means_spreads_slices_and_ratios() -> None:
     assert cont["trainer"] is True and cont["note"] == "x"  # not numbers: the first run's
     assert [s["hitrate@50"] for s in cont["slices"]] == [0.30000000000000004, 0.2]
     assert cont["realtime_at_served"]["hitrate@50"] == 0.2
+    assert out["batch"]["evaluated_clicks"] == 10  # the same in every run: kept as it is
     assert out["batch"]["spread"]["evaluated_clicks"] == [10.0, 10.0]
     r = out["ratios"]
     assert abs(r["continuous/realtime"] - 1.0) < 1e-12
@@ -85,3 +93,12 @@ def test_markdown_table_and_summary_line() -> None:
     line = summary_line(result)
     assert line.startswith("ONLINE ")
     assert json.loads(line[7:])["continuous_hr50"] == 0.3
+
+
+def test_write_puts_json_table_and_plot_side_by_side(tmp_path: Path) -> None:
+    result = {**combine([run(0.2, 0.1, 0.15, 0.3, 0.2)]), "data": "x.csv", "runs": [{}]}
+    result["continuous"]["realtime_at_served"]["slices"] = result["realtime"]["slices"]
+    paths = write(result, tmp_path / "online.json")
+    assert [p.name for p in paths] == ["online.json", "online.md", "online.png"]
+    assert json.loads(paths[0].read_text())["ratios"] == result["ratios"]
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
