@@ -205,8 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{len(timeline.past)} past, {len(timeline.future)} future, {len(points)} evaluated "
           f"({int(points.new.sum())} on new items)", flush=True)
     most_popular = most_popular_ranks(timeline, points, seqs)
-    runs = [run_seed(args, seed, timeline, points, seqs, most_popular)
-            for seed in args.seed_list]
+    try:
+        runs = [run_seed(args, seed, timeline, points, seqs, most_popular)
+                for seed in args.seed_list]
+    except StackError as exc:  # a server, the worker or the trainer died or never got ready
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     result: dict[str, Any] = {
         "data": str(args.data), "cut": args.cut, "cut_ts": timeline.cut_ts,
         "limit": args.limit, "past_clicks": len(timeline.past),
