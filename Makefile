@@ -13,11 +13,12 @@ EVAL_OUT ?= eval-results.json
 MODEL_DIR ?= artifacts/model
 BENCH_OUT ?= bench-results.json
 BENCH_QUICK ?=
+ONLINE_OUT ?= online-results.json
 
 WORKERS ?= 1
 COMPOSE ?= docker compose
 
-.PHONY: help venv run demo test lint eval bench train clean faults up down
+.PHONY: help venv run demo test lint eval bench train clean faults up down online-eval
 
 help:
 	@echo "make run       start the whole local stack, worker and API (Ctrl-C stops it)"
@@ -29,6 +30,9 @@ help:
 	@echo "make bench     pass-through, search ceiling, naive and pipeline sweeps; BENCH_OUT json,"
 	@echo "               .png and .md beside it (BENCH_QUICK=1: 12k catalog, < 5 min)"
 	@echo "make train     train and export a model (DATA=path, else built-in generator)"
+	@echo "make online-eval  prequential HR@20/50 of MostPopular, batch, realtime, continuous"
+	@echo "               on DATA (user,item,ts CSV) replayed through the stack; ONLINE_OUT json,"
+	@echo "               .png and .md beside it"
 	@echo "make up        docker compose production stack, WORKERS=N workers (needs .env)"
 	@echo "make down      stop the docker compose stack (volumes kept)"
 
@@ -64,6 +68,9 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
+
+online-eval: $(STAMP)
+	ONLINE_OUT=$(ONLINE_OUT) $(PY) -m harness.online_eval --data $(DATA)
 
 up:
 	@test -f .env || { echo "no .env: cp .env.example .env and replace every change-me"; exit 1; }

@@ -1,0 +1,195 @@
+"""`make online-eval`, live side: the local system on its own model dir, the continuous trainer
+beside the worker, past histories in Redis, the future replayed, recommendations collected."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from consumers.kafka import make_consumer, poll_records
+from harness.launch import System, _base_env, to_env
+from harness.online_data import Click
+from harness.online_variants import Key, Served
+from harness.stack import StackError
+from producers.kafka import SendStats, open_sender
+from producers.replay import Pacer
+from streams.history import ClickAt, HistoryStore
+from streams.records import Click as ClickRecord
+from streams.records import Recommendation
+from streams.settings import Settings
+
+TRAINER_MODULE = "model.online"
+PAST_PARTITION = -1  # the made-up Kafka partition of the bulk-loaded past clicks in Redis
+WARMUP_USER = 999_999_999  # one click before the replay: the worker has joined its group
+
+
+class OnlineSystem(System):
+    """`System` without the API on the given settings' model dir (the initial export must be
+    there), plus the continuous trainer (`python -m model.online`) on the same environment and
+    `RECALL_ONLINE_EXPORT_S`."""
+
+    def __init__(self, base: Settings, export_s: float) -> None:
+        super().__init__(base, data=None, api=False)
+        self.export_s = export_s
+
+    def __enter__(self) -> OnlineSystem:
+        self.start()
+        return self
+
+    def spawn(self, name: str, module: str, extra_env: dict[str, str] | None = None) -> None:
+        log = open(self.log_path(name), "wb")  # noqa: SIM115 - lives as long as the process
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT,
+            env={**_base_env(), **to_env(self.settings), **(extra_env or {})},
+        )
+
+    def trainer_env(self) -> dict[str, str]:
+        """What the trainer gets besides the worker's RECALL_* environment."""
+        return {"RECALL_ONLINE_EXPORT_S": f"{self.export_s:g}"}
+
+    def start_trainer(self) -> None:
+        """Start the continuous trainer; fail at once if it is missing or exits."""
+        check_trainer()
+        self.spawn("trainer", TRAINER_MODULE, self.trainer_env())
+        time.sleep(2.0)
+        self.check_alive()
+
+    def stop_processes(self) -> None:
+        """Stop the worker and the trainer (SIGTERM, then SIGKILL after 15 s); servers stay."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.procs.clear()
+
+    def check_alive(self) -> None:
+        """Like System.check_alive, with the last lines of the dead process's log."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                path = self.log_path(name)
+                tail = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
+                raise StackError(f"{name} exited with {proc.returncode}; see {path}:\n  "
+                                 + "\n  ".join(tail))
+
+
+def check_trainer() -> None:
+    """Raise StackError when the continuous trainer's module cannot be found."""
+    if importlib.util.find_spec(TRAINER_MODULE) is None:
+        raise StackError(f"{TRAINER_MODULE} not found: the continuous trainer is not there yet "
+                         "(run with --no-trainer, or ONLINE_NO_TRAINER=1)")
+
+
+def load_histories(settings: Settings, past: Sequence[Click], batch: int = 2000) -> int:
+    """Append the past clicks to Redis as the worker would (partition PAST_PARTITION, offsets
+    in data order), so each user starts the replay with their real last clicks."""
+    store = HistoryStore(settings.redis_url, history_len=settings.history_len,
+                         username=settings.redis_username, password=settings.redis_password,
+                         cluster=settings.redis_cluster)
+    store.start()
+    try:
+        for start in tqdm(range(0, len(past), batch), desc="past histories -> redis",
+                          unit="batch"):
+            store.append([ClickAt(c.user, c.item, c.ts, PAST_PARTITION, start + k)
+                          for k, c in enumerate(past[start:start + batch])])
+    finally:
+        store.close()
+    return len(past)
+
+
+class Collector(threading.Thread):
+    """Reads the recommendations topic in the background: per click (user, item, ts) its
+    micro-batch, model version and items; later copies of a click's record are counted."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.consumer = make_consumer(settings.kafka_bootstrap, settings.recs_topic,
+                                      fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                                      settings=settings)
+        self.recs: dict[Key, Served] = {}
+        self.duplicates = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.done.is_set():
+                for _, rec in poll_records(self.consumer, Recommendation, idle_timeout_s=0.5):
+                    key = (rec.user_id, rec.click_item, rec.click_ts)
+                    if key in self.recs:
+                        self.duplicates += 1
+                        continue
+                    self.recs[key] = Served(rec.emit_ts, rec.model_version,
+                                            np.asarray(rec.item_ids, dtype=np.int64),
+                                            tuple(rec.history))
+                    if self.done.is_set():
+                        return
+        finally:
+            self.consumer.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+
+def send_clicks(clicks: Sequence[Click], settings: Settings, rate: float,
+                alive: Callable[[], None] = lambda: None, progress: bool = True,
+                check_every: int = 500) -> SendStats:
+    """Open-loop replay in data order at `rate` clicks/s (producers.replay's Pacer), keyed by
+    user, each click stamped with its data timestamp; `alive` is checked as it goes."""
+    pacer = Pacer(rate)
+    with open_sender(settings.kafka_bootstrap, settings.clicks_topic,
+                     settings=settings) as sender:
+        for index, c in enumerate(tqdm(clicks, desc="replay", unit="click", disable=not progress,
+                                       mininterval=2.0)):
+            pacer.wait(index)
+            if index % check_every == 0:
+                alive()
+            sender.send_valid(c.user, ClickRecord(user_id=c.user, item_id=c.item, ts=c.ts),
+                              f"click {index}")
+        return sender.flush()
+
+
+def wait_for_recommendations(collector: Collector, wanted: int, idle_s: float,
+                             alive: Callable[[], None]) -> float:
+    """Wait until `wanted` records arrived, or none for `idle_s` seconds; returns seconds."""
+    started = time.monotonic()
+    count, changed = len(collector.recs), started
+    with tqdm(total=wanted, initial=count, desc="recommendations", unit="rec",
+              mininterval=2.0) as bar:
+        while count < wanted:
+            alive()
+            time.sleep(0.5)
+            now_count = len(collector.recs)
+            if now_count != count:
+                bar.update(now_count - count)
+                count, changed = now_count, time.monotonic()
+            elif time.monotonic() - changed > idle_s:
+                print(f"recommendations: {wanted - count} missing after {idle_s:.0f}s without "
+                      "a new one", file=sys.stderr)
+                break
+    return time.monotonic() - started
+
+
+def warm_up(collector: Collector, settings: Settings, item: int, ts: float,
+            alive: Callable[[], None], timeout_s: float = 180.0) -> None:
+    """One click of WARMUP_USER; wait for its recommendation (the worker is in its group)."""
+    send_clicks([Click(WARMUP_USER, item, ts)], settings, 0.0, progress=False)
+    deadline = time.monotonic() + timeout_s
+    while not any(key[0] == WARMUP_USER for key in list(collector.recs)):
+        alive()
+        if time.monotonic() > deadline:
+            raise StackError(f"no recommendation for the warm-up click after {timeout_s:.0f}s")
+        time.sleep(0.2)
+    for key in [k for k in list(collector.recs) if k[0] == WARMUP_USER]:
+        del collector.recs[key]
