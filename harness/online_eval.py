@@ -3,12 +3,14 @@ through the real local stack.
 
 Per seed: MIND trained on the clicks before the time cut, the stack started with those
 histories in Redis and item vectors in Milvus, the worker and the continuous trainer
-(`python -m model.online`) started, the future replayed open loop at --rate with the data's
-timestamps, every recommendation collected. Each future click of a user who clicked before is
-scored on the list served after that user's previous click, for four variants: live
-MostPopular, `batch` (initial model, histories frozen at the cut), `realtime` (initial model,
-live histories) and `continuous` (what the worker actually served, with the trainer's
-versions). Writes ONLINE_OUT (JSON), a .png and a .md beside it; last line `ONLINE {json}`.
+(`python -m streams.trainer`) started, the future replayed at up to --rate with the data's
+timestamps, each user waiting for the recommendation of their previous click before sending
+the next (a closed loop per user, as real users), every recommendation collected. Each
+future click of a user who clicked before is scored on the list served after that user's
+previous click, for four variants: live MostPopular, `batch` (initial model, histories
+frozen at the cut), `realtime` (initial model, live histories) and `continuous` (what the
+worker actually served, with the trainer's versions). Writes ONLINE_OUT (JSON), a .png and a
+.md beside it; last line `ONLINE {json}`.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="fraction of the clicks before the time cut (env ONLINE_CUT, "
                    "default %(default)s)")
     p.add_argument("--rate", type=float, default=float(_env("ONLINE_RATE", "200") or 200),
-                   help="clicks/s offered to Kafka, open loop (env ONLINE_RATE, default "
+                   help="most clicks/s sent to Kafka; each user's next click waits for the "
+                   "recommendation of their previous one (env ONLINE_RATE, default "
                    "%(default)s)")
     p.add_argument("--seeds", default=_env("ONLINE_SEEDS", "1"),
                    help="comma list of training seeds, one full run each (env ONLINE_SEEDS, "
@@ -118,7 +121,8 @@ def replay(args: argparse.Namespace, system: OnlineSystem, timeline: Timeline,
     if not args.no_trainer:
         system.start_trainer()
     warm_up(collector, settings, timeline.future[0].item, timeline.cut_ts, system.check_alive)
-    sent = send_clicks(timeline.future, settings, args.rate, system.check_alive)
+    sent = send_clicks(timeline.future, settings, args.rate, system.check_alive,
+                       answered=lambda key: key in collector.recs)
     phases["replay_s"] = time.monotonic() - clock
     wait_for_recommendations(collector, len(timeline.future), args.timeout, system.check_alive)
     system.check_alive()
@@ -218,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "new_item_share": sum(c.item not in known for c in timeline.future)
         / len(timeline.future),
         "rate": args.rate, "export_s": args.export_s,
-        "trainer": None if args.no_trainer else "model.online", "seeds": args.seed_list,
+        "trainer": None if args.no_trainer else "streams.trainer", "seeds": args.seed_list,
         **combine(runs), "runs": runs,
     }
     result["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -25,14 +26,14 @@ from streams.records import Click as ClickRecord
 from streams.records import Recommendation
 from streams.settings import Settings
 
-TRAINER_MODULE = "model.online"
+TRAINER_MODULE = "streams.trainer"
 PAST_PARTITION = -1  # the made-up Kafka partition of the bulk-loaded past clicks in Redis
 WARMUP_USER = 999_999_999  # one click before the replay: the worker has joined its group
 
 
 class OnlineSystem(System):
     """`System` without the API on the given settings' model dir (the initial export must be
-    there), plus the continuous trainer (`python -m model.online`) on the same environment and
+    there), plus the continuous trainer (`python -m streams.trainer`) on the same environment and
     `RECALL_ONLINE_EXPORT_S`."""
 
     def __init__(self, base: Settings, export_s: float) -> None:
@@ -58,8 +59,13 @@ class OnlineSystem(System):
         """Start the continuous trainer; fail at once if it is missing or exits."""
         check_trainer()
         self.spawn("trainer", TRAINER_MODULE, self.trainer_env())
-        time.sleep(2.0)
-        self.check_alive()
+        path = self.log_path("trainer")
+        deadline = time.monotonic() + 120
+        while "trainer ready" not in path.read_text(errors="replace"):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise StackError(f"trainer not ready after 120 s; see {path}")
+            time.sleep(0.2)
 
     def stop_processes(self) -> None:
         """Stop the worker and the trainer (SIGTERM, then SIGKILL after 15 s); servers stay."""
@@ -96,7 +102,8 @@ def load_histories(settings: Settings, past: Sequence[Click], batch: int = 2000)
     in data order), so each user starts the replay with their real last clicks."""
     store = HistoryStore(settings.redis_url, history_len=settings.history_len,
                          username=settings.redis_username, password=settings.redis_password,
-                         cluster=settings.redis_cluster)
+                         cluster=settings.redis_cluster, ttl_s=settings.history_ttl_s,
+                         seen_max=settings.seen_max if settings.exclude_seen else 0)
     store.start()
     try:
         for start in tqdm(range(0, len(past), batch), desc="past histories -> redis",
@@ -144,19 +151,49 @@ class Collector(threading.Thread):
 
 def send_clicks(clicks: Sequence[Click], settings: Settings, rate: float,
                 alive: Callable[[], None] = lambda: None, progress: bool = True,
-                check_every: int = 500) -> SendStats:
-    """Open-loop replay in data order at `rate` clicks/s (producers.replay's Pacer), keyed by
-    user, each click stamped with its data timestamp; `alive` is checked as it goes."""
+                check_every: int = 500, answered: Callable[[Key], bool] | None = None,
+                window: int = 2000, give_up_s: float = 30.0) -> SendStats:
+    """Replay in data order at most at `rate` clicks/s (producers.replay's Pacer), keyed by
+    user, each click stamped with its data timestamp; `alive` is checked as it goes.
+
+    With `answered` (is there a recommendation for this click yet?), each user is a closed
+    loop, as a real user is: a user's next click is sent only once the previous one's
+    recommendation came back (or after `give_up_s`). Other users' clicks, up to `window`
+    clicks ahead in data order, go on meanwhile, so the stream keeps its rate while each
+    click is scored on the list served after the user's previous click."""
     pacer = Pacer(rate)
-    with open_sender(settings.kafka_bootstrap, settings.clicks_topic,
-                     settings=settings) as sender:
-        for index, c in enumerate(tqdm(clicks, desc="replay", unit="click", disable=not progress,
-                                       mininterval=2.0)):
-            pacer.wait(index)
-            if index % check_every == 0:
-                alive()
-            sender.send_valid(c.user, ClickRecord(user_id=c.user, item_id=c.item, ts=c.ts),
-                              f"click {index}")
+    pending = deque(range(len(clicks)))
+    waiting: dict[int, tuple[Key, float]] = {}  # user -> (their last click, sent at)
+    sent = 0
+    with open_sender(settings.kafka_bootstrap, settings.clicks_topic, settings=settings
+                     ) as sender, tqdm(total=len(clicks), desc="replay", unit="click",
+                                       disable=not progress, mininterval=2.0) as bar:
+        while pending:
+            blocked: set[int] = set()
+            kept: list[int] = []
+            before = sent
+            for _ in range(min(window, len(pending))):
+                index = pending.popleft()
+                c = clicks[index]
+                last = waiting.get(c.user)
+                if c.user in blocked or (answered is not None and last is not None and not
+                                         answered(last[0]) and time.monotonic() - last[1]
+                                         < give_up_s):
+                    blocked.add(c.user)
+                    kept.append(index)
+                    continue
+                pacer.wait(sent)
+                if sent % check_every == 0:
+                    alive()
+                sender.send_valid(c.user, ClickRecord(user_id=c.user, item_id=c.item, ts=c.ts),
+                                  f"click {index}")
+                waiting[c.user] = ((c.user, c.item, c.ts), time.monotonic())
+                blocked.add(c.user)
+                sent += 1
+                bar.update(1)
+            pending.extendleft(reversed(kept))
+            if sent == before:  # every user in the window waits for a recommendation
+                time.sleep(0.005)
         return sender.flush()
 
 
