@@ -111,11 +111,11 @@ class System:
             self.stop()
             raise
 
-    def spawn(self, name: str, module: str) -> None:
+    def spawn(self, name: str, module: str, extra_env: dict[str, str] | None = None) -> None:
         log = open(self.log_path(name), "wb")  # noqa: SIM115 - lives as long as the process
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT,
-            env={**_base_env(), **to_env(self.settings)},
+            env={**_base_env(), **to_env(self.settings), **(extra_env or {})},
         )
 
     def check_alive(self) -> None:
@@ -140,7 +140,8 @@ class System:
             index.close()
         print(f"items: {len(ids)} vectors streamed into Milvus")
 
-    def stop(self) -> None:
+    def stop_processes(self) -> None:
+        """Stop the processes started here (SIGTERM, SIGKILL after 15 s); servers stay."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -149,7 +150,11 @@ class System:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=5)
         self.procs.clear()
+
+    def stop(self) -> None:
+        self.stop_processes()
         self.stack.stop()
 
 

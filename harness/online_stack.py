@@ -4,7 +4,6 @@ beside the worker, past histories in Redis, the future replayed, recommendations
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 import threading
 import time
@@ -15,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from consumers.kafka import make_consumer, poll_records
-from harness.launch import System, _base_env, to_env
+from harness.launch import System
 from harness.online_data import Click
 from harness.online_variants import Key, Served
 from harness.stack import StackError
@@ -44,13 +43,6 @@ class OnlineSystem(System):
         self.start()
         return self
 
-    def spawn(self, name: str, module: str, extra_env: dict[str, str] | None = None) -> None:
-        log = open(self.log_path(name), "wb")  # noqa: SIM115 - lives as long as the process
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT,
-            env={**_base_env(), **to_env(self.settings), **(extra_env or {})},
-        )
-
     def trainer_env(self) -> dict[str, str]:
         """What the trainer gets besides the worker's RECALL_* environment."""
         return {"RECALL_ONLINE_EXPORT_S": f"{self.export_s:g}"}
@@ -66,19 +58,6 @@ class OnlineSystem(System):
             if time.monotonic() > deadline:
                 raise StackError(f"trainer not ready after 120 s; see {path}")
             time.sleep(0.2)
-
-    def stop_processes(self) -> None:
-        """Stop the worker and the trainer (SIGTERM, then SIGKILL after 15 s); servers stay."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        self.procs.clear()
 
     def check_alive(self) -> None:
         """Like System.check_alive, with the last lines of the dead process's log."""

@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     logs.configure(settings.log_format)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connect
     ocfg = OnlineConfig(lr=args.lr, replay=args.replay, passes=args.passes, buffer=args.buffer,
                         clip_norm=args.clip_norm, new_item_init=args.new_item_init)
     trainer = OnlineTrainer(settings, ocfg, Path(args.model_dir))
