@@ -8,6 +8,7 @@ so a restarted trainer resumes exactly where the version it loads left off.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from model.export import write_version
+from model.export import META_FILE, read_latest, write_version
 from model.learner import OnlineConfig, OnlineLearner
 
 STATE_FILE = "online_state.json"
@@ -105,3 +106,15 @@ def export_online(root: Path, learner: OnlineLearner, state: StreamState, window
     return write_version(root, learner.tower_state(), ids, learner.vectors(),
                          np.concatenate([np.array(popular, dtype=np.int64), rest]), meta,
                          {STATE_FILE: state.to_json()})
+
+
+def prune_versions(root: Path, keep: int) -> list[str]:
+    """Delete the version dirs under `root` older than the newest `keep` (never the one LATEST
+    names, nor temp dirs); returns the names deleted."""
+    latest = read_latest(root)
+    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not
+                      p.name.startswith(".") and (p / META_FILE).exists())
+    old = [v for v in versions[:-keep] if v != latest] if keep > 0 else []
+    for name in old:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return old

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     online_export_s: float = Field(
         60.0, gt=0, description="seconds between the trainer's exports of a new version")
     online_batch: int = Field(256, ge=1, description="new samples per training step")
+    online_keep_versions: int = Field(
+        20, ge=1, description="the trainer deletes versions older than the newest this many")
     online_publish_min_change: float = Field(
         0.01, ge=0, description="an item vector is published again when it moved by more "
         "than this share of its length since it was last published")

@@ -26,7 +26,13 @@ from kafka.structs import OffsetAndMetadata
 from model.cli import HelpFormatter
 from model.export import read_latest
 from model.learner import NEW_ITEM_INITS, OnlineConfig, load_learner
-from model.online_state import StreamState, Window, changed_rows, export_online
+from model.online_state import (
+    StreamState,
+    Window,
+    changed_rows,
+    export_online,
+    prune_versions,
+)
 from streams import logs
 from streams.pipeline import Output, RawMessage, parse_all
 from streams.records import Click, ItemEmbedding, Limits
@@ -144,6 +150,7 @@ class OnlineTrainer:
         log.info("exported %s: %d samples in window, %d items published, %d items",
                  vdir.name, self.window.samples, len(rows), self.learner.num_items)
         self.parent, self.window = vdir.name, Window()
+        prune_versions(self.root, self.settings.online_keep_versions)
         self.commit()
 
     def commit(self) -> None:

@@ -9,10 +9,11 @@ import numpy as np
 import paddle
 
 from model.config import MindConfig
+from model.export import write_latest
 from model.learner import OnlineConfig, OnlineLearner, ReplayBuffer
 from model.network import MindUserTower
 from model.online_score import Served, Tally, chunks, most_popular
-from model.online_state import StreamState, changed_rows
+from model.online_state import StreamState, changed_rows, prune_versions
 
 CFG = MindConfig(dim=8, num_interests=2, maxlen=4, negatives=16, seed=1)
 
@@ -107,3 +108,12 @@ def test_served_lists_leave_out_seen_items_and_tally_counts_hits() -> None:
                               "evaluated_clicks": 2, "new_item_clicks": 1}
     assert most_popular(Counter({4: 1, 2: 1, 9: 5}), 2) == [9, 2]
     assert list(chunks(10, 3, 3, progress=False)) == [(3, 6), (6, 9), (9, 10)]
+
+
+def test_prune_keeps_the_newest_versions_and_the_one_latest_names(tmp_path: Path) -> None:
+    for name in ("v1", "v2", "v3", "v4", ".tmp-v5"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text("{}")
+    write_latest(tmp_path, "v1")  # a pinned older version stays
+    assert prune_versions(tmp_path, 2) == ["v2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-v5", "LATEST", "v1", "v3", "v4"]
