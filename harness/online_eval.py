@@ -77,6 +77,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--export-s", type=float, default=float(_env("ONLINE_EXPORT_S", "10") or 10),
                    help="the trainer's export period, passed as RECALL_ONLINE_EXPORT_S (env "
                    "ONLINE_EXPORT_S, default %(default)s)")
+    p.add_argument("--open-loop", action="store_true",
+                   default=_env("ONLINE_OPEN_LOOP", "") not in ("", "0"),
+                   help="send at --rate without waiting for recommendations (a load test of "
+                   "the worker and the trainer; a user's clicks may then share a worker "
+                   "batch) (env ONLINE_OPEN_LOOP=1)")
     p.add_argument("--no-trainer", action="store_true",
                    default=_env("ONLINE_NO_TRAINER", "") not in ("", "0"),
                    help="no continuous trainer: `continuous` is then the realtime worker, "
@@ -122,7 +127,7 @@ def replay(args: argparse.Namespace, system: OnlineSystem, timeline: Timeline,
         system.start_trainer()
     warm_up(collector, settings, timeline.future[0].item, timeline.cut_ts, system.check_alive)
     sent = send_clicks(timeline.future, settings, args.rate, system.check_alive,
-                       answered=lambda key: key in collector.recs)
+                       answered=None if args.open_loop else lambda key: key in collector.recs)
     phases["replay_s"] = time.monotonic() - clock
     wait_for_recommendations(collector, len(timeline.future), args.timeout, system.check_alive)
     system.check_alive()
@@ -221,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "future_clicks": len(timeline.future), "evaluated_clicks": len(points),
         "new_item_share": sum(c.item not in known for c in timeline.future)
         / len(timeline.future),
-        "rate": args.rate, "export_s": args.export_s,
+        "rate": args.rate, "open_loop": args.open_loop, "export_s": args.export_s,
         "trainer": None if args.no_trainer else "streams.trainer", "seeds": args.seed_list,
         **combine(runs), "runs": runs,
     }
