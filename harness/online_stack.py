@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -128,49 +128,72 @@ class Collector(threading.Thread):
         self.join(timeout=10)
 
 
+class UserLoops:
+    """The replay's order: the data's, except that with `answered` (is there a
+    recommendation for this click yet?) each user is a closed loop, as a real user is: their
+    next click waits until the previous one was answered, or `give_up_s` passed. Other users'
+    clicks, up to `window` clicks ahead in data order, go on meanwhile."""
+
+    def __init__(self, clicks: Sequence[Click], answered: Callable[[Key], bool] | None,
+                 window: int = 2000, give_up_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.clicks, self.answered, self.window = clicks, answered, window
+        self.give_up_s, self.clock = give_up_s, clock
+        self.pending = deque(range(len(clicks)))
+        self.waiting: dict[int, tuple[Key, float]] = {}  # user -> (their last click, sent at)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def _waits(self, user: int) -> bool:
+        last = self.waiting.get(user)
+        return (self.answered is not None and last is not None and not self.answered(last[0])
+                and self.clock() - last[1] < self.give_up_s)
+
+    def due(self) -> Iterator[int]:
+        """One pass over the window: the indices of the clicks to send now, in order."""
+        blocked: set[int] = set()
+        kept: list[int] = []
+        try:
+            for _ in range(min(self.window, len(self.pending))):
+                index = self.pending.popleft()
+                c = self.clicks[index]
+                if c.user in blocked or self._waits(c.user):
+                    blocked.add(c.user)
+                    kept.append(index)
+                    continue
+                yield index
+                if self.answered is not None:
+                    self.waiting[c.user] = ((c.user, c.item, c.ts), self.clock())
+                    blocked.add(c.user)
+        finally:
+            self.pending.extendleft(reversed(kept))
+
+
 def send_clicks(clicks: Sequence[Click], settings: Settings, rate: float,
                 alive: Callable[[], None] = lambda: None, progress: bool = True,
-                check_every: int = 500, answered: Callable[[Key], bool] | None = None,
-                window: int = 2000, give_up_s: float = 30.0) -> SendStats:
-    """Replay in data order at most at `rate` clicks/s (producers.replay's Pacer), keyed by
-    user, each click stamped with its data timestamp; `alive` is checked as it goes.
-
-    With `answered` (is there a recommendation for this click yet?), each user is a closed
-    loop, as a real user is: a user's next click is sent only once the previous one's
-    recommendation came back (or after `give_up_s`). Other users' clicks, up to `window`
-    clicks ahead in data order, go on meanwhile, so the stream keeps its rate while each
-    click is scored on the list served after the user's previous click."""
+                check_every: int = 500, answered: Callable[[Key], bool] | None = None
+                ) -> SendStats:
+    """Replay at most at `rate` clicks/s (producers.replay's Pacer) in `UserLoops` order
+    (closed loops per user with `answered`, else open loop in data order), keyed by user,
+    each click stamped with its data timestamp; `alive` is checked as it goes."""
     pacer = Pacer(rate)
-    pending = deque(range(len(clicks)))
-    waiting: dict[int, tuple[Key, float]] = {}  # user -> (their last click, sent at)
+    loops = UserLoops(clicks, answered)
     sent = 0
     with open_sender(settings.kafka_bootstrap, settings.clicks_topic, settings=settings
                      ) as sender, tqdm(total=len(clicks), desc="replay", unit="click",
                                        disable=not progress, mininterval=2.0) as bar:
-        while pending:
-            blocked: set[int] = set()
-            kept: list[int] = []
+        while loops:
             before = sent
-            for _ in range(min(window, len(pending))):
-                index = pending.popleft()
-                c = clicks[index]
-                last = waiting.get(c.user)
-                if c.user in blocked or (answered is not None and last is not None and not
-                                         answered(last[0]) and time.monotonic() - last[1]
-                                         < give_up_s):
-                    blocked.add(c.user)
-                    kept.append(index)
-                    continue
+            for index in loops.due():
                 pacer.wait(sent)
                 if sent % check_every == 0:
                     alive()
+                c = clicks[index]
                 sender.send_valid(c.user, ClickRecord(user_id=c.user, item_id=c.item, ts=c.ts),
                                   f"click {index}")
-                waiting[c.user] = ((c.user, c.item, c.ts), time.monotonic())
-                blocked.add(c.user)
                 sent += 1
                 bar.update(1)
-            pending.extendleft(reversed(kept))
             if sent == before:  # every user in the window waits for a recommendation
                 time.sleep(0.005)
         return sender.flush()
