@@ -45,7 +45,8 @@ class OnlineSystem(System):
 
     def trainer_env(self) -> dict[str, str]:
         """What the trainer gets besides the worker's RECALL_* environment."""
-        return {"RECALL_ONLINE_EXPORT_S": f"{self.export_s:g}"}
+        return {"RECALL_ONLINE_EXPORT_S": f"{self.export_s:g}",
+                "RECALL_ONLINE_KEEP_VERSIONS": "100000"}  # every version, for the report
 
     def start_trainer(self) -> None:
         """Start the continuous trainer; fail at once if it is missing or exits."""
