@@ -61,7 +61,10 @@ class World:
         base = Settings().model_copy(update={
             "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus,
             "partitions": self.partitions, "model_dir": str(self.model_dir),
-            "reload_interval_s": 3600.0})
+            "reload_interval_s": 3600.0,
+            # the oracle recalls each record's own history (`recall` below): the seen-items
+            # filter would also drop earlier clicks that only the whole click log knows
+            "exclude_seen": False})
         self.stack = LocalStack(base, stack_dir=self.stack_dir, fresh=True)
         self.settings = self.stack.settings
         self.epoch = Epoch()

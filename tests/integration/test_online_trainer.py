@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 
 from harness.launch import to_env, wait_until
 from model.export import META_FILE, read_latest
@@ -25,7 +27,7 @@ from tests.integration.conftest import Reader, stream_model_items
 
 pytestmark = pytest.mark.integration
 
-NEW_ITEM = 10**9 + 7
+NEW_ITEM = 7_500_007  # below the 8_000_001.. ids another test reads back from its topic
 USERS = range(7_000_001, 7_000_013)  # 12 users of this test only
 
 
@@ -60,6 +62,19 @@ class Trainer:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
+
+
+@pytest.fixture()
+def core_settings(core_settings: Settings) -> Settings:
+    """The worker of this module gets an items topic of its own: the trainer publishes its
+    vectors of the session model's items there, not where other tests' workers read."""
+    topic = f"items-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=core_settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        admin.close()
+    return core_settings.model_copy(update={"items_topic": topic})
 
 
 @pytest.fixture()
@@ -117,9 +132,22 @@ def test_trainer_learns_a_new_item_dead_letters_a_bad_click_and_resumes_after_si
         int(np.nonzero(ids == NEW_ITEM)[0][0])]
     index = ItemIndex(worker.milvus_uri, worker.milvus_collection, worker.embedding_dim)
     index.start()
+
+    def in_milvus() -> bool:  # the newest version's vector, within what may be left unsent
+        newest = latest_meta(worker)["version"]
+        ids = np.load(Path(worker.model_dir) / newest / "item_ids.npy")
+        want = np.load(Path(worker.model_dir) / newest / "item_vectors.npy")[
+            int(np.nonzero(ids == NEW_ITEM)[0][0])]
+        rows = index.client.get(worker.milvus_collection, ids=[NEW_ITEM])
+        if not rows:
+            return False
+        got = np.asarray(rows[0]["vector"], dtype=np.float32)
+        return float(np.linalg.norm(got - want)) <= 0.05 * float(np.linalg.norm(want))
+
     try:
-        wait_until("new item recallable", lambda: int(index.search(
-            vector[None, :], 1)[0][0, 0]) == NEW_ITEM, 60, trainer.alive)
+        wait_until("new item in Milvus", in_milvus, 60, trainer.alive)
+        found, _ = index.search(vector[None, :], index.count())  # searchable, not only stored
+        assert NEW_ITEM in found[0].tolist()
     finally:
         index.close()
 
