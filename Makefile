@@ -70,7 +70,8 @@ train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
 
 online-eval: $(STAMP)
-	ONLINE_OUT=$(ONLINE_OUT) $(PY) -m harness.online_eval --data $(DATA)
+	ONLINE_OUT=$(ONLINE_OUT) $(PY) -m harness.online_eval \
+		--data $(or $(DATA),../shared/data/movielens-small/clicks.csv)
 
 up:
 	@test -f .env || { echo "no .env: cp .env.example .env and replace every change-me"; exit 1; }
