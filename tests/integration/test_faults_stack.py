@@ -9,7 +9,8 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
-from harness.stack import LocalStack, StackError, _port_open, free_ports
+from harness.stack import LocalStack, StackError, free_ports
+from harness.stack_probes import port_open
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -31,10 +32,10 @@ def test_restart_each_server_on_its_port(tmp_path: Path) -> None:
         assert (tmp_path / "appendonly.aof").is_file() or (tmp_path / "appendonlydir").is_dir()
 
         stack.stop_server("milvus")
-        assert not stack.running("milvus") and not _port_open(milvus)
+        assert not stack.running("milvus") and not port_open(milvus)
         with pytest.raises(StackError):
             stack.stop_server("milvus")
-        assert stack.start_server("milvus") >= 0 and _port_open(milvus)
+        assert stack.start_server("milvus") >= 0 and port_open(milvus)
         with pytest.raises(StackError):
             stack.start_server("milvus")
 
