@@ -84,6 +84,15 @@ def changed_rows(vectors: np.ndarray, published: np.ndarray, min_change: float) 
     return np.concatenate([np.nonzero(far)[0], np.arange(old, len(vectors))])
 
 
+def after_publish(published: np.ndarray, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """What the items topic holds once `rows` of `vectors` [N, D] were sent: those rows new,
+    every other row as last sent (a row that drifts by small steps is sent once the sum of
+    them passes the threshold, not never)."""
+    held = np.concatenate([published, vectors[len(published):]])  # [N, D]
+    held[rows] = vectors[rows]
+    return held
+
+
 def export_online(root: Path, learner: OnlineLearner, state: StreamState, window: Window,
                   parent: str, ocfg: OnlineConfig, published: int) -> Path:
     """Write a new version of `learner` under `root` (LATEST last) with its state and meta."""

@@ -29,6 +29,7 @@ from model.learner import NEW_ITEM_INITS, OnlineConfig, load_learner
 from model.online_state import (
     StreamState,
     Window,
+    after_publish,
     changed_rows,
     export_online,
     prune_versions,
@@ -133,6 +134,7 @@ class OnlineTrainer:
 
     def export(self) -> None:
         """Publish changed vectors, write the version, then commit the offsets it holds."""
+        started = time.perf_counter()
         while self.pending:
             self.train_step()
         if self.window.samples == 0 and self.learner.num_items == len(self.published):
@@ -144,11 +146,14 @@ class OnlineTrainer:
             self.producer.send(self.settings.items_topic, key=str(record.item_id).encode(),
                                value=record.to_bytes())
         self.producer.flush()
-        self.published = vectors
+        published = time.perf_counter()
+        self.published = after_publish(self.published, vectors, rows)
         vdir = export_online(self.root, self.learner, self.state, self.window, self.parent,
                              self.ocfg, len(rows))
-        log.info("exported %s: %d samples in window, %d items published, %d items",
-                 vdir.name, self.window.samples, len(rows), self.learner.num_items)
+        log.info("exported %s: %d samples in window (%.1f s training), %d items published "
+                 "(%.1f s), %d items, written in %.1f s", vdir.name, self.window.samples,
+                 self.window.train_s, len(rows), published - started, self.learner.num_items,
+                 time.perf_counter() - published)
         self.parent, self.window = vdir.name, Window()
         prune_versions(self.root, self.settings.online_keep_versions)
         self.commit()

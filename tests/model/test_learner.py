@@ -13,7 +13,7 @@ from model.export import write_latest
 from model.learner import OnlineConfig, OnlineLearner, ReplayBuffer
 from model.network import MindUserTower
 from model.online_score import Served, Tally, chunks, most_popular
-from model.online_state import StreamState, changed_rows, prune_versions
+from model.online_state import StreamState, after_publish, changed_rows, prune_versions
 
 CFG = MindConfig(dim=8, num_interests=2, maxlen=4, negatives=16, seed=1)
 
@@ -83,6 +83,20 @@ def test_changed_rows_are_new_rows_and_rows_that_moved_enough() -> None:
     now = np.array([[1, 1], [1.001, 1], [2, 1], [5, 5]], dtype=np.float32)
     assert changed_rows(now, published, 0.01).tolist() == [2, 3]
     assert changed_rows(now, published, 0.0).tolist() == [1, 2, 3]
+
+
+def test_small_drifts_add_up_until_the_row_is_sent_again() -> None:
+    published = np.ones((2, 2), dtype=np.float32)
+    now = published.copy()
+    sent_at = []
+    for step in range(1, 6):  # row 0 moves 0.4% of its length each export
+        now[0] += 0.004 * np.sqrt(2) / np.sqrt(2)
+        rows = changed_rows(now, published, 0.01)
+        published = after_publish(published, now, rows)
+        sent_at += [step] if 0 in rows.tolist() else []
+    assert sent_at == [3]  # 3 x 0.4% > 1%: sent once, then measured from there
+    grown = after_publish(published, np.vstack([now, [[5.0, 5.0]]]), np.array([2]))
+    assert grown.shape == (3, 2) and grown[2].tolist() == [5.0, 5.0]
 
 
 def test_stream_state_round_trips_through_its_file(tmp_path: Path) -> None:
