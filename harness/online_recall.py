@@ -22,7 +22,7 @@ from tqdm import tqdm
 from harness.online_data import Timeline
 from harness.online_variants import TOP_K, Points
 from model.serving import InterestModel
-from streams.core import check_model, search_params
+from streams.core import check_model, make_recaller
 from streams.index import ItemIndex
 from streams.recaller import Recaller
 from streams.settings import Settings
@@ -59,9 +59,7 @@ def frozen_recaller(settings: Settings, version_dir: Path,
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{collection}: {index.count()} of {len(ids)} vectors")
             time.sleep(0.2)
-        yield Recaller(model, index, TOP_K, settings.per_interest_extra,
-                       settings.interest_pruning, settings.interest_dedup_cosine,
-                       search_params(settings, index))
+        yield make_recaller(settings, model, index, TOP_K)
     finally:
         index.close()
 

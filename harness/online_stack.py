@@ -20,7 +20,8 @@ from harness.online_variants import Key, Served
 from harness.stack import StackError
 from producers.kafka import SendStats, open_sender
 from producers.replay import Pacer
-from streams.history import ClickAt, HistoryStore
+from streams.core import history_store
+from streams.history import ClickAt
 from streams.records import Click as ClickRecord
 from streams.records import Recommendation
 from streams.settings import Settings
@@ -80,10 +81,7 @@ def check_trainer() -> None:
 def load_histories(settings: Settings, past: Sequence[Click], batch: int = 2000) -> int:
     """Append the past clicks to Redis as the worker would (partition PAST_PARTITION, offsets
     in data order), so each user starts the replay with their real last clicks."""
-    store = HistoryStore(settings.redis_url, history_len=settings.history_len,
-                         username=settings.redis_username, password=settings.redis_password,
-                         cluster=settings.redis_cluster, ttl_s=settings.history_ttl_s,
-                         seen_max=settings.seen_max if settings.exclude_seen else 0)
+    store = history_store(settings)  # the worker's: same history length and seen items
     store.start()
     try:
         for start in tqdm(range(0, len(past), batch), desc="past histories -> redis",

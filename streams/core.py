@@ -62,6 +62,23 @@ def search_params(settings: Settings, index: ItemIndex) -> dict[str, Any] | None
     return {"nprobe": settings.milvus_nprobe} if index.index_type == "IVF_FLAT" else None
 
 
+def history_store(settings: Settings) -> HistoryStore:
+    """The Redis history store the settings describe (not yet started)."""
+    return HistoryStore(settings.redis_url, history_len=settings.history_len,
+                        ttl_s=settings.history_ttl_s,
+                        seen_max=settings.seen_max if settings.exclude_seen else 0,
+                        username=settings.redis_username, password=settings.redis_password,
+                        cluster=settings.redis_cluster)
+
+
+def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
+                  top_k: int | None = None) -> Recaller:
+    """The Recaller the settings describe (`top_k`: instead of the settings' own)."""
+    return Recaller(model, index, top_k or settings.top_k, settings.per_interest_extra,
+                    settings.interest_pruning, settings.interest_dedup_cosine,
+                    search_params(settings, index))
+
+
 @contextmanager
 def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
     """Load the model, connect and ping Redis and Milvus; close everything on exit."""
@@ -74,17 +91,10 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
         index.start()
         history = None
         if with_history:
-            history = HistoryStore(settings.redis_url, history_len=settings.history_len,
-                                   ttl_s=settings.history_ttl_s,
-                                   seen_max=settings.seen_max if settings.exclude_seen else 0,
-                                   username=settings.redis_username,
-                                   password=settings.redis_password,
-                                   cluster=settings.redis_cluster)
+            history = history_store(settings)
             stack.callback(history.close)
             history.start()
-        recaller = Recaller(model, index, settings.top_k, settings.per_interest_extra,
-                            settings.interest_pruning, settings.interest_dedup_cosine,
-                            search_params(settings, index))
+        recaller = make_recaller(settings, model, index)
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
                  redact_url(settings.milvus_uri),
                  redact_url(settings.redis_url) if with_history else "no redis")
