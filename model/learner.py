@@ -22,6 +22,7 @@ import paddle
 from model.config import MindConfig, config_from_dict
 from model.export import META_FILE, TOWER_FILE
 from model.network import MindUserTower, RecallModel
+from model.split import encode
 
 NEW_ITEM_INITS = ("history", "random")
 
@@ -115,10 +116,7 @@ class OnlineLearner:
 
     def rows(self, history: Sequence[int]) -> np.ndarray:
         """The last maxlen known items of a raw-id history as rows, 0-padded -> [L]."""
-        out = np.zeros(self.cfg.maxlen, dtype=np.int64)
-        known = [self.row[i] for i in history if i in self.row][-self.cfg.maxlen:]
-        out[: len(known)] = known
-        return out
+        return encode([list(history)], self.row, self.cfg.maxlen)[0]
 
     def add_items(self, new: Sequence[tuple[int, Sequence[int]]]) -> int:
         """Give each unseen (item id, its clicker's history) a row; returns how many were new.
@@ -135,9 +133,10 @@ class OnlineLearner:
         table = self.model.items.weight.numpy()  # [C + 1, D]
         dim = self.cfg.dim
         for item_id, history in fresh:
-            known = [self.row[i] for i in history if i in self.row][-self.cfg.maxlen:]
+            known = self.rows(history)
+            known = known[known > 0]  # the rows of its last maxlen known items
             noise = self.rng.normal(0.0, 1.0 / math.sqrt(dim), dim).astype(np.float32)  # [D]
-            if self.ocfg.new_item_init == "history" and known:
+            if self.ocfg.new_item_init == "history" and len(known):
                 mean = table[known].mean(axis=0)  # [D]
                 unit = noise / max(float(np.linalg.norm(noise)), 1e-9)
                 noise = mean + self.ocfg.init_noise * float(np.linalg.norm(mean)) * unit
@@ -195,11 +194,7 @@ class Snapshot:
 
     def interests(self, histories: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         """(interest vectors [B, K, D], usable [B] bool) of raw-id histories."""
-        maxlen = self.tower.cfg.maxlen
-        rows = np.zeros((len(histories), maxlen), dtype=np.int64)  # [B, L]
-        for b, history in enumerate(histories):
-            known = [self.row[i] for i in history if i in self.row][-maxlen:]
-            rows[b, : len(known)] = known
+        rows = encode([list(h) for h in histories], self.row, self.tower.cfg.maxlen)  # [B, L]
         mask = (rows > 0).astype(np.float32)  # [B, L]
         with paddle.no_grad():
             vecs = self.tower(paddle.to_tensor(self.table[rows]), paddle.to_tensor(mask))
