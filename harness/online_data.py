@@ -7,19 +7,15 @@ clicked in the past are "known at the cut"; every other item is new.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from model.split import Split, build_vocab
+from model.pretrain import click_sequences, train_past
 from producers.sources import LineReporter, read_csv
-
-VALID_SHARE = 0.1  # past users kept out of training for early stopping (ComiRec's valid share)
-SPLIT_SEED = 2020  # same seed as model.split.comirec_split
 
 
 class Click(NamedTuple):
@@ -68,26 +64,6 @@ def cut(clicks: Sequence[Click], fraction: float = 0.5) -> Timeline:
     return Timeline(list(clicks[:at]), list(clicks[at:]))
 
 
-def sequences(clicks: Iterable[Click]) -> dict[int, list[int]]:
-    """User -> items in click order (the trainer's `Sequences`)."""
-    out: dict[int, list[int]] = {}
-    for c in clicks:
-        out.setdefault(c.user, []).append(c.item)
-    return out
-
-
-def past_split(seqs: dict[int, list[int]], valid_share: float = VALID_SHARE,
-               seed: int = SPLIT_SEED) -> Split:
-    """A `model.split.Split` of the past users: `valid_share` of those with at least 2 clicks
-    (a holdout target) validate early stopping, every other user trains; no test part."""
-    users = sorted(seqs)
-    random.Random(seed).shuffle(users)
-    eligible = [u for u in users if len(seqs[u]) >= 2]
-    n_valid = min(max(1, round(len(users) * valid_share)), max(0, len(eligible) - 1))
-    valid = set(eligible[:n_valid])
-    return Split([u for u in users if u not in valid], [u for u in users if u in valid], [])
-
-
 @dataclass(frozen=True)
 class Initial:
     """The exported initial model: its version dir and what training reported."""
@@ -107,22 +83,11 @@ class Initial:
 
 def train_initial(past: Sequence[Click], model_root: str | Path, *, seed: int,
                   max_minutes: float, label: str, progress: bool = True) -> Initial:
-    """Train MIND on the past (MindConfig defaults but `seed` and the time cap) and export it
-    into `model_root` (a root with LATEST, where the continuous trainer exports next)."""
-    from model.config import MindConfig, setup_paddle
-    from model.export import export_model
-    from model.trainer import train_model
-
-    seqs = sequences(past)
-    cfg = MindConfig(seed=seed, max_minutes=max_minutes)
-    setup_paddle(cfg)
-    split = past_split(seqs)
-    vocab = build_vocab(seqs, split.train)
-    result = train_model(seqs, split, vocab, cfg, "mind", progress=progress)
-    metrics = {"best_epoch": result.best_epoch, "valid": result.best_valid,
-               "epochs": len(result.history), "trained_on": "clicks before the time cut"}
-    vdir = export_model(model_root, result.model, vocab, cfg, data_path=label, split=split,
-                        metrics=metrics)
+    """Train MIND on the past and export it into `model_root` (`model.pretrain.train_past`)."""
+    seqs = click_sequences((c.user, c.item) for c in past)
+    vdir, result, split, vocab = train_past(seqs, model_root, seed=seed,
+                                            max_minutes=max_minutes, label=label,
+                                            progress=progress)
     return Initial(vdir, result.best_epoch, len(result.history), result.best_valid,
                    len(split.train), vocab.size)
 
@@ -130,4 +95,5 @@ def train_initial(past: Sequence[Click], model_root: str | Path, *, seed: int,
 def user_sequences(timeline: Timeline) -> dict[int, np.ndarray]:
     """User -> every item the user clicked (past then future), int64, in data order."""
     return {u: np.asarray(items, dtype=np.int64)
-            for u, items in sequences([*timeline.past, *timeline.future]).items()}
+            for u, items in click_sequences((c.user, c.item) for c in
+                                            [*timeline.past, *timeline.future]).items()}

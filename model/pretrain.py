@@ -1,10 +1,12 @@
 """The initial model of a streaming evaluation: MIND trained offline on the clicks before a
-time cut, exported once per (data, cut, seed) and reused from the cache afterwards."""
+time cut and exported. `make online-eval` trains one per seed; `python -m model.online_sim`
+caches one per (data, cut, seed)."""
 
 from __future__ import annotations
 
-import logging
+import random
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,48 +14,57 @@ import numpy as np
 from model.config import MindConfig, setup_paddle
 from model.data import Sequences
 from model.export import export_model, read_latest
-from model.split import Split, build_vocab, holdout
-from model.trainer import evaluate_model, train_model
+from model.split import SPLIT_SEED, Split, Vocab, build_vocab
+from model.trainer import TrainResult, train_model
 
-log = logging.getLogger(__name__)
+VALID_SHARE = 0.1  # past users kept out of training for early stopping (ComiRec's valid share)
 
 
-def past_sequences(users: np.ndarray, items: np.ndarray) -> Sequences:
-    """Per-user click sequences (time order kept) of the events given."""
+def click_sequences(clicks: Iterable[tuple[int, int]]) -> Sequences:
+    """User -> items in click order, from (user, item) pairs in time order."""
     seqs: Sequences = defaultdict(list)
-    for u, i in zip(users.tolist(), items.tolist(), strict=True):
+    for u, i in clicks:
         seqs[u].append(i)
     return dict(seqs)
 
 
-def past_split(seqs: Sequences, seed: int) -> Split:
-    """90% of the users train, 10% (with >= 2 clicks) validate for early stopping."""
-    users = np.array(sorted(seqs), dtype=np.int64)
-    np.random.default_rng(seed).shuffle(users)
-    n_valid = max(1, len(users) // 10)
-    valid = [int(u) for u in users if len(seqs[int(u)]) >= 2][:n_valid]
-    chosen = set(valid)
-    return Split([int(u) for u in users if int(u) not in chosen], valid, [])
+def past_split(seqs: Sequences, valid_share: float = VALID_SHARE,
+               seed: int = SPLIT_SEED) -> Split:
+    """A `model.split.Split` of the past users: `valid_share` of those with at least 2 clicks
+    (a holdout target) validate early stopping, every other user trains; no test part."""
+    users = sorted(seqs)
+    random.Random(seed).shuffle(users)
+    eligible = [u for u in users if len(seqs[u]) >= 2]
+    n_valid = min(max(1, round(len(users) * valid_share)), max(0, len(eligible) - 1))
+    valid = set(eligible[:n_valid])
+    return Split([u for u in users if u not in valid], [u for u in users if u in valid], [])
+
+
+def train_past(seqs: Sequences, model_root: str | Path, *, seed: int, max_minutes: float,
+               label: str, progress: bool = True) -> tuple[Path, TrainResult, Split, Vocab]:
+    """Train MIND on the past (MindConfig defaults but `seed` and the time cap) and export it
+    into `model_root` (a root with LATEST, where the continuous trainer exports next).
+    Returns (version dir, training result, split, vocabulary)."""
+    cfg = MindConfig(seed=seed, max_minutes=max_minutes)
+    setup_paddle(cfg)
+    split = past_split(seqs)
+    vocab = build_vocab(seqs, split.train)
+    result = train_model(seqs, split, vocab, cfg, "mind", progress=progress)
+    metrics = {"best_epoch": result.best_epoch, "valid": result.best_valid,
+               "epochs": len(result.history), "trained_on": "clicks before the time cut"}
+    vdir = export_model(model_root, result.model, vocab, cfg, data_path=label, split=split,
+                        metrics=metrics)
+    return vdir, result, split, vocab
 
 
 def initial_export(users: np.ndarray, items: np.ndarray, seed: int, work: Path, tag: str,
                    progress: bool = True, max_minutes: float = 4.0) -> Path:
-    """Train MIND (defaults, this seed) on the events given; export to work/<tag>-s<seed>.
-
-    Returns the version directory; an earlier export of the same tag and seed is reused.
-    """
+    """`train_past` on the events given, into work/<tag>-s<seed>; an earlier export of the
+    same tag and seed is reused. Returns the version directory."""
     root = work / f"{tag}-s{seed}"
     latest = read_latest(root)
     if latest is not None:
         return root / latest
-    cfg = MindConfig(seed=seed, max_minutes=max_minutes, device="cpu")
-    setup_paddle(cfg)
-    seqs = past_sequences(users, items)
-    split = past_split(seqs, seed)
-    vocab = build_vocab(seqs, split.train)
-    result = train_model(seqs, split, vocab, cfg, "mind", progress=progress)
-    v_hist, v_targ = holdout(seqs, split.valid)
-    valid = evaluate_model(result.model, vocab, v_hist, v_targ, cfg.maxlen)
-    log.info("initial model: best epoch %d, valid %s", result.best_epoch, valid)
-    return export_model(root, result.model, vocab, cfg, data_path=tag, split=split,
-                        metrics={"best_epoch": result.best_epoch, "valid": valid})
+    seqs = click_sequences(zip(users.tolist(), items.tolist(), strict=True))
+    return train_past(seqs, root, seed=seed, max_minutes=max_minutes, label=tag,
+                      progress=progress)[0]

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.online_data import Click, Timeline, cut, past_split, read_clicks, user_sequences
+from harness.online_data import Click, Timeline, cut, read_clicks, user_sequences
+from model.pretrain import past_split
 
 
 def test_read_clicks_skips_the_header_and_sorts_by_time_keeping_file_order_on_ties(
