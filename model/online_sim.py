@@ -52,14 +52,19 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
                                         for v in ("batch", "realtime") if v in variants}
     if learner is not None:
         serve_model["continuous"] = learner.snapshot(past_popular)
-    past_users = sorted(at_cut)
-    for v in variants:  # what each past user was served at the cut
-        for lo in range(0, len(past_users), 256):
-            group = past_users[lo:lo + 256]
+
+    def serve(group: list[int]) -> None:
+        """Each variant's list for these users, as of now (after their latest clicks)."""
+        for v in variants:
             if v == "most_popular":
                 served[v].popular(group, counts, seen)
             else:
-                served[v].recall(serve_model[v], group, [hist[u][-10:] for u in group], seen)
+                rows = [at_cut.get(u, []) if v == "batch" else hist[u][-10:] for u in group]
+                served[v].recall(serve_model[v], group, rows, seen)
+
+    past_users = sorted(at_cut)
+    for lo in range(0, len(past_users), 256):  # what each past user was served at the cut
+        serve(past_users[lo:lo + 256])
     tally = {v: Tally() for v in variants}
     since_export, started, samples = 0, time.monotonic(), 0
     pending: list[tuple[np.ndarray, int]] = []
@@ -86,13 +91,7 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
         if learner is not None and since_export >= export_every:
             serve_model["continuous"] = learner.snapshot(most_popular(counts, 5000))
             since_export = 0
-        users_now = list(dict.fromkeys(batch_u))
-        for v in variants:
-            if v == "most_popular":
-                served[v].popular(users_now, counts, seen)
-                continue
-            rows_h = [at_cut.get(u, []) if v == "batch" else hist[u][-10:] for u in users_now]
-            served[v].recall(serve_model[v], users_now, rows_h, seen)
+        serve(list(dict.fromkeys(batch_u)))
     out = {v: tally[v].result() for v in variants}
     if learner is not None:
         out["continuous"]["samples_per_s"] = samples / max(time.monotonic() - started, 1e-9)

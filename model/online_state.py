@@ -106,7 +106,7 @@ def export_online(root: Path, learner: OnlineLearner, state: StreamState, window
         "exported_at": now,
         "lag_s": now - window.first_consumed if window.first_consumed else 0.0,
         "items_published": published, "config": ocfg.__dict__}
-    popular = [i for i, _ in state.counts.most_common(max(1000, len(state.counts)))]
+    popular = [i for i, _ in state.counts.most_common()]  # every clicked item, most first
     meta = {"data": "stream", "config": cfg.to_dict(), "num_items": learner.num_items,
             "dim": cfg.dim, "num_interests": cfg.num_interests, "maxlen": cfg.maxlen,
             "items_streamed": True, "online": online}
