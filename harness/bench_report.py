@@ -46,6 +46,11 @@ def markdown_table(result: Mapping[str, Any]) -> str:
                   "| " + " | ".join(STAGES) + " |",
                   "|" + "---|" * len(STAGES),
                   "| " + " | ".join(_fmt(stages.get(s), 1) for s in STAGES) + " |"]
+    cores = result["pipeline"].get("cpu_cores") or {}
+    if cores:
+        lines += ["", "Cores busy at the pipeline's maximum sustained rate (of "
+                  f"{result['machine']['cpus']}): " + ", ".join(
+                      f"{name} {_fmt(v, 2)}" for name, v in cores.items())]
     if result.get("two_workers"):
         two = result["two_workers"]
         lines += ["", f"Two workers in one group ({result['catalog_items']:,} items): "

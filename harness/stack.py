@@ -98,6 +98,10 @@ class LocalStack:
         """Settings pointing at the servers of this stack."""
         return self._settings
 
+    def pids(self) -> dict[str, int]:
+        """The pid of each server process running now, by name (kafka, redis, milvus)."""
+        return {name: proc.pid for name, proc in self._procs.items() if proc.poll() is None}
+
     def log_path(self, name: str) -> Path:
         return self.dir / f"{name}.log"
 

@@ -38,6 +38,7 @@ class Step:
     p99_ms: float = math.nan
     max_ms: float = math.nan
     stages_ms: dict[str, float] = field(default_factory=dict)
+    cpu_cores: dict[str, float] = field(default_factory=dict)  # harness.cpu, per process group
 
     @property
     def lost(self) -> int:
@@ -112,6 +113,7 @@ def mode_summary(steps: Sequence[Step], p99_limit_ms: float = P99_LIMIT_MS) -> d
         "p50_ms": round(best.p50_ms, 1) if best else None,
         "p99_ms": round(best.p99_ms, 1) if best else None,
         "stages_ms": best.stages_ms if best else {},
+        "cpu_cores": best.cpu_cores if best else {},
         "sweep": [s.as_dict() for s in sorted(steps, key=lambda s: s.offered_cps)],
     }
 

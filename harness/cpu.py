@@ -1,0 +1,63 @@
+"""CPU used by each process of a bench run: where the machine's cores go during a step.
+
+A group is a name and the pids it stands for; each pid counts with all its descendants (a
+launcher's server child). `CpuMeter.cores` turns two samples into cores used per group over the
+time between them (1.0 = one core busy all the time), plus the whole machine's busy cores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+import psutil
+
+Sample = tuple[float, dict[str, float], float]  # (monotonic s, group -> cpu s, machine busy s)
+
+
+def _cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """User + system seconds of `pid` and its live descendants (0 for a process gone)."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *(root.children(recursive=True) if descendants else [])]:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+    except psutil.Error:
+        return 0.0
+    return total
+
+
+def _machine_busy() -> float:
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+class CpuMeter:
+    """Samples CPU seconds per group of processes, and of the calling process itself.
+
+    The caller (the bench: load generator, answer reader, probes) is counted without its
+    children: the servers and workers it started are groups of their own.
+    """
+
+    def __init__(self, groups: Mapping[str, Sequence[int]], self_name: str = "bench") -> None:
+        self.groups = {name: list(pids) for name, pids in groups.items()}
+        self.self_name = self_name
+
+    def sample(self) -> Sample:
+        per = {name: sum(_cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
+        per[self.self_name] = _cpu_seconds(os.getpid(), descendants=False)
+        return time.monotonic(), per, _machine_busy()
+
+    @staticmethod
+    def cores(before: Sample, after: Sample) -> dict[str, float]:
+        """Cores used per group between two samples, and `machine` for every process."""
+        wall = max(after[0] - before[0], 1e-9)
+        out = {name: round((after[1][name] - before[1].get(name, 0.0)) / wall, 2)
+               for name in after[1]}
+        out["machine"] = round((after[2] - before[2]) / wall, 2)
+        return out
