@@ -60,8 +60,8 @@ class Bench:
 
     def step(self, run: WorkerRun, rate: float, seconds: float | None = None) -> Step:
         before = run.stages()
-        groups = {name: [pid] for name, pid in self.stack.pids().items()}
-        meter = CpuMeter({**groups, "worker": [p.pid for p in run.procs]})
+        servers = {name: [pid] for name, pid in self.stack.pids().items()}
+        meter = CpuMeter({**servers, "worker": [p.pid for p in run.procs]})
         cpu_before = meter.sample()
         step = run_step(run.load, run.collector, rate, seconds or self.args.step_s,
                         self.args.drain_s)
@@ -82,28 +82,39 @@ class Bench:
              overrides: dict[str, object] | None = None) -> tuple[dict[str, Any], WorkerRun]:
         print(f"{mode} ({catalog.label}, {workers} worker{'s' * (workers > 1)}"
               f"{', ' + str(overrides) if overrides else ''}):", flush=True)
+        half = mode == "pipeline" and workers == 1 and not overrides
         with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
                        workers, overrides) as run:
             summary = mode_summary(self.sweep(run, start))
-            if (mode == "pipeline" and workers == 1 and not overrides
-                    and summary["max_sustained_cps"] > 0):
-                summary.update(self.half_rate(run, summary["max_sustained_cps"]))
+            best = summary["max_sustained_cps"]
+            if half and best > 0:  # the same half-rate step at the end of the sweep, for the record
+                summary["half_rate_after_sweep"] = self.step(run, best / 2, self.half_s).as_dict()
+        if half and best > 0:
+            print(f"{mode} ({catalog.label}): half rate on fresh topics", flush=True)
+            with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
+                           workers, overrides) as run:
+                summary.update(self.half_rate(run, best))
         return summary, run
 
-    def half_rate(self, run: WorkerRun, best: float) -> dict[str, Any]:
-        """At half the maximum sustained rate: p99 alone, then again with freshness probes.
+    @property
+    def half_s(self) -> float:
+        return max(self.args.step_s, 8.0)
 
-        The probes' own polling searches (every 10 ms until found) and the probe items' upserts
-        and deletes load Milvus beside the pipeline, so the target's p99 is the plain step's;
-        the probed step's p99 is kept beside it.
+    def half_rate(self, run: WorkerRun, best: float) -> dict[str, Any]:
+        """At half the maximum sustained rate, on fresh topics: p99 alone, then with probes.
+
+        Fresh topics: the local broker's (tansu, memory storage) CPU per message grows with
+        the length of the topic's log (README "Serving speed"), and by the end of a sweep the
+        run's topics hold tens of thousands of clicks and answers. The probes' polling searches
+        (every 10 ms until found) and their items' upserts and deletes load Milvus beside the
+        pipeline, so the target's p99 is the plain step's; the probed step is kept beside it.
         """
         assert self.index is not None
-        seconds = max(self.args.step_s, 8.0)
-        step = self.step(run, best / 2, seconds)
+        step = self.step(run, best / 2, self.half_s)
         probes = Freshness(run.settings, self.index)
         probes.start()
         try:
-            probed = self.step(run, best / 2, seconds)
+            probed = self.step(run, best / 2, self.half_s)
         finally:
             fresh = probes.stop()
         print(f"  freshness: {fresh}", flush=True)
@@ -121,13 +132,14 @@ class Bench:
                                 self.settings.interest_dedup_cosine,
                                 search_params(self.settings, index))
             histories = sample_histories(items, 64 * 16, self.settings.history_len)
+            servers = {name: [pid] for name, pid in self.stack.pids().items()}
             ceiling = search_ceiling(index, model, recaller, histories, self.settings.batch_size,
-                                     self.args.ceiling_s)
+                                     self.args.ceiling_s, meter=CpuMeter(servers))
             print(f"search ceiling ({catalog.label}): {ceiling}", flush=True)
             out: dict[str, Any] = {"catalog_items": index.count(), "model": model.version,
                                    "search_ceiling": ceiling,
                                    "search_ceiling_ups": max(ceiling["threads_1"],
-                                                             ceiling["threads_2"])}
+                                                             ceiling.get("threads_2", 0.0))}
             if catalog.data and catalog.label == HEADLINE and Path(catalog.data).is_file():
                 out["recall"] = recall_kept(model, index, catalog, self.settings)
                 print(f"recall through Milvus: {out['recall']}", flush=True)

@@ -6,10 +6,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import orjson
 
+from harness.cpu import CpuMeter
 from harness.sweep import percentile
 from model.serving import InterestModel
 from producers.kafka import make_producer
@@ -31,18 +33,20 @@ def sample_histories(items: np.ndarray, users: int, history_len: int,
 
 def search_ceiling(index: ItemIndex, model: InterestModel, recaller: Recaller,
                    histories: Sequence[Sequence[int]], batch: int, seconds: float,
-                   threads: Sequence[int] = (1, 2)) -> dict[str, float]:
+                   threads: Sequence[int] = (1, 2),
+                   meter: CpuMeter | None = None) -> dict[str, Any]:
     """Users/s of back-to-back batched searches of the pipeline's shape (best thread count).
 
     The queries are what `Recaller.recall` sends for `batch` users: their interest vectors
     (after the recaller's pruning) with its per-interest top-k and search parameters.
+    With `meter`, the cores each process group used during each thread count's run.
     """
     plans = []
     for start in range(0, len(histories) - batch + 1, batch):
         rows = histories[start:start + batch]
         vectors, _ = model.interests(rows)  # [B, K, D]
         plans.append(recaller.plan(vectors, rows))
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for n in threads:
         calls = [0] * n
         stop = time.monotonic() + seconds
@@ -55,10 +59,12 @@ def search_ceiling(index: ItemIndex, model: InterestModel, recaller: Recaller,
                 calls[slot] += 1
                 i += n
 
-        started = time.monotonic()
+        started, cpu = time.monotonic(), meter.sample() if meter else None
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(worker, range(n)))
         out[f"threads_{n}"] = round(batch * sum(calls) / (time.monotonic() - started), 1)
+        if meter and cpu:
+            out[f"cores_{n}"] = CpuMeter.cores(cpu, meter.sample())
     out["queries_per_user"] = round(float(np.mean([len(p.queries) / batch for p in plans])), 2)
     return out
 
