@@ -81,6 +81,14 @@ def test_two_workers_split_clicks_and_both_use_new_items(core_settings: Settings
         index.start()
         wait_until("items in Milvus", lambda: index.count() >= len(ids) + NEW_ITEMS - 5, 60,
                    workers.check_alive)
+
+        def doomed_in_milvus() -> list[object]:
+            return index.client.query(settings.milvus_collection, filter=f"item_id in {doomed}",
+                                      output_fields=["item_id"], consistency_level="Strong")
+
+        # the count can reach its mark before the deletes land (the new items first)
+        wait_until("deletes applied in Milvus", lambda: not doomed_in_milvus(), 30,
+                   workers.check_alive)
         held = NEW_ITEMS - 5
 
         def holding() -> dict[str, float]:
