@@ -85,7 +85,10 @@ class Candidates(BaseModel):
     scores: list[float]
     source: str
     interests: list[int] = Field(
-        description="per item, the interest (0..K-1) whose search found it; -1: popular fallback")
+        description="per item, the interest (0..K-1) whose search found it; -1: another channel "
+        "or the popular fallback")
+    channels: list[str] = Field(
+        description="per item, the channel that recalled it: mind, cooccur or popular")
 
 
 class RecallResponse(BaseModel):
@@ -127,7 +130,8 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
 
     @api.post("/recall", response_model=RecallResponse, dependencies=reading)
     def recall(request: RecallRequest) -> RecallResponse:
-        """One candidate list per history row: 4 interests, one Milvus search, merged top_k.
+        """One candidate list per history row: MIND (4 interests, one Milvus search) fused
+        with the live co-occurrence and popularity channels (RECALL_CHANNELS), top_k.
 
         The row's own items are never returned. With `user_ids` (one per row) and
         RECALL_EXCLUDE_SEEN on, an API that reads Redis (RECALL_LIVE_PAGE) also leaves out
@@ -144,7 +148,7 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
         return RecallResponse(
             model_version=version,
             results=[Candidates(item_ids=c.item_ids, scores=c.scores, source=c.source,
-                                interests=c.interests) for c in found],
+                                interests=c.interests, channels=c.channels) for c in found],
         )
 
     @api.get("/count", dependencies=reading)

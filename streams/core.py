@@ -8,7 +8,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from model.cooccur import CooccurConfig
+from model.fusion import FusionConfig
 from model.serving import InterestModel
+from streams.cooccur import CooccurReader
+from streams.fused import FusedRecaller, parse_channels
 from streams.history import HistoryStore
 from streams.index import ItemIndex
 from streams.recaller import Recaller
@@ -26,7 +30,7 @@ class Core:
     model: InterestModel
     index: ItemIndex
     history: HistoryStore | None
-    recaller: Recaller
+    recaller: Recaller | FusedRecaller
 
     def load_items(self, batch: int = 10_000) -> int:
         """Upsert the current model's whole item table into Milvus; returns how many items."""
@@ -62,21 +66,45 @@ def search_params(settings: Settings, index: ItemIndex) -> dict[str, Any] | None
     return {"nprobe": settings.milvus_nprobe} if index.index_type == "IVF_FLAT" else None
 
 
+def cooccur_config(settings: Settings) -> CooccurConfig | None:
+    """The co-occurrence counting the channels need (None: neither cooccur nor popular)."""
+    if not {"cooccur", "popular"} & set(parse_channels(settings.channels)):
+        return None
+    return CooccurConfig(settings.cooccur_window, settings.cooccur_cap,
+                         settings.cooccur_half_life_s, settings.cooccur_read,
+                         settings.cooccur_pos_decay)
+
+
 def history_store(settings: Settings) -> HistoryStore:
-    """The Redis history store the settings describe (not yet started)."""
+    """The Redis history store the settings describe (not yet started); it also counts
+    co-occurrences when a channel needs them."""
     return HistoryStore(settings.redis_url, history_len=settings.history_len,
                         ttl_s=settings.history_ttl_s,
                         seen_max=settings.seen_max if settings.exclude_seen else 0,
                         username=settings.redis_username, password=settings.redis_password,
-                        cluster=settings.redis_cluster)
+                        cluster=settings.redis_cluster,
+                        cooccur=None if settings.redis_cluster else cooccur_config(settings),
+                        watermark_key=settings.eval_watermark_key)
 
 
 def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
-                  top_k: int | None = None) -> Recaller:
-    """The Recaller the settings describe (`top_k`: instead of the settings' own)."""
-    return Recaller(model, index, top_k or settings.top_k, settings.per_interest_extra,
+                  top_k: int | None = None, history: HistoryStore | None = None
+                  ) -> Recaller | FusedRecaller:
+    """The recaller the settings describe (`top_k`: instead of the settings' own): MIND alone,
+    or the channels fused; co-occurrence and live popularity need `history`'s Redis."""
+    mind = Recaller(model, index, top_k or settings.top_k, settings.per_interest_extra,
                     settings.interest_pruning, settings.interest_dedup_cosine,
                     search_params(settings, index))
+    channels = parse_channels(settings.channels)
+    if channels == ("mind",):
+        return mind
+    reader = None
+    if history is not None and history.cooccur is not None:
+        reader = CooccurReader(history.client, history.cooccur, history.co_prefix)
+        reader.start()
+    fusion = FusionConfig(settings.fusion_mind, settings.fusion_cooccur,
+                          settings.fusion_popular, settings.fusion_k0)
+    return FusedRecaller(mind, channels, fusion, reader)
 
 
 @contextmanager
@@ -94,7 +122,7 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
             history = history_store(settings)
             stack.callback(history.close)
             history.start()
-        recaller = make_recaller(settings, model, index)
+        recaller = make_recaller(settings, model, index, history=history)
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
                  redact_url(settings.milvus_uri),
                  redact_url(settings.redis_url) if with_history else "no redis")

@@ -12,8 +12,9 @@ import redis
 from pydantic import SecretStr
 from redis.cluster import RedisCluster, key_slot
 
+from model.cooccur import CooccurConfig
 from streams.errors import InvalidRequest, ServiceUnavailable
-from streams.history_lua import APPEND_LUA
+from streams.history_lua import APPEND_LUA, FIRST_CLICK_ARG
 
 
 class ClickAt(NamedTuple):
@@ -65,7 +66,7 @@ CLUSTER_OUTAGES = (redis.exceptions.ClusterError, redis.exceptions.SlotNotCovere
 
 
 @contextmanager
-def _unavailable(what: str) -> Iterator[None]:
+def unavailable(what: str) -> Iterator[None]:
     """Outages become ServiceUnavailable (retried); refused credentials InvalidRequest."""
     try:
         yield
@@ -78,9 +79,9 @@ def _unavailable(what: str) -> Iterator[None]:
 class _Call:
     """The keys and arguments of one append script call (keys of one hash slot on a cluster)."""
 
-    def __init__(self, history_len: int, ttl_ms: int, seen_max: int) -> None:
+    def __init__(self, header: list[Any]) -> None:
         self.users: dict[int, int] = {}  # user -> its 1-based index in KEYS
-        self.args: list[Any] = [history_len, ttl_ms, seen_max]
+        self.args: list[Any] = list(header)
 
     def add(self, click: ClickAt) -> None:
         user, item, ts, partition, offset, epoch = click
@@ -105,18 +106,33 @@ class HistoryStore:
     `seen_max`: most distinct items kept per user as its seen items, in the same hash and the
     same script call as the history (0: none kept, none read). `ttl_s`: a user's hash (history,
     seen items, replay guard) expires this long after its last applied click (None: never).
+    `cooccur`: also count item co-occurrences under `co_prefix` in the same call (None: none;
+    not on a cluster, where those keys would cross slots); `watermark_key`: count a click only
+    once the data time in that key reaches it (evaluation; None: at once).
     """
 
     def __init__(self, url: str, *, history_len: int = 10, prefix: str = "hist:",
                  ttl_s: float | None = None, seen_max: int = 0, timeout_s: float = 5.0,
                  username: str | None = None, password: SecretStr | None = None,
-                 cluster: bool = False) -> None:
+                 cluster: bool = False, cooccur: CooccurConfig | None = None,
+                 co_prefix: str = "co:", watermark_key: str | None = None) -> None:
+        if cooccur is not None and cluster:
+            raise ValueError("co-occurrence counts need a single Redis, not a cluster")
+        if cooccur is not None and cooccur.window > history_len:
+            raise ValueError(f"co-occurrence window {cooccur.window} is longer than the "
+                             f"history ({history_len})")
         self.url = url
         self.history_len = history_len
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000) if ttl_s else 0
         self.seen_max = seen_max
         self.cluster = cluster
+        self.cooccur = cooccur
+        self.co_prefix = co_prefix
+        co = cooccur or CooccurConfig()
+        self._header = [history_len, self.ttl_ms, seen_max, int(cooccur is not None),
+                        co.window, co.cap, co.half_life_s or 0, co_prefix, watermark_key or ""]
+        assert len(self._header) == FIRST_CLICK_ARG - 1
         kind = RedisCluster if cluster else redis.Redis
         self._client = kind.from_url(  # credentials inside `url` win over these
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, username=username,
@@ -124,12 +140,17 @@ class HistoryStore:
         )
         self._append = self._client.register_script(APPEND_LUA)
 
+    @property
+    def client(self) -> Any:
+        """The Redis client (shared with streams.cooccur.CooccurReader)."""
+        return self._client
+
     def key(self, user_id: int) -> str:
         return f"{self.prefix}{user_id}"
 
     def start(self) -> None:
         """Ping Redis and load the append script once (EVALSHA afterwards)."""
-        with _unavailable("ping"):
+        with unavailable("ping"):
             self._client.ping()
             self._client.script_load(APPEND_LUA)
 
@@ -138,7 +159,7 @@ class HistoryStore:
 
     def ping(self) -> None:
         """One round trip to Redis (readiness); raises ServiceUnavailable when it is away."""
-        with _unavailable("ping"):
+        with unavailable("ping"):
             self._client.ping()
 
     def slot(self, user_id: int) -> int:
@@ -151,7 +172,7 @@ class HistoryStore:
         for click in clicks:
             click = ClickAt(*click)
             slot = self.slot(click.user_id) if self.cluster else 0
-            call = calls.setdefault(slot, _Call(self.history_len, self.ttl_ms, self.seen_max))
+            call = calls.setdefault(slot, _Call(self._header))
             call.add(click)
         return calls
 
@@ -166,7 +187,7 @@ class HistoryStore:
     def _apply(self, clicks: Iterable[ClickAt], seen_max: int) -> dict[int, UserState]:
         calls = self.calls(clicks)
         out: dict[int, UserState] = {}
-        with _unavailable("append"):
+        with unavailable("append"):
             if self.cluster:
                 results = self._append_by_node(calls)
             else:
@@ -174,6 +195,13 @@ class HistoryStore:
         for slot, rows in results.items():
             out.update(calls[slot].states(rows, seen_max))
         return out
+
+    def count_due(self) -> None:
+        """Count the queued clicks the watermark has reached, with no click to append (the
+        append script does it on every call)."""
+        if self.cooccur is not None:
+            with unavailable("append"):
+                self._run(_Call(self._header))
 
     def _run(self, call: _Call) -> list[Any]:
         return self._append(keys=[self.key(u) for u in call.users], args=call.args)
@@ -216,7 +244,7 @@ class HistoryStore:
 
     def _field(self, user_ids: Sequence[int], name: str) -> list[Any]:
         """One field of many users' hashes, in one pipeline."""
-        with _unavailable("get"):
+        with unavailable("get"):
             pipe = self._client.pipeline(transaction=False)
             for u in user_ids:
                 pipe.hget(self.key(u), name)
@@ -225,12 +253,13 @@ class HistoryStore:
     def clear_users(self, user_ids: Sequence[int]) -> None:
         """Forget the histories and offsets of some users."""
         if user_ids:
-            with _unavailable("clear"):
+            with unavailable("clear"):
                 self._client.delete(*(self.key(u) for u in user_ids))
 
     def flush(self) -> None:
-        """Delete every key under this store's prefix (tests and resets)."""
-        with _unavailable("flush"):
-            keys = list(self._client.scan_iter(match=f"{self.prefix}*", count=1000))
+        """Delete every key under this store's prefixes (tests and resets)."""
+        prefixes = [self.prefix, *([self.co_prefix] if self.cooccur is not None else [])]
+        with unavailable("flush"):
+            keys = [k for p in prefixes for k in self._client.scan_iter(match=f"{p}*", count=1000)]
             for start in range(0, len(keys), 1000):  # a cluster client splits these by slot
                 self._client.unlink(*keys[start:start + 1000])

@@ -12,8 +12,21 @@ One hash per user at `{prefix}{user_id}`:
             epoch (topic id) of the log it came from: the replay guard. A click of another
             epoch (the topic was recreated: a broker reset) starts the guard afresh.
 
-ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), then per click: key index,
-      item, ts, partition, offset, epoch.
+Co-occurrence counts (model/cooccur.py has the rule and its reference copy), when ARGV co is
+1, in keys under the co prefix P, updated by the same call for each applied click:
+  P<item>  -> sorted set: the item's strongest neighbours (at most cap), stored weights
+  Pb       -> hash item -> base data time of the item's neighbour set
+  Pn, Pnb  -> sorted set item -> stored count n, and the counts' common base
+  Pts      -> data time of the newest click counted (what `counts_ts` reports)
+  Pq, Pqs  -> with a watermark key: clicks waiting to be counted (score ts, member
+              "seq item prev,prev,..."), and the sequence that orders equal times
+A click is counted at once, or, when a watermark key is given, queued and counted (in ts
+order) by the first call that finds the key's data time at or past it. A replayed click is
+not applied, so it is never counted twice.
+
+ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
+      co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
+      none), then per click: key index, item, ts, partition, offset, epoch.
 Returns, per touched key in KEYS order: {key index, seen ("item item ...", oldest first),
       item, item, ...} with the history oldest first.
 
@@ -27,11 +40,83 @@ history alone: 2 ms; 200 seen items: 6.7 against 2.2-2.4 ms). A replayed click c
 
 from __future__ import annotations
 
+FIRST_CLICK_ARG = 10  # ARGV index of the first click's key index
+
 APPEND_LUA = """
 local hlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local smax = tonumber(ARGV[3])
+local co = ARGV[4] == '1'
+local cowin, cocap, half, P, wmkey = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]),
+  ARGV[8], ARGV[9]
 local st = {}
+
+local function fmt(x) return string.format('%.17g', x) end
+
+local function weight(item, ts)  -- the click's weight in item's set; moves the base if needed
+  local b = redis.call('HGET', P .. 'b', item)
+  if not b then
+    redis.call('HSET', P .. 'b', item, fmt(ts))
+    return 1
+  end
+  local lg = 0
+  if half > 0 then lg = (ts - tonumber(b)) / half end
+  if lg > 30 then
+    redis.call('ZUNIONSTORE', P .. item, 1, P .. item, 'WEIGHTS', fmt(2 ^ -lg))
+    redis.call('HSET', P .. 'b', item, fmt(ts))
+    lg = 0
+  end
+  return 2 ^ lg
+end
+
+local function count(item, ts)
+  local b = redis.call('GET', P .. 'nb')
+  local lg = 0
+  if not b then
+    redis.call('SET', P .. 'nb', fmt(ts))
+  elseif half > 0 then
+    lg = (ts - tonumber(b)) / half
+    if lg > 30 then
+      redis.call('ZUNIONSTORE', P .. 'n', 1, P .. 'n', 'WEIGHTS', fmt(2 ^ -lg))
+      redis.call('SET', P .. 'nb', fmt(ts))
+      lg = 0
+    end
+  end
+  redis.call('ZINCRBY', P .. 'n', fmt(2 ^ lg), item)
+end
+
+local function bump(i, j, ts)
+  local key = P .. i
+  redis.call('ZINCRBY', key, fmt(weight(i, ts)), j)
+  local card = redis.call('ZCARD', key)
+  if card > cocap then redis.call('ZREMRANGEBYRANK', key, 0, card - cocap - 1) end
+end
+
+local function cooccur(item, ts, prev)  -- prev: distinct earlier items, newest first
+  weight(item, ts)
+  count(item, ts)
+  for _, i in ipairs(prev) do
+    if i ~= item then
+      bump(i, item, ts)
+      bump(item, i, ts)
+    end
+  end
+  local last = tonumber(redis.call('GET', P .. 'ts') or '-inf')
+  if ts > last then redis.call('SET', P .. 'ts', fmt(ts)) end
+end
+
+local function recent(h)  -- distinct items of the last cowin entries, newest first
+  local out, got = {}, {}
+  local lo = math.max(1, #h - cowin + 1)
+  for j = #h, lo, -1 do
+    local item = h[j][3]
+    if not got[item] then
+      got[item] = true
+      out[#out + 1] = item
+    end
+  end
+  return out
+end
 
 local function see(s, item)
   local text = s.seen
@@ -54,7 +139,7 @@ local function see(s, item)
   s.seen = text
 end
 
-for i = 4, #ARGV, 6 do
+for i = 10, #ARGV, 6 do
   local k = tonumber(ARGV[i])
   local s = st[k]
   if s == nil then
@@ -90,11 +175,31 @@ for i = 4, #ARGV, 6 do
     s.n = s.n + 1
     local ts = tonumber(ARGV[i + 2])
     local h = s.h
+    if co and wmkey == '' then
+      cooccur(ARGV[i + 1], ts, recent(h))
+    elseif co then
+      local seq = redis.call('INCR', P .. 'qs')
+      redis.call('ZADD', P .. 'q', ARGV[i + 2], string.format('%015d', seq) .. ' ' ..
+        ARGV[i + 1] .. ' ' .. table.concat(recent(h), ','))
+    end
     local pos = #h + 1
     while pos > 1 and h[pos - 1][1] > ts do pos = pos - 1 end
     table.insert(h, pos, {ts, s.n, ARGV[i + 1], ARGV[i + 2]})
     while #h > hlen do table.remove(h, 1) end
     if smax > 0 then see(s, ARGV[i + 1]) end
+  end
+end
+if co and wmkey ~= '' then  -- count the queued clicks the watermark has reached, in order
+  local w = redis.call('GET', wmkey)
+  if w then
+    local due = redis.call('ZRANGEBYSCORE', P .. 'q', '-inf', w, 'WITHSCORES')
+    for j = 1, #due, 2 do
+      local _, item, prev = string.match(due[j], '^(%S+) (%S+) ?(.*)$')
+      local items = {}
+      for x in string.gmatch(prev, '[^,]+') do items[#items + 1] = x end
+      cooccur(item, tonumber(due[j + 1]), items)
+    end
+    if #due > 0 then redis.call('ZREMRANGEBYSCORE', P .. 'q', '-inf', w) end
   end
 end
 local out = {}

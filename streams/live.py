@@ -26,6 +26,7 @@ from streams.core import Core
 from streams.errors import ServiceUnavailable
 from streams.history import UserState
 from streams.live_feed import FeedEntry, LiveKafka
+from streams.recaller import Candidates
 from streams.settings import INT64_MAX
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ class LiveClick(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: Id
     item_id: Id
+
+
+def channels(found: Candidates) -> list[str]:
+    """Each candidate's channel (a list from before channels existed: MIND's or popular)."""
+    return found.channels or [found.source] * len(found.item_ids)
 
 
 class LivePage:
@@ -101,8 +107,9 @@ class LivePage:
             "user_id": user_id, "model_version": merged.model_version, "source": merged.source,
             "history": [self.item(i) for i in history], "skipped": merged.skipped,
             "interests": interests,
-            "candidates": [self.item(i, score=round(s, 4), interest=n) for i, s, n
-                           in zip(merged.item_ids, merged.scores, merged.interests, strict=True)],
+            "candidates": [self.item(i, score=round(s, 4), interest=n, channel=c)
+                           for i, s, n, c in zip(merged.item_ids, merged.scores,
+                                                 merged.interests, channels(merged), strict=True)],
         }
 
     def catalog(self, query: str, limit: int) -> list[dict[str, Any]]:
@@ -118,12 +125,13 @@ class LivePage:
     def entry(self, entry: FeedEntry, top: int = 5) -> dict[str, Any]:
         rec = entry.record
         interests = rec.interests or [-1] * len(rec.item_ids)
+        names = rec.channels or ["mind"] * len(rec.item_ids)
         return {
             "seq": entry.seq, "user_id": rec.user_id, "click": self.item(rec.click_item),
             "latency_ms": round(entry.latency_ms, 1), "model_version": rec.model_version,
             "partition": entry.partition, "offset": entry.offset,
-            "items": [self.item(i, interest=n) for i, n
-                      in zip(rec.item_ids[:top], interests[:top], strict=True)],
+            "items": [self.item(i, interest=n, channel=c) for i, n, c
+                      in zip(rec.item_ids[:top], interests[:top], names[:top], strict=True)],
         }
 
     def router(self, reading: list[Any], mutating: list[Any]) -> APIRouter:

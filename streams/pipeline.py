@@ -12,6 +12,7 @@ import numpy as np
 
 from streams.epochs import LogEpochs
 from streams.errors import BadEvent
+from streams.fused import FusedRecaller
 from streams.history import ClickAt, UserState
 from streams.recaller import Recaller
 from streams.records import (
@@ -115,14 +116,17 @@ class ClickPipeline:
 
     Every click is validated before any state changes, so a rejected click never reaches Redis.
     A user's candidates never hold an item the user has seen (the store's seen items, kept when
-    RECALL_EXCLUDE_SEEN is on, and the history).
+    RECALL_EXCLUDE_SEEN is on, and the history). The same script call counts co-occurrences
+    when the store keeps them; the recaller then reads them once for the batch.
     """
 
-    def __init__(self, history: History, recaller: Recaller, limits: Limits = DEFAULT_LIMITS,
-                 epochs: LogEpochs | None = None,
-                 excerpt_bytes: int = DEFAULT_EXCERPT_BYTES) -> None:
+    def __init__(self, history: History, recaller: Recaller | FusedRecaller,
+                 limits: Limits = DEFAULT_LIMITS, epochs: LogEpochs | None = None,
+                 excerpt_bytes: int = DEFAULT_EXCERPT_BYTES,
+                 channel_lists: bool = False) -> None:
         self.history = history
         self.recaller = recaller
+        self.channel_lists = channel_lists  # records carry each channel's own list
         self.limits = limits
         self.epochs = epochs
         self.excerpt_bytes = excerpt_bytes
@@ -176,6 +180,9 @@ class ClickPipeline:
                 click_partition=click.partition,
                 click_offset=click.offset,
                 interests=found.interests,
+                channels=found.channels,
+                channel_lists=found.channel_lists if self.channel_lists else None,
+                counts_ts=found.counts_ts,
             )
             out.records.append((str(click.user_id).encode(), record.to_bytes()))
         return out

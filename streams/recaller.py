@@ -33,7 +33,10 @@ class Candidates:
     """One user's merged candidates, best first; `source` is "mind" or "popular" (fallback).
 
     `interests[i]` is the index (0..K-1) of the interest whose search found `item_ids[i]` with
-    its best score (the attribution); -1 for popular fallbacks.
+    its best score (the attribution); -1 for popular fallbacks and other channels.
+    `channels[i]` names the channel that recalled it ("mind", "cooccur", "popular"); a fused
+    list (source "fused", streams/fused.py) also keeps each channel's own list and the data time
+    of the newest click its co-occurrence counts hold.
     """
 
     item_ids: list[int]
@@ -42,6 +45,9 @@ class Candidates:
     source: str
     skipped: int = 0  # history items with no vector (neither trained nor streamed)
     interests: list[int] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    channel_lists: dict[str, list[int]] = field(default_factory=dict)
+    counts_ts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -243,11 +249,12 @@ class Recaller:
         skipped = int(found.skipped[row])
         if found.usable[row]:
             items, scores, interests = merged
-            return Candidates(items, scores, found.version, "mind", skipped, interests)
+            return Candidates(items, scores, found.version, "mind", skipped, interests,
+                              ["mind"] * len(items))
         seen = set(excluded)
         items = [i for i in found.popular if i not in seen][:found.k]
         return Candidates(items, [0.0] * len(items), found.version, "popular", skipped,
-                          [-1] * len(items))
+                          [-1] * len(items), ["popular"] * len(items))
 
     def inspect(self, history: Sequence[int], top_k: int | None = None,
                 exclude: Sequence[int] | None = None) -> Insight:

@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             excerpt = settings.dead_letter_excerpt_bytes
             epochs = LogEpochs(topic_ids)
             clicks = ClickPipeline(core.history, core.recaller, Limits.from_settings(settings),
-                                   epochs, excerpt)
+                                   epochs, excerpt, settings.record_channel_lists)
             guard_commits(app.consumer, CommitGuard(topic_ids, epochs, settings.clicks_topic))
             item_limits = Limits.from_settings(settings, core.model.dim)
             items = ItemPipeline(core.index, item_limits, excerpt)

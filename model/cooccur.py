@@ -1,0 +1,181 @@
+"""Item-to-item co-occurrence (live ItemCF): the counting rule, an in-memory reference store and
+the scoring shared by every copy of the counts (this one, and Redis in streams/cooccur.py).
+
+Counting. Each click of item j by a user pairs j with the distinct items among the user's
+previous `window` clicks (i != j): co(i, j) and co(j, i) grow by the click's weight, and so does
+n(j), j's own count. Weights decay with data time: a click at ts weighs 2^((ts - base) / H)
+against a base, so older counts lose half their weight every half-life H (`half_life_s`; None:
+no decay, every weight 1). Stored values are kept relative to a base: one per item for its
+neighbour set, one for all counts n; a base is moved forward (the stored values scaled down)
+once a weight would pass 2^REBASE_LOG2, so no value overflows however long the stream runs.
+
+Bounded memory. An item keeps its `cap` strongest neighbours: after each increment its set is
+cut back to `cap` members, the weakest first (ties: the smaller member as text, Redis' order).
+
+Scoring (ItemCF): candidate j of a user with history items i (newest first, position p) scores
+sum_i w_p * co(i, j) / sqrt(n(i) * n(j)), w_p = 1 / (1 + pos_decay * p), over the first `read`
+neighbours of each history item; the decays cancel in the cosine except for the bases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+REBASE_LOG2 = 30.0  # a stored weight never exceeds 2^30 times the base's
+
+
+@dataclass(frozen=True)
+class CooccurConfig:
+    """The co-occurrence channel's settings (RECALL_COOCCUR_* in streams.settings)."""
+
+    window: int = 10  # previous clicks paired with each click
+    cap: int = 100  # neighbours kept per item
+    half_life_s: float | None = None  # decay in data time; None: none
+    read: int = 50  # neighbours read per history item when scoring
+    pos_decay: float = 0.1  # weight of the p-th newest history item: 1 / (1 + pos_decay * p)
+
+    def weight_log2(self, ts: float, base: float) -> float:
+        """log2 of a click's weight at `ts` against `base` (0 without decay)."""
+        return 0.0 if not self.half_life_s else (ts - base) / self.half_life_s
+
+
+def fmt(x: float) -> str:
+    """A float as Redis and Lua exchange it: 17 significant digits, read back exactly."""
+    return f"{x:.17g}"
+
+
+@dataclass
+class Neighbours:
+    """What scoring needs of one history item: its neighbour list (strongest first, at most
+    `read`), stored values against `base`, and its own count n (against the counts' base)."""
+
+    base: float
+    n: float
+    items: list[tuple[int, float]]
+
+
+@dataclass
+class CountsView:
+    """The counts a batch of users is scored with: per history item its Neighbours, the
+    stored n of every neighbour, and the counts' common base."""
+
+    near: dict[int, Neighbours] = field(default_factory=dict)
+    n: dict[int, float] = field(default_factory=dict)
+    n_base: float = 0.0
+
+
+def recent_distinct(history: Sequence[int], window: int) -> list[int]:
+    """The distinct items of the last `window` clicks of `history` (oldest first), newest
+    first."""
+    out: list[int] = []
+    for item in reversed(list(history)[-window:] if window else []):
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def score_users(histories: Sequence[Sequence[int]], view: CountsView, cfg: CooccurConfig,
+                exclude: Sequence[Iterable[int]], top_k: int
+                ) -> list[tuple[list[int], list[float]]]:
+    """Each user's ItemCF candidates (items, scores), best first (ties: smaller id), at most
+    `top_k`, none of the user's `exclude` row."""
+    half = cfg.half_life_s
+    out = []
+    for history, drop in zip(histories, exclude, strict=True):
+        scores: dict[int, float] = {}
+        for pos, i in enumerate(recent_distinct(history, cfg.window)):
+            near = view.near.get(i)
+            if near is None or near.n <= 0:
+                continue
+            shift = 2.0 ** ((near.base - view.n_base) / half) if half else 1.0
+            w = shift / (1.0 + cfg.pos_decay * pos) / math.sqrt(near.n)
+            for j, co in near.items[: cfg.read]:
+                nj = view.n.get(j, 0.0)
+                if nj > 0:
+                    scores[j] = scores.get(j, 0.0) + w * co / math.sqrt(nj)
+        gone = set(drop)
+        ranked = sorted(((-s, j) for j, s in scores.items() if j not in gone))[:top_k]
+        out.append(([j for _, j in ranked], [-s for s, _ in ranked]))
+    return out
+
+
+class CooccurCounts:
+    """The counts in memory, applied click by click exactly as the Redis script applies them
+    (the brute-force reference of the tests, and the offline simulation's channel)."""
+
+    def __init__(self, cfg: CooccurConfig) -> None:
+        self.cfg = cfg
+        self.co: dict[int, dict[int, float]] = {}
+        self.base: dict[int, float] = {}  # per item: base of its neighbour set
+        self.n: dict[int, float] = {}
+        self.n_base: float | None = None
+        self.histories: dict[int, list[int]] = {}
+
+    def _weight(self, item: int, ts: float) -> float:
+        """The click's weight in `item`'s neighbour set, moving its base forward if needed."""
+        base = self.base.setdefault(item, ts)
+        lg = self.cfg.weight_log2(ts, base)
+        if lg > REBASE_LOG2:
+            factor = 2.0 ** -lg
+            self.co[item] = {j: v * factor for j, v in self.co.get(item, {}).items()}
+            self.base[item], lg = ts, 0.0
+        return 2.0 ** lg
+
+    def _count(self, item: int, ts: float) -> None:
+        if self.n_base is None:
+            self.n_base = ts
+        lg = self.cfg.weight_log2(ts, self.n_base)
+        if lg > REBASE_LOG2:
+            factor = 2.0 ** -lg
+            self.n = {j: v * factor for j, v in self.n.items()}
+            self.n_base, lg = ts, 0.0
+        self.n[item] = self.n.get(item, 0.0) + 2.0 ** lg
+
+    def _bump(self, item: int, other: int, ts: float) -> None:
+        w = self._weight(item, ts)  # may move the base: rescales the set first
+        row = self.co.setdefault(item, {})
+        row[other] = row.get(other, 0.0) + w
+        if len(row) > self.cfg.cap:  # the weakest goes; ties: the smaller member as text
+            del row[min(row.items(), key=lambda kv: (kv[1], str(kv[0])))[0]]
+
+    def click(self, previous: Sequence[int], item: int, ts: float) -> None:
+        """One applied click of `item` at `ts` by a user whose clicks before it were
+        `previous` (oldest first)."""
+        self._weight(item, ts)  # the base first, as the script does
+        self._count(item, ts)
+        for i in recent_distinct(previous, self.cfg.window):
+            if i != item:
+                self._bump(i, item, ts)
+                self._bump(item, i, ts)
+
+    def add(self, user: int, item: int, ts: float) -> None:
+        """A click of a user whose history this store keeps itself (time order assumed)."""
+        hist = self.histories.setdefault(user, [])
+        self.click(hist, item, ts)
+        hist.append(item)
+        del hist[: -self.cfg.window]
+
+    def view(self, histories: Iterable[Sequence[int]]) -> CountsView:
+        """The counts that scoring these histories reads."""
+        view = CountsView(n_base=self.n_base or 0.0)
+        for history in histories:
+            for i in recent_distinct(history, self.cfg.window):
+                if i in view.near or i not in self.n:
+                    continue
+                row = self.co.get(i, {})
+                top = sorted(row.items(), key=lambda kv: (kv[1], str(kv[0])),
+                             reverse=True)[: self.cfg.read]  # Redis' ZREVRANGE order
+                view.near[i] = Neighbours(self.base.get(i, 0.0), self.n[i], top)
+                for j, _ in top:
+                    view.n[j] = self.n.get(j, 0.0)
+        return view
+
+    def recall(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
+               top_k: int) -> list[tuple[list[int], list[float]]]:
+        return score_users(histories, self.view(histories), self.cfg, exclude, top_k)
+
+    def stored(self) -> Mapping[int, dict[int, float]]:
+        """Every neighbour set as stored (tests compare it with Redis)."""
+        return self.co

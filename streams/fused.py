@@ -1,0 +1,114 @@
+"""Recall from several channels merged into one list: MIND (streams/recaller.py), live
+co-occurrence and live popularity (Redis, streams/cooccur.py), fused by model/fusion.py.
+
+Every face (stream, HTTP, live page) calls `recall`; each candidate keeps its channel, and its
+interest index when MIND recalled it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping, Sequence
+
+from model.cooccur import score_users
+from model.fusion import CHANNELS, FusionConfig, fuse
+from streams.cooccur import CooccurCounts, CooccurReader
+from streams.recaller import Candidates, Insight, InterestSource, Recaller
+
+
+def parse_channels(text: str) -> tuple[str, ...]:
+    """"mind,cooccur,popular" -> the channels, checked, in CHANNELS order."""
+    names = {c.strip() for c in text.split(",") if c.strip()}
+    unknown = names - set(CHANNELS)
+    if unknown or not names:
+        raise ValueError(f"channels must be a comma list of {CHANNELS}, got {text!r}")
+    return tuple(c for c in CHANNELS if c in names)
+
+
+class FusedRecaller:
+    """The Recaller's interface over several channels.
+
+    `cooccur`: the counts reader (None: no co-occurrence channel; popularity then comes from
+    the model's own list). `list_len`: how long each channel's list is before fusion (None:
+    top_k).
+    """
+
+    def __init__(self, mind: Recaller, channels: Sequence[str], fusion: FusionConfig,
+                 cooccur: CooccurReader | None = None, list_len: int | None = None) -> None:
+        self.mind = mind
+        self.channels = tuple(channels)
+        self.fusion = fusion
+        self.cooccur = cooccur if "cooccur" in self.channels or "popular" in self.channels \
+            else None
+        self.list_len = list_len
+
+    @property
+    def top_k(self) -> int:
+        return self.mind.top_k
+
+    @property
+    def model(self) -> InterestSource:
+        """The MIND channel's model (hot reload swaps its weights in place)."""
+        return self.mind.model
+
+    def recall(self, histories: Sequence[Sequence[int]], top_k: int | None = None,
+               timings: MutableMapping[str, float] | None = None,
+               exclude: Sequence[Sequence[int]] | None = None) -> list[Candidates]:
+        """One Candidates per history: each channel's list, fused; `exclude` as Recaller's."""
+        k = top_k or self.top_k
+        if not histories:
+            return []
+        drop = histories if exclude is None else exclude
+        spent = timings if timings is not None else {}
+        n = max(self.list_len or k, k)
+        mind = self.mind.recall(histories, n, spent, exclude) if "mind" in self.channels \
+            else None
+        started = time.perf_counter()
+        longest = max((len(d) for d in drop), default=0)
+        counts = self.cooccur.read(histories, n + longest if "popular" in self.channels else 0) \
+            if self.cooccur is not None else None
+        co_lists: list[list[int]] = [[] for _ in histories]
+        if counts is not None and "cooccur" in self.channels:
+            co_lists = [ids for ids, _ in score_users(histories, counts.view, self.cooccur.cfg,
+                                                      drop, n)] if self.cooccur else co_lists
+        popular = self._popular(counts, n + longest)
+        spent["cooccur"] = time.perf_counter() - started
+        out = []
+        for row, seen in enumerate(drop):
+            gone = set(seen)
+            lists = {"cooccur": co_lists[row],
+                     "popular": [i for i in popular if i not in gone][:n]
+                     if "popular" in self.channels else []}
+            found = mind[row] if mind is not None else None
+            if found is not None and (found.source == "mind" or "popular" not in self.channels):
+                lists["mind"] = found.item_ids
+            out.append(self._candidates(lists, found, k, counts))
+        spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - started - \
+            spent["cooccur"]
+        return out
+
+    def _popular(self, counts: CooccurCounts | None, n: int) -> list[int]:
+        if "popular" not in self.channels:
+            return []
+        if counts is not None and counts.popular:
+            return counts.popular
+        return self.mind.model.popular(n)
+
+    def _candidates(self, lists: dict[str, list[int]], mind: Candidates | None, k: int,
+                    counts: CooccurCounts | None) -> Candidates:
+        fused = fuse(lists, self.fusion, k)
+        interest = dict(zip(mind.item_ids, mind.interests, strict=True)) if mind else {}
+        interests = [interest.get(i, -1) if c == "mind" else -1
+                     for i, c in zip(fused.item_ids, fused.channels, strict=True)]
+        version = mind.model_version if mind else self.mind.model.version
+        return Candidates(fused.item_ids, fused.scores, version, "fused",
+                          mind.skipped if mind else 0, interests, fused.channels,
+                          {c: items for c, items in lists.items() if c in self.channels},
+                          counts.counts_ts if counts else None)
+
+    def inspect(self, history: Sequence[int], top_k: int | None = None,
+                exclude: Sequence[int] | None = None) -> Insight:
+        """MIND's interests and their own lists (Recaller.inspect), with the fused list."""
+        seen = exclude if exclude is not None else history
+        inner = self.mind.inspect(history, top_k, exclude)
+        merged = self.recall([history], top_k, exclude=[list(seen)])[0]
+        return Insight(inner.vectors, inner.per_interest, merged)
