@@ -77,6 +77,30 @@ class Settings(BaseSettings):
     max_api_results: int = Field(
         100_000, ge=1, description="most rows x top_k in one /recall request (its cost)")
 
+    # channels: MIND, live co-occurrence (Redis) and live popularity, fused into one list
+    channels: str = Field(
+        "mind,cooccur,popular", description="comma list of the channels merged into each list: "
+        "mind, cooccur (item-to-item co-occurrence counted in Redis), popular")
+    cooccur_window: int = Field(10, ge=1, description="previous clicks paired with each click")
+    cooccur_cap: int = Field(100, ge=1, description="strongest neighbours kept per item")
+    cooccur_half_life_s: float | None = Field(
+        None, gt=0, description="co-occurrence counts halve in this much data time (unset: no "
+        "decay)")
+    cooccur_read: int = Field(50, ge=1, description="neighbours read per history item")
+    cooccur_pos_decay: float = Field(
+        0.1, ge=0, description="weight of the p-th newest history item: 1 / (1 + this * p)")
+    fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
+    fusion_cooccur: float = Field(1.0, ge=0, description="fusion weight of the cooccur channel")
+    fusion_popular: float = Field(0.2, ge=0, description="fusion weight of the popular channel")
+    fusion_k0: float = Field(60.0, ge=0, description="rank offset of reciprocal-rank fusion")
+    record_channel_lists: bool = Field(
+        False, description="each recommendation also carries every channel's own list "
+        "(`channel_lists`; evaluation and debugging)")
+    eval_watermark_key: str | None = Field(
+        None, description="evaluation only: a Redis key holding a data time W; clicks later "
+        "than W are applied to histories at once but learned from (co-occurrence counts, the "
+        "trainer) only once W reaches them (unset: learn at once)")
+
     # input validation (before any state changes)
     max_user_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest user id")
     max_item_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest item id")
@@ -137,6 +161,16 @@ class Settings(BaseSettings):
     online_publish_min_change: float = Field(
         0.01, ge=0, description="an item vector is published again when it moved by more "
         "than this share of its length since it was last published")
+    online_export_every: int = Field(
+        0, ge=0, description="export after every this many clicks learned (data time: an "
+        "evaluation independent of the machine's speed; online_export_s is then ignored); "
+        "0: every online_export_s")
+    online_gate: bool = Field(
+        True, description="canary gate: a version is exported only if the learner's "
+        "prequential HR@50 since the last export is at least the serving version's")
+    online_gate_min_samples: int = Field(
+        100, ge=0, description="the gate decides on at least this many scored samples; with "
+        "fewer the export waits (the window goes on)")
 
     # HTTP API
     api_host: str = "127.0.0.1"
