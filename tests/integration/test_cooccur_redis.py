@@ -1,0 +1,126 @@
+"""Co-occurrence counts in a real Redis against the brute-force reference (model.cooccur):
+exact under redelivery, with decay and rebasing, the memory bound, the watermark queue, and
+the reader's scores."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from harness.stack import LocalStack
+from model.cooccur import CooccurConfig, CooccurCounts
+from streams.cooccur import CooccurReader
+from streams.history import ClickAt, HistoryStore
+from tests.integration.conftest import empty_store
+
+pytestmark = pytest.mark.integration
+
+WATERMARK = "test:watermark"
+
+
+def stream(n: int, users: int, items: int, seed: int) -> list[ClickAt]:
+    """Clicks in time order with repeats, equal times and long gaps (days)."""
+    rng = random.Random(seed)
+    ts, out = 1_000_000.0, []
+    for offset in range(n):
+        ts += rng.choice([0.0, 1.0, 3.5, 7200.25, 3 * 86400.0])
+        user = rng.randrange(users) + 1
+        out.append(ClickAt(user, rng.randrange(items) + 1, ts, user % 4, offset))
+    return out
+
+
+def reference(clicks: list[ClickAt], cfg: CooccurConfig) -> CooccurCounts:
+    ref = CooccurCounts(cfg)
+    for c in clicks:
+        ref.add(c.user_id, c.item_id, c.ts)
+    return ref
+
+
+def stored(store: HistoryStore) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
+    """Every neighbour set and count as Redis holds them."""
+    r, p = store.client, store.co_prefix
+    sets = {}
+    for key in r.scan_iter(match=f"{p}*"):
+        name = key.decode()[len(p):]
+        if name.isdigit():
+            sets[int(name)] = {int(m): s for m, s in r.zrange(key, 0, -1, withscores=True)}
+    counts = {int(m): s for m, s in r.zrange(f"{p}n", 0, -1, withscores=True)}
+    return sets, counts
+
+
+@pytest.fixture()
+def co_store(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[HistoryStore]:
+    cfg, watermark = request.param
+    with empty_store(stack.settings.redis_url, 10, seen_max=50, cooccur=cfg,
+                     watermark_key=WATERMARK if watermark else None) as store:
+        store.client.delete(WATERMARK)
+        yield store
+
+
+NO_DECAY = CooccurConfig(cap=12)
+DECAY = CooccurConfig(cap=12, half_life_s=3600.0)  # rebases many times over the stream
+
+
+@pytest.mark.parametrize("co_store", [(NO_DECAY, False), (DECAY, False)], indirect=True)
+def test_counts_stay_exact_when_batches_are_redelivered(co_store: HistoryStore) -> None:
+    clicks = stream(3000, users=40, items=60, seed=1)
+    rng = random.Random(2)
+    for start in range(0, len(clicks), 37):
+        co_store.append(clicks[start:start + 37])
+        if rng.random() < 0.4:  # a worker killed before its commit: the batch comes again,
+            co_store.append(clicks[max(0, start - 50):start + 37])  # with older clicks too
+    ref = reference(clicks, co_store.cooccur or NO_DECAY)
+    sets, counts = stored(co_store)
+    assert sets == ref.co  # every stored weight, to the last bit
+    assert counts == ref.n
+    assert float(co_store.client.get(f"{co_store.co_prefix}ts")) == clicks[-1].ts
+
+
+@pytest.mark.parametrize("co_store", [(CooccurConfig(cap=5), False)], indirect=True)
+def test_memory_stays_bounded_by_the_cap(co_store: HistoryStore) -> None:
+    clicks = stream(4000, users=50, items=200, seed=3)
+    for start in range(0, len(clicks), 64):
+        co_store.append(clicks[start:start + 64])
+    sets, _ = stored(co_store)
+    assert len(sets) == 200
+    assert max(len(s) for s in sets.values()) == 5  # without the cap: dozens per item
+    assert sets == reference(clicks, CooccurConfig(cap=5)).co
+
+
+@pytest.mark.parametrize("co_store", [(DECAY, True)], indirect=True)
+def test_watermark_holds_clicks_until_it_reaches_them(co_store: HistoryStore) -> None:
+    clicks = stream(1500, users=30, items=50, seed=4)
+    r, p = co_store.client, co_store.co_prefix
+    for start in range(0, len(clicks), 25):
+        co_store.append(clicks[start:start + 25])
+        mark = clicks[max(0, start - 200)].ts
+        r.set(WATERMARK, repr(mark))
+        counted = r.get(f"{p}ts")
+        assert counted is None or float(counted) <= mark  # nothing past the mark counted
+    assert r.zcard(f"{p}q") > 0  # the last clicks still wait
+    r.set(WATERMARK, "inf")
+    co_store.count_due()
+    assert r.zcard(f"{p}q") == 0
+    sets, counts = stored(co_store)
+    ref = reference(clicks, DECAY)
+    assert sets == ref.co and counts == ref.n  # the same counts, in the same order
+
+
+@pytest.mark.parametrize("co_store", [(DECAY, False)], indirect=True)
+def test_reader_scores_as_the_reference_does(co_store: HistoryStore) -> None:
+    clicks = stream(2000, users=30, items=80, seed=5)
+    co_store.append(clicks)
+    ref = reference(clicks, DECAY)
+    reader = CooccurReader(co_store.client, DECAY, co_store.co_prefix)
+    reader.start()
+    histories = [ref.histories[u] for u in sorted(ref.histories)]
+    exclude = [h[-3:] for h in histories]
+    got = reader.recall(histories, exclude, 20)
+    assert got == ref.recall(histories, exclude, 20)
+    assert all(len(ids) == 20 and not set(ids) & set(ex)
+               for (ids, _), ex in zip(got, exclude, strict=True))
+    counts = reader.read(histories, popular=10)
+    assert counts.counts_ts == clicks[-1].ts
+    assert counts.popular == sorted(ref.n, key=lambda i: (ref.n[i], str(i)), reverse=True)[:10]
