@@ -7,12 +7,21 @@ interest index when MIND recalled it."""
 from __future__ import annotations
 
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
+from typing import Protocol
 
-from model.cooccur import score_users
+from model.cooccur import CooccurConfig, score_users
 from model.fusion import CHANNELS, FusionConfig, fuse
-from streams.cooccur import CooccurCounts, CooccurReader
+from streams.cooccur import CooccurCounts
 from streams.recaller import Candidates, Insight, InterestSource, Recaller
+
+
+class CountsSource(Protocol):
+    """What the channels need of streams.cooccur.CooccurReader."""
+
+    cfg: CooccurConfig
+
+    def read(self, histories: Iterable[Sequence[int]], popular: int = 0) -> CooccurCounts: ...
 
 
 def parse_channels(text: str) -> tuple[str, ...]:
@@ -33,7 +42,7 @@ class FusedRecaller:
     """
 
     def __init__(self, mind: Recaller, channels: Sequence[str], fusion: FusionConfig,
-                 cooccur: CooccurReader | None = None, list_len: int | None = None) -> None:
+                 cooccur: CountsSource | None = None, list_len: int | None = None) -> None:
         self.mind = mind
         self.channels = tuple(channels)
         self.fusion = fusion

@@ -1,0 +1,54 @@
+"""The co-occurrence counting rule and ItemCF scoring (model.cooccur), on small hand streams."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from model.cooccur import CooccurConfig, CooccurCounts, recent_distinct, score_users
+
+
+def test_a_click_pairs_with_the_distinct_previous_clicks_of_the_window() -> None:
+    counts = CooccurCounts(CooccurConfig(window=3))
+    for item in (1, 2, 2, 3, 4):
+        counts.add(7, item, 0.0)
+    # 4 pairs with the last three clicks before it: 2, 2, 3 -> {3, 2}
+    assert counts.co[4] == {3: 1.0, 2: 1.0}
+    assert counts.co[2] == {1: 2.0, 3: 1.0, 4: 1.0}  # each click of 2 pairs with 1, not itself
+    assert counts.n == {1: 1.0, 2: 2.0, 3: 1.0, 4: 1.0}
+    assert recent_distinct([1, 2, 2, 3], 3) == [3, 2]
+
+
+def test_the_weakest_neighbour_goes_first_ties_by_member_text() -> None:
+    counts = CooccurCounts(CooccurConfig(cap=2))
+    counts.click([10], 1, 0.0)
+    counts.click([9], 1, 0.0)
+    counts.click([10], 1, 0.0)  # 10 twice, 9 once
+    counts.click([2], 1, 0.0)  # 9 and 2 tie at 1: "2" < "9" as text, so 2 goes
+    assert counts.co[1] == {10: 2.0, 9: 1.0}
+
+
+def test_counts_halve_every_half_life_and_rebasing_keeps_their_ratios() -> None:
+    cfg = CooccurConfig(half_life_s=10.0)
+    counts = CooccurCounts(cfg)
+    counts.click([5], 1, 0.0)
+    counts.click([6], 1, 10.0)  # one half-life later: weighs twice as much as the first
+    assert counts.co[1][6] == 2 * counts.co[1][5]
+    counts.click([5], 1, 400.0)  # 40 half-lives: the set's base moves forward
+    assert counts.base[1] == 400.0
+    assert counts.co[1][5] == pytest.approx(1 + 2.0 ** -40)
+    assert counts.co[1][6] == pytest.approx(2.0 ** -39)
+
+
+def test_itemcf_scores_are_position_weighted_cosines() -> None:
+    cfg = CooccurConfig(pos_decay=0.5)
+    counts = CooccurCounts(cfg)
+    for user, items in {1: [1, 2], 2: [1, 3], 3: [2, 3], 4: [3, 4]}.items():
+        for item in items:
+            counts.add(user, item, 0.0)
+    (ids, scores), = counts.recall([[1, 2]], [[1, 2]], 10)
+    # history newest first: 2 (w 1), 1 (w 1/1.5); n: 1->2, 2->2, 3->3, 4->1
+    want3 = 1 / math.sqrt(2 * 3) + (1 / 1.5) / math.sqrt(2 * 3)
+    assert ids == [3] and scores == pytest.approx([want3])
+    assert score_users([[9]], counts.view([[9]]), cfg, [[]], 5) == [([], [])]
