@@ -15,6 +15,12 @@ cut back to `cap` members, the weakest first (ties: the smaller member as text, 
 Scoring (ItemCF): candidate j of a user with history items i (newest first, position p) scores
 sum_i w_p * co(i, j) / sqrt(n(i) * n(j)), w_p = 1 / (1 + pos_decay * p), over the first `read`
 neighbours of each history item; the decays cancel in the cosine except for the bases.
+
+`normalize` says where n(j) divides: "read" (the cosine above, from raw pair counts: the
+neighbour sets keep and return the most co-clicked items, which are mostly the popular ones),
+or "write": each increment of co(i, j) is divided by sqrt(n(j)) as n(j) stands at that click,
+so a set ranks, keeps and returns its neighbours by their (time-weighted) cosine, and reading
+needs no n(j).
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ class CooccurConfig:
     half_life_s: float | None = None  # decay in data time; None: none
     read: int = 50  # neighbours read per history item when scoring
     pos_decay: float = 0.1  # weight of the p-th newest history item: 1 / (1 + pos_decay * p)
+    normalize: str = "write"  # where n(j) divides: "write" or "read" (see the module doc)
+
+    def __post_init__(self) -> None:
+        if self.normalize not in ("read", "write"):
+            raise ValueError(f"normalize must be 'read' or 'write', got {self.normalize!r}")
 
     def weight_log2(self, ts: float, base: float) -> float:
         """log2 of a click's weight at `ts` against `base` (0 without decay)."""
@@ -92,8 +103,9 @@ def score_users(histories: Sequence[Sequence[int]], view: CountsView, cfg: Coocc
             shift = 2.0 ** ((near.base - view.n_base) / half) if half else 1.0
             w = shift / (1.0 + cfg.pos_decay * pos) / math.sqrt(near.n)
             for j, co in near.items[: cfg.read]:
-                nj = view.n.get(j, 0.0)
-                if nj > 0:
+                if cfg.normalize == "write":
+                    scores[j] = scores.get(j, 0.0) + w * co
+                elif (nj := view.n.get(j, 0.0)) > 0:
                     scores[j] = scores.get(j, 0.0) + w * co / math.sqrt(nj)
         gone = set(drop)
         ranked = sorted(((-s, j) for j, s in scores.items() if j not in gone))[:top_k]
@@ -135,6 +147,11 @@ class CooccurCounts:
 
     def _bump(self, item: int, other: int, ts: float) -> None:
         w = self._weight(item, ts)  # may move the base: rescales the set first
+        if self.cfg.normalize == "write":  # n(other) as it stands, in units of this click
+            n = self.n.get(other, 0.0)
+            if n > 0 and self.cfg.half_life_s:
+                n = n * 2.0 ** (((self.n_base or ts) - ts) / self.cfg.half_life_s)
+            w = w / math.sqrt(n) if n > 0 else w
         row = self.co.setdefault(item, {})
         row[other] = row.get(other, 0.0) + w
         if len(row) > self.cfg.cap:  # the weakest goes; ties: the smaller member as text

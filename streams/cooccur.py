@@ -11,14 +11,15 @@ from model.cooccur import CooccurConfig, CountsView, Neighbours, recent_distinct
 from streams.history import unavailable
 
 READ_LUA = """
-local P, near_n, pop_n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local P, near_n, pop_n, by_read = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  ARGV[4] == 'read'
 local rows, js, got = {}, {}, {}
-for k = 4, #ARGV do
+for k = 5, #ARGV do
   local i = ARGV[k]
   local near = redis.call('ZREVRANGE', P .. i, 0, near_n - 1, 'WITHSCORES')
   rows[#rows + 1] = {i, redis.call('HGET', P .. 'b', i) or '',
                      redis.call('ZSCORE', P .. 'n', i) or '', near}
-  for j = 1, #near, 2 do
+  for j = 1, by_read and #near or 0, 2 do  -- n of the neighbours: read-time cosine only
     if not got[near[j]] then
       got[near[j]] = true
       js[#js + 1] = near[j]
@@ -73,7 +74,7 @@ class CooccurReader:
             items.update(dict.fromkeys(recent_distinct(history, self.cfg.window)))
         with unavailable("cooccur read"):
             head, rows, js, ns, pop = self._read(
-                args=[self.prefix, self.cfg.read, popular, *items])
+                args=[self.prefix, self.cfg.read, popular, self.cfg.normalize, *items])
         view = CountsView(n_base=_float(head[0]) or 0.0)
         for item, base, n, near in rows:
             if n not in (b"", ""):

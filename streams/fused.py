@@ -109,7 +109,8 @@ class FusedRecaller:
         interests = [interest.get(i, -1) if c == "mind" else -1
                      for i, c in zip(fused.item_ids, fused.channels, strict=True)]
         version = mind.model_version if mind else self.mind.model.version
-        return Candidates(fused.item_ids, fused.scores, version, "fused",
+        source = "popular" if mind is not None and mind.source == "popular" else "fused"
+        return Candidates(fused.item_ids, fused.scores, version, source,
                           mind.skipped if mind else 0, interests, fused.channels,
                           {c: items for c, items in lists.items() if c in self.channels},
                           counts.counts_ts if counts else None)

@@ -131,7 +131,8 @@ class HistoryStore:
         self.co_prefix = co_prefix
         co = cooccur or CooccurConfig()
         self._header = [history_len, self.ttl_ms, seen_max, int(cooccur is not None),
-                        co.window, co.cap, co.half_life_s or 0, co_prefix, watermark_key or ""]
+                        co.window, co.cap, co.half_life_s or 0, co_prefix, watermark_key or "",
+                        co.normalize]
         assert len(self._header) == FIRST_CLICK_ARG - 1
         kind = RedisCluster if cluster else redis.Redis
         self._client = kind.from_url(  # credentials inside `url` win over these

@@ -26,7 +26,7 @@ not applied, so it is never counted twice.
 
 ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
       co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
-      none), then per click: key index, item, ts, partition, offset, epoch.
+      none), co normalize ("write" or "read"), then per click: key index, item, ts, partition, offset, epoch.
 Returns, per touched key in KEYS order: {key index, seen ("item item ...", oldest first),
       item, item, ...} with the history oldest first.
 
@@ -40,7 +40,7 @@ history alone: 2 ms; 200 seen items: 6.7 against 2.2-2.4 ms). A replayed click c
 
 from __future__ import annotations
 
-FIRST_CLICK_ARG = 10  # ARGV index of the first click's key index
+FIRST_CLICK_ARG = 11  # ARGV index of the first click's key index
 
 APPEND_LUA = """
 local hlen = tonumber(ARGV[1])
@@ -49,6 +49,7 @@ local smax = tonumber(ARGV[3])
 local co = ARGV[4] == '1'
 local cowin, cocap, half, P, wmkey = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]),
   ARGV[8], ARGV[9]
+local cowrite = ARGV[10] == 'write'
 local st = {}
 
 local function fmt(x) return string.format('%.17g', x) end
@@ -87,7 +88,15 @@ end
 
 local function bump(i, j, ts)
   local key = P .. i
-  redis.call('ZINCRBY', key, fmt(weight(i, ts)), j)
+  local w = weight(i, ts)
+  if cowrite then  -- divided by sqrt(n(j)) as it stands, in units of this click
+    local n = tonumber(redis.call('ZSCORE', P .. 'n', j) or '0')
+    if n > 0 and half > 0 then
+      n = n * 2 ^ ((tonumber(redis.call('GET', P .. 'nb')) - ts) / half)
+    end
+    if n > 0 then w = w / math.sqrt(n) end
+  end
+  redis.call('ZINCRBY', key, fmt(w), j)
   local card = redis.call('ZCARD', key)
   if card > cocap then redis.call('ZREMRANGEBYRANK', key, 0, card - cocap - 1) end
 end
@@ -139,7 +148,7 @@ local function see(s, item)
   s.seen = text
 end
 
-for i = 10, #ARGV, 6 do
+for i = 11, #ARGV, 6 do
   local k = tonumber(ARGV[i])
   local s = st[k]
   if s == nil then

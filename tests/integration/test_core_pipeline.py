@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from model.fusion import fuse
 from streams.core import Core, open_core
+from streams.fused import FusedRecaller
 from streams.history import HistoryStore
 from streams.item_feed import apply_records
 from streams.pipeline import ClickPipeline, ItemPipeline, RawMessage
@@ -48,7 +50,7 @@ def test_load_items_fills_milvus_with_the_model_table(core: Core) -> None:
 
 
 def test_click_batch_gives_one_recommendation_per_click_and_dead_letters(core: Core) -> None:
-    assert core.history is not None
+    assert core.history is not None and isinstance(core.recaller, FusedRecaller)
     items = core.model.item_table()[0][:6].tolist()
     messages = [
         click(0, 1, items[0], 100.0),
@@ -57,7 +59,7 @@ def test_click_batch_gives_one_recommendation_per_click_and_dead_letters(core: C
         click(3, 2, items[2], 102.0),
         RawMessage("clicks", 0, 4, b"2", b'{"user_id": 2, "item_id": -5, "ts": 1}'),
     ]
-    out = ClickPipeline(core.history, core.recaller).process(messages)
+    out = ClickPipeline(core.history, core.recaller, channel_lists=True).process(messages)
     recs = [Recommendation.parse(v) for _, v in out.records]
     pairs = [(r.user_id, r.click_item) for r in recs]
     assert pairs == [(1, items[0]), (1, items[1]), (2, items[2])]
@@ -68,7 +70,11 @@ def test_click_batch_gives_one_recommendation_per_click_and_dead_letters(core: C
         assert rec.model_version == core.model.version
         assert len(rec.item_ids) == core.settings.top_k
         assert not set(rec.item_ids) & set(rec.history)
-        assert rec.item_ids == exact_recall(core, rec.history, core.settings.top_k)
+        assert rec.channel_lists is not None and rec.channels is not None
+        assert rec.channel_lists["mind"] == exact_recall(core, rec.history, core.settings.top_k)
+        fused = fuse(rec.channel_lists, core.recaller.fusion, core.settings.top_k)
+        assert (rec.item_ids, rec.channels) == (fused.item_ids, fused.channels)
+        assert rec.counts_ts == 102.0  # the three clicks were counted before the read
     assert recs[0].history == [items[0], items[1]]
     assert out.counts == {"history_items_without_vector": 0, "popular_fallbacks": 0}
 
@@ -99,16 +105,17 @@ def test_streamed_items_are_searchable_usable_as_history_and_deletable(core: Cor
     assert "dimensions" in DeadLetter.parse(out.dead[0][1]).reason
     assert core.index.count() == len(ids) + 1
     # A history made only of the streamed item is served from its streamed vector.
-    found = core.recaller.recall([[new_id]])[0]
+    mind = core.recaller.mind if isinstance(core.recaller, FusedRecaller) else core.recaller
+    found = mind.recall([[new_id]])[0]
     assert found.source == "mind" and new_id not in found.item_ids
-    found = core.recaller.recall([[int(ids[0])]])[0]
+    found = mind.recall([[int(ids[0])]])[0]
     assert new_id in found.item_ids
     payload = json.dumps({"item_id": new_id, "deleted": True}).encode()
     delete = RawMessage("items", 0, 2, b"x", payload)
     items.process([delete])
     apply_records([delete.value], core.model, limits)
     assert core.model.streamed_items == 0
-    assert new_id not in core.recaller.recall([[int(ids[0])]])[0].item_ids
+    assert new_id not in mind.recall([[int(ids[0])]])[0].item_ids
     assert core.index.count() == len(ids)
 
 

@@ -10,7 +10,7 @@ from model.cooccur import CooccurConfig, CooccurCounts, recent_distinct, score_u
 
 
 def test_a_click_pairs_with_the_distinct_previous_clicks_of_the_window() -> None:
-    counts = CooccurCounts(CooccurConfig(window=3))
+    counts = CooccurCounts(CooccurConfig(window=3, normalize="read"))
     for item in (1, 2, 2, 3, 4):
         counts.add(7, item, 0.0)
     # 4 pairs with the last three clicks before it: 2, 2, 3 -> {3, 2}
@@ -42,7 +42,7 @@ def test_counts_halve_every_half_life_and_rebasing_keeps_their_ratios() -> None:
 
 
 def test_itemcf_scores_are_position_weighted_cosines() -> None:
-    cfg = CooccurConfig(pos_decay=0.5)
+    cfg = CooccurConfig(pos_decay=0.5, normalize="read")
     counts = CooccurCounts(cfg)
     for user, items in {1: [1, 2], 2: [1, 3], 3: [2, 3], 4: [3, 4]}.items():
         for item in items:
@@ -52,3 +52,15 @@ def test_itemcf_scores_are_position_weighted_cosines() -> None:
     want3 = 1 / math.sqrt(2 * 3) + (1 / 1.5) / math.sqrt(2 * 3)
     assert ids == [3] and scores == pytest.approx([want3])
     assert score_users([[9]], counts.view([[9]]), cfg, [[]], 5) == [([], [])]
+
+
+def test_write_normalisation_divides_each_increment_by_the_neighbours_count_then() -> None:
+    counts = CooccurCounts(CooccurConfig(window=1, normalize="write"))
+    for user, items in {1: [5, 1], 2: [5, 1], 3: [5, 2], 4: [6, 2]}.items():
+        for item in items:
+            counts.add(user, item, 0.0)
+    # set 1 gets 5 twice, when n(5) was 1 then 2; set 2 gets 5 (n 3) and 6 (n 1)
+    assert counts.co[1] == {5: pytest.approx(1 + 1 / math.sqrt(2))}
+    assert counts.co[2] == {5: pytest.approx(1 / math.sqrt(3)), 6: 1.0}
+    (ids, _), = counts.recall([[2]], [[2]], 5)
+    assert ids == [6, 5]  # the rarer co-clicked item first

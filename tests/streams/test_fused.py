@@ -69,7 +69,7 @@ def test_a_user_without_known_items_gets_popularity_and_co_occurrence_only() -> 
     fused = FusedRecaller(mind, ("mind", "cooccur", "popular"), FusionConfig(), reader)
     [found] = fused.recall([[999]])
     assert "mind" not in found.channel_lists  # MIND's popular fallback is not a second vote
-    assert set(found.channels) == {"popular"}
+    assert set(found.channels) == {"popular"} and found.source == "popular"  # a fallback
     assert len(found.item_ids) == 10
 
 
