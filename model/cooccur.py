@@ -41,7 +41,7 @@ class CooccurConfig:
     half_life_s: float | None = None  # decay in data time; None: none
     read: int = 50  # neighbours read per history item when scoring
     pos_decay: float = 0.1  # weight of the p-th newest history item: 1 / (1 + pos_decay * p)
-    normalize: str = "write"  # where n(j) divides: "write" or "read" (see the module doc)
+    normalize: str = "read"  # where n(j) divides: "read" or "write" (see the module doc)
 
     def __post_init__(self) -> None:
         if self.normalize not in ("read", "write"):
@@ -106,7 +106,7 @@ def score_users(histories: Sequence[Sequence[int]], view: CountsView, cfg: Coocc
                 if cfg.normalize == "write":
                     scores[j] = scores.get(j, 0.0) + w * co
                 elif (nj := view.n.get(j, 0.0)) > 0:
-                    scores[j] = scores.get(j, 0.0) + w * co / math.sqrt(nj)
+                    scores[j] = scores.get(j, 0.0) + w * (co / math.sqrt(nj))
         gone = set(drop)
         ranked = sorted(((-s, j) for j, s in scores.items() if j not in gone))[:top_k]
         out.append(([j for _, j in ranked], [-s for s, _ in ranked]))

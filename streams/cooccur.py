@@ -1,91 +1,146 @@
-"""Reading the co-occurrence counts from Redis: one script call per batch returns what scoring
-needs (model/cooccur.py), plus the live popularity list. The counts are written by the history
-append script (streams/history_lua.py), in the same call that appends the clicks."""
+"""Reading the co-occurrence channel from Redis: one script call per batch scores every row
+inside Redis (the rule of model/cooccur.py, the same float operations in the same order) and
+returns each row's top candidates, the live popular items and the newest counted data time.
+The counts are written by the history append script (streams/history_lua.py), in the same call
+that appends the clicks. Scoring next to the counts keeps the reply small: a batch of 64 users
+reads up to 64 x 10 x `read` neighbours but returns 64 short lists."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from model.cooccur import CooccurConfig, CountsView, Neighbours, recent_distinct, score_users
+from model.cooccur import CooccurConfig, fmt, recent_distinct
 from streams.history import unavailable
 
-READ_LUA = """
-local P, near_n, pop_n, by_read = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
-  ARGV[4] == 'read'
-local rows, js, got = {}, {}, {}
-for k = 5, #ARGV do
-  local i = ARGV[k]
-  local near = redis.call('ZREVRANGE', P .. i, 0, near_n - 1, 'WITHSCORES')
-  rows[#rows + 1] = {i, redis.call('HGET', P .. 'b', i) or '',
-                     redis.call('ZSCORE', P .. 'n', i) or '', near}
-  for j = 1, by_read and #near or 0, 2 do  -- n of the neighbours: read-time cosine only
-    if not got[near[j]] then
-      got[near[j]] = true
-      js[#js + 1] = near[j]
-    end
+SCORE_LUA = """
+local P, nread, pd, half, byread = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), ARGV[5] == 'read'
+local topn, popn = tonumber(ARGV[6]), tonumber(ARGV[7])
+local nbase = tonumber(redis.call('GET', P .. 'nb') or '0')
+local ncache = {}
+local function n_of(j)
+  local v = ncache[j]
+  if v == nil then
+    v = tonumber(redis.call('ZSCORE', P .. 'n', j) or '0')
+    ncache[j] = v
   end
+  return v
 end
-local ns = {}
-for lo = 1, #js, 1000 do
-  local part = {}
-  for j = lo, math.min(lo + 999, #js) do part[#part + 1] = js[j] end
-  local scores = redis.call('ZMSCORE', P .. 'n', unpack(part))
-  for j = 1, #part do ns[#ns + 1] = scores[j] or '' end
+local near = {}
+local function near_of(i)  -- neighbour ids and their values (co, or co / sqrt(n) at read)
+  local v = near[i]
+  if v == nil then
+    local list = redis.call('ZREVRANGE', P .. i, 0, nread - 1, 'WITHSCORES')
+    local js, vs = {}, {}
+    for t = 1, #list, 2 do
+      local j, co = list[t], tonumber(list[t + 1])
+      if not byread then
+        js[#js + 1], vs[#vs + 1] = j, co
+      else
+        local nj = n_of(j)
+        if nj > 0 then js[#js + 1], vs[#vs + 1] = j, co / math.sqrt(nj) end
+      end
+    end
+    v = {js, vs}
+    near[i] = v
+  end
+  return v
+end
+local out = {}
+for k = 8, #ARGV, 2 do  -- rows: "recent distinct items, newest first", "excluded items"
+  local gone = {}
+  for x in string.gmatch(ARGV[k + 1], '[^,]+') do gone[x] = true end
+  local score, cands = {}, {}
+  local pos = 0
+  for i in string.gmatch(ARGV[k], '[^,]+') do
+    local ni = n_of(i)
+    if ni > 0 then
+      local shift = 1
+      if half > 0 then
+        shift = 2 ^ ((tonumber(redis.call('HGET', P .. 'b', i) or '0') - nbase) / half)
+      end
+      local w = shift / (1 + pd * pos) / math.sqrt(ni)
+      local list = near_of(i)
+      local js, vs = list[1], list[2]
+      for t = 1, #js do
+        local j = js[t]
+        local old = score[j]
+        if old == nil then
+          score[j] = w * vs[t]
+          cands[#cands + 1] = j
+        else
+          score[j] = old + w * vs[t]
+        end
+      end
+    end
+    pos = pos + 1
+  end
+  local neg = {}  -- a plain numeric sort (no Lua comparator) finds the top_n-th score
+  for _, j in ipairs(cands) do
+    if not gone[j] then neg[#neg + 1] = -score[j] end
+  end
+  local keep = {}
+  if #neg > 0 and topn > 0 then
+    table.sort(neg)
+    local cut = -neg[math.min(topn, #neg)]
+    for _, j in ipairs(cands) do
+      if score[j] >= cut and not gone[j] then keep[#keep + 1] = {tonumber(j), score[j], j} end
+    end
+    table.sort(keep, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+  end
+  local row = {}
+  for t = 1, math.min(topn, #keep) do
+    row[#row + 1] = keep[t][3]
+    row[#row + 1] = string.format('%.17g', keep[t][2])
+  end
+  out[#out + 1] = row
 end
 local pop = {}
-if pop_n > 0 then pop = redis.call('ZREVRANGE', P .. 'n', 0, pop_n - 1) end
-return {{redis.call('GET', P .. 'nb') or '', redis.call('GET', P .. 'ts') or ''}, rows, js,
-        ns, pop}
+if popn > 0 then pop = redis.call('ZREVRANGE', P .. 'n', 0, popn - 1) end
+return {redis.call('GET', P .. 'ts') or '', pop, out}
 """
 
 
-def _float(raw: bytes | str) -> float | None:
-    return float(raw) if raw not in (b"", "") else None
+@dataclass(frozen=True)
+class CooccurLists:
+    """One read: each row's candidates (items, scores), best first; the live popular items
+    (most clicked first, counts decayed like the pairs); the newest counted data time."""
 
-
-class CooccurCounts:
-    """What one read gives: the counts for the batch's history items, the newest counted data
-    time, and the live popular items (most clicked first, counts decayed like the pairs)."""
-
-    def __init__(self, view: CountsView, counts_ts: float | None, popular: list[int]) -> None:
-        self.view = view
-        self.counts_ts = counts_ts
-        self.popular = popular
+    lists: list[tuple[list[int], list[float]]]
+    popular: list[int]
+    counts_ts: float | None
 
 
 class CooccurReader:
-    """Reads counts through the history store's Redis client (one script call per batch)."""
+    """Scores rows against the counts through the history store's Redis client, one script
+    call per batch."""
 
     def __init__(self, client: Any, cfg: CooccurConfig, prefix: str = "co:") -> None:
         self.cfg = cfg
         self.prefix = prefix
         self._client = client
-        self._read = client.register_script(READ_LUA)
+        self._score = client.register_script(SCORE_LUA)
 
     def start(self) -> None:
         with unavailable("script load"):
-            self._client.script_load(READ_LUA)
+            self._client.script_load(SCORE_LUA)
 
-    def read(self, histories: Iterable[Sequence[int]], popular: int = 0) -> CooccurCounts:
-        """The counts that scoring `histories` needs and the `popular` most clicked items."""
-        items: dict[int, None] = {}
-        for history in histories:
-            items.update(dict.fromkeys(recent_distinct(history, self.cfg.window)))
+    def read(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
+             top_k: int, popular: int = 0) -> CooccurLists:
+        """Each history's top_k co-occurrence candidates without its `exclude` row, and the
+        `popular` most clicked items."""
+        cfg = self.cfg
+        rows: list[str] = []
+        for history, drop in zip(histories, exclude, strict=True):
+            rows += [",".join(map(str, recent_distinct(history, cfg.window))),
+                     ",".join(map(str, drop))]
+        args = [self.prefix, cfg.read, fmt(cfg.pos_decay), fmt(cfg.half_life_s or 0),
+                cfg.normalize, top_k, popular, *rows]
         with unavailable("cooccur read"):
-            head, rows, js, ns, pop = self._read(
-                args=[self.prefix, self.cfg.read, popular, self.cfg.normalize, *items])
-        view = CountsView(n_base=_float(head[0]) or 0.0)
-        for item, base, n, near in rows:
-            if n not in (b"", ""):
-                pairs = [(int(near[k]), float(near[k + 1])) for k in range(0, len(near), 2)]
-                view.near[int(item)] = Neighbours(_float(base) or 0.0, float(n), pairs)
-        view.n = {int(j): float(n) for j, n in zip(js, ns, strict=True) if n not in (b"", "")}
-        return CooccurCounts(view, _float(head[1]), [int(i) for i in pop])
-
-    def recall(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
-               top_k: int, counts: CooccurCounts | None = None
-               ) -> list[tuple[list[int], list[float]]]:
-        """Each user's co-occurrence candidates (model.cooccur.score_users) from one read."""
-        counts = counts or self.read(histories)
-        return score_users(histories, counts.view, self.cfg, exclude, top_k)
+            counts_ts, pop, found = self._score(args=args)
+        lists = [([int(row[t]) for t in range(0, len(row), 2)],
+                  [float(row[t]) for t in range(1, len(row), 2)]) for row in found]
+        return CooccurLists(lists, [int(i) for i in pop],
+                            float(counts_ts) if counts_ts not in (b"", "") else None)

@@ -72,7 +72,7 @@ def cooccur_config(settings: Settings) -> CooccurConfig | None:
         return None
     return CooccurConfig(settings.cooccur_window, settings.cooccur_cap,
                          settings.cooccur_half_life_s, settings.cooccur_read,
-                         settings.cooccur_pos_decay)
+                         settings.cooccur_pos_decay, settings.cooccur_normalize)
 
 
 def history_store(settings: Settings) -> HistoryStore:
@@ -104,7 +104,7 @@ def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
         reader.start()
     fusion = FusionConfig(settings.fusion_mind, settings.fusion_cooccur,
                           settings.fusion_popular, settings.fusion_k0)
-    return FusedRecaller(mind, channels, fusion, reader)
+    return FusedRecaller(mind, channels, fusion, reader, settings.fusion_list_len)
 
 
 @contextmanager

@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Protocol
 
-from model.cooccur import CooccurConfig, score_users
+from model.cooccur import CooccurConfig
 from model.fusion import CHANNELS, FusionConfig, fuse
-from streams.cooccur import CooccurCounts
+from streams.cooccur import CooccurLists
 from streams.recaller import Candidates, Insight, InterestSource, Recaller
 
 
@@ -21,7 +21,8 @@ class CountsSource(Protocol):
 
     cfg: CooccurConfig
 
-    def read(self, histories: Iterable[Sequence[int]], popular: int = 0) -> CooccurCounts: ...
+    def read(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
+             top_k: int, popular: int = 0) -> CooccurLists: ...
 
 
 def parse_channels(text: str) -> tuple[str, ...]:
@@ -73,12 +74,12 @@ class FusedRecaller:
             else None
         started = time.perf_counter()
         longest = max((len(d) for d in drop), default=0)
-        counts = self.cooccur.read(histories, n + longest if "popular" in self.channels else 0) \
-            if self.cooccur is not None else None
-        co_lists: list[list[int]] = [[] for _ in histories]
-        if counts is not None and "cooccur" in self.channels:
-            co_lists = [ids for ids, _ in score_users(histories, counts.view, self.cooccur.cfg,
-                                                      drop, n)] if self.cooccur else co_lists
+        counts = None
+        if self.cooccur is not None:
+            counts = self.cooccur.read(histories, drop, n if "cooccur" in self.channels else 0,
+                                       n + longest if "popular" in self.channels else 0)
+        co_lists = [ids for ids, _ in counts.lists] if counts is not None \
+            else [[] for _ in histories]
         popular = self._popular(counts, n + longest)
         spent["cooccur"] = time.perf_counter() - started
         out = []
@@ -95,7 +96,7 @@ class FusedRecaller:
             spent["cooccur"]
         return out
 
-    def _popular(self, counts: CooccurCounts | None, n: int) -> list[int]:
+    def _popular(self, counts: CooccurLists | None, n: int) -> list[int]:
         if "popular" not in self.channels:
             return []
         if counts is not None and counts.popular:
@@ -103,7 +104,7 @@ class FusedRecaller:
         return self.mind.model.popular(n)
 
     def _candidates(self, lists: dict[str, list[int]], mind: Candidates | None, k: int,
-                    counts: CooccurCounts | None) -> Candidates:
+                    counts: CooccurLists | None) -> Candidates:
         fused = fuse(lists, self.fusion, k)
         interest = dict(zip(mind.item_ids, mind.interests, strict=True)) if mind else {}
         interests = [interest.get(i, -1) if c == "mind" else -1

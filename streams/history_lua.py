@@ -26,7 +26,8 @@ not applied, so it is never counted twice.
 
 ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
       co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
-      none), co normalize ("write" or "read"), then per click: key index, item, ts, partition, offset, epoch.
+      none), co normalize ("write" or "read"), then per click: key index, item, ts,
+      partition, offset, epoch.
 Returns, per touched key in KEYS order: {key index, seen ("item item ...", oldest first),
       item, item, ...} with the history oldest first.
 
@@ -54,46 +55,68 @@ local st = {}
 
 local function fmt(x) return string.format('%.17g', x) end
 
+-- values read once per call and kept up to date here: bases, counts n, the counts' base
+local bases, ns, nbase, lastts = {}, {}, nil, nil
+
 local function weight(item, ts)  -- the click's weight in item's set; moves the base if needed
-  local b = redis.call('HGET', P .. 'b', item)
-  if not b then
+  local b = bases[item]
+  if b == nil then
+    b = tonumber(redis.call('HGET', P .. 'b', item) or 'nan')
+  end
+  if b ~= b then  -- no base yet (nan)
     redis.call('HSET', P .. 'b', item, fmt(ts))
+    bases[item] = ts
     return 1
   end
+  bases[item] = b
   local lg = 0
-  if half > 0 then lg = (ts - tonumber(b)) / half end
+  if half > 0 then lg = (ts - b) / half end
   if lg > 30 then
     redis.call('ZUNIONSTORE', P .. item, 1, P .. item, 'WEIGHTS', fmt(2 ^ -lg))
     redis.call('HSET', P .. 'b', item, fmt(ts))
+    bases[item] = ts
     lg = 0
   end
   return 2 ^ lg
 end
 
+local function n_base()
+  if nbase == nil then nbase = tonumber(redis.call('GET', P .. 'nb') or 'nan') end
+  return nbase
+end
+
 local function count(item, ts)
-  local b = redis.call('GET', P .. 'nb')
+  local b = n_base()
   local lg = 0
-  if not b then
+  if b ~= b then
     redis.call('SET', P .. 'nb', fmt(ts))
+    nbase = ts
   elseif half > 0 then
-    lg = (ts - tonumber(b)) / half
+    lg = (ts - b) / half
     if lg > 30 then
       redis.call('ZUNIONSTORE', P .. 'n', 1, P .. 'n', 'WEIGHTS', fmt(2 ^ -lg))
       redis.call('SET', P .. 'nb', fmt(ts))
-      lg = 0
+      nbase, ns, lg = ts, {}, 0
     end
   end
-  redis.call('ZINCRBY', P .. 'n', fmt(2 ^ lg), item)
+  ns[item] = tonumber(redis.call('ZINCRBY', P .. 'n', fmt(2 ^ lg), item))
+end
+
+local function n_of(item)
+  local n = ns[item]
+  if n == nil then
+    n = tonumber(redis.call('ZSCORE', P .. 'n', item) or '0')
+    ns[item] = n
+  end
+  return n
 end
 
 local function bump(i, j, ts)
   local key = P .. i
   local w = weight(i, ts)
   if cowrite then  -- divided by sqrt(n(j)) as it stands, in units of this click
-    local n = tonumber(redis.call('ZSCORE', P .. 'n', j) or '0')
-    if n > 0 and half > 0 then
-      n = n * 2 ^ ((tonumber(redis.call('GET', P .. 'nb')) - ts) / half)
-    end
+    local n = n_of(j)
+    if n > 0 and half > 0 then n = n * 2 ^ ((n_base() - ts) / half) end
     if n > 0 then w = w / math.sqrt(n) end
   end
   redis.call('ZINCRBY', key, fmt(w), j)
@@ -110,8 +133,11 @@ local function cooccur(item, ts, prev)  -- prev: distinct earlier items, newest 
       bump(item, i, ts)
     end
   end
-  local last = tonumber(redis.call('GET', P .. 'ts') or '-inf')
-  if ts > last then redis.call('SET', P .. 'ts', fmt(ts)) end
+  if lastts == nil then lastts = tonumber(redis.call('GET', P .. 'ts') or '-inf') end
+  if ts > lastts then
+    lastts = ts
+    redis.call('SET', P .. 'ts', fmt(ts))
+  end
 end
 
 local function recent(h)  -- distinct items of the last cowin entries, newest first

@@ -89,10 +89,16 @@ class Settings(BaseSettings):
     cooccur_read: int = Field(50, ge=1, description="neighbours read per history item")
     cooccur_pos_decay: float = Field(
         0.1, ge=0, description="weight of the p-th newest history item: 1 / (1 + this * p)")
+    cooccur_normalize: Literal["read", "write"] = Field(
+        "read", description="where the neighbour's count divides a pair count: read (cosine at "
+        "read time) or write (each increment, so sets keep neighbours by cosine)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
-    fusion_cooccur: float = Field(1.0, ge=0, description="fusion weight of the cooccur channel")
-    fusion_popular: float = Field(0.2, ge=0, description="fusion weight of the popular channel")
-    fusion_k0: float = Field(60.0, ge=0, description="rank offset of reciprocal-rank fusion")
+    fusion_cooccur: float = Field(0.5, ge=0, description="fusion weight of the cooccur channel")
+    fusion_popular: float = Field(
+        0.25, ge=0, description="fusion weight of the popular channel")
+    fusion_k0: float = Field(20.0, ge=0, description="rank offset of reciprocal-rank fusion")
+    fusion_list_len: int = Field(
+        100, ge=1, description="each channel's list length before fusion (at least top_k)")
     record_channel_lists: bool = Field(
         False, description="each recommendation also carries every channel's own list "
         "(`channel_lists`; evaluation and debugging)")

@@ -61,6 +61,7 @@ def co_store(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Hist
 
 NO_DECAY = CooccurConfig(cap=12)
 DECAY = CooccurConfig(cap=12, half_life_s=3600.0)  # rebases many times over the stream
+NO_DECAY_READ = CooccurConfig(cap=12, normalize="read")
 
 
 @pytest.mark.parametrize("co_store", [(NO_DECAY, False), (DECAY, False)], indirect=True)
@@ -108,19 +109,19 @@ def test_watermark_holds_clicks_until_it_reaches_them(co_store: HistoryStore) ->
     assert sets == ref.co and counts == ref.n  # the same counts, in the same order
 
 
-@pytest.mark.parametrize("co_store", [(DECAY, False)], indirect=True)
-def test_reader_scores_as_the_reference_does(co_store: HistoryStore) -> None:
+@pytest.mark.parametrize("co_store", [(DECAY, False), (NO_DECAY_READ, False)], indirect=True)
+def test_redis_scores_as_the_reference_does(co_store: HistoryStore) -> None:
+    cfg = co_store.cooccur or DECAY
     clicks = stream(2000, users=30, items=80, seed=5)
     co_store.append(clicks)
-    ref = reference(clicks, DECAY)
-    reader = CooccurReader(co_store.client, DECAY, co_store.co_prefix)
+    ref = reference(clicks, cfg)
+    reader = CooccurReader(co_store.client, cfg, co_store.co_prefix)
     reader.start()
     histories = [ref.histories[u] for u in sorted(ref.histories)]
     exclude = [h[-3:] for h in histories]
-    got = reader.recall(histories, exclude, 20)
-    assert got == ref.recall(histories, exclude, 20)
+    got = reader.read(histories, exclude, 20, popular=10)
+    assert got.lists == ref.recall(histories, exclude, 20)  # the same floats, the same order
     assert all(len(ids) == 20 and not set(ids) & set(ex)
-               for (ids, _), ex in zip(got, exclude, strict=True))
-    counts = reader.read(histories, popular=10)
-    assert counts.counts_ts == clicks[-1].ts
-    assert counts.popular == sorted(ref.n, key=lambda i: (ref.n[i], str(i)), reverse=True)[:10]
+               for (ids, _), ex in zip(got.lists, exclude, strict=True))
+    assert got.counts_ts == clicks[-1].ts
+    assert got.popular == sorted(ref.n, key=lambda i: (ref.n[i], str(i)), reverse=True)[:10]

@@ -10,7 +10,7 @@ import pytest
 
 from model.cooccur import CooccurConfig, CooccurCounts, score_users
 from model.fusion import FusionConfig, fuse
-from streams.cooccur import CooccurCounts as Read
+from streams.cooccur import CooccurLists
 from streams.fused import FusedRecaller, parse_channels
 from streams.recaller import Recaller
 from tests.streams.test_recaller import ExactIndex, TableModel
@@ -22,11 +22,11 @@ class MemoryReader:
     def __init__(self, counts: CooccurCounts) -> None:
         self.counts, self.cfg, self.calls = counts, counts.cfg, 0
 
-    def read(self, histories: Iterable[Sequence[int]], popular: int = 0) -> Read:
+    def read(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
+             top_k: int, popular: int = 0) -> CooccurLists:
         self.calls += 1
-        histories = list(histories)
         top = sorted(self.counts.n, key=lambda i: (-self.counts.n[i], i))[:popular]
-        return Read(self.counts.view(histories), 123.0, top)
+        return CooccurLists(self.counts.recall(histories, exclude, top_k), top, 123.0)
 
 
 def world() -> tuple[Recaller, MemoryReader]:
