@@ -14,6 +14,7 @@ import redis
 
 from harness.faults_poison import POISON_ITEMS
 from harness.faults_traffic import Received, Sent, SentClick
+from model.fusion import FusionConfig, fuse
 from streams.records import DeadLetter
 
 Entry = tuple[str, int, int]  # one stored click: (ts as sent, arrival seq, item)
@@ -77,7 +78,8 @@ def tie_equal(got: tuple[list[int], list[float]], want: tuple[list[int], list[fl
     return len(set(gi)) == len(gi)
 
 
-def check_clicks(run: ClickRun, recall: Recall) -> dict[str, Any]:
+def check_clicks(run: ClickRun, recall: Recall,
+                 fusion: FusionConfig | None = None) -> dict[str, Any]:
     """Counts and examples of every click check of one scenario."""
     by_key = {c.key: c for c in run.clicks}
     recs: dict[tuple[int, int, float], list[Received]] = defaultdict(list)
@@ -136,7 +138,7 @@ def check_clicks(run: ClickRun, recall: Recall) -> dict[str, Any]:
                                     "offset": r.rec.click_offset})
             else:
                 checked.append(r)
-    bad_items = check_items(checked, recall)
+    bad_items = check_items(checked, recall, fusion=fusion)
     hijacked = sum(any(i >= POISON_ITEMS for i in r.rec.item_ids) for r in run.recs)
     return {
         "clicks_sent": sum(c.state == "acked" for c in run.clicks),
@@ -163,8 +165,11 @@ def check_clicks(run: ClickRun, recall: Recall) -> dict[str, Any]:
     }
 
 
-def check_items(received: list[Received], recall: Recall, batch: int = 256) -> list[Any]:
-    """Recommendations whose items differ from what the Recaller returns for their history."""
+def check_items(received: list[Received], recall: Recall, batch: int = 256,
+                fusion: FusionConfig | None = None) -> list[Any]:
+    """Recommendations whose items differ from what the Recaller returns for their history;
+    a fused record: its MIND list against the MIND Recaller, and its list against the fusion
+    of its own channel lists (`fusion`)."""
     unique = sorted({tuple(r.rec.history) for r in received})
     want: dict[tuple[int, ...], tuple[list[int], list[float], str]] = {}
     for start in range(0, len(unique), batch):
@@ -174,6 +179,16 @@ def check_items(received: list[Received], recall: Recall, batch: int = 256) -> l
     for r in received:
         ids, scores, version = want[tuple(r.rec.history)]
         got = _unpoisoned(r.rec.item_ids, r.rec.scores)
+        lists = r.rec.channel_lists
+        if lists is not None and "mind" in lists:  # fused: MIND's own list, with the scores
+            by_id = dict(zip(ids, scores, strict=True))  # the oracle gives (its ties swap)
+            mind = [i for i in lists["mind"] if i < POISON_ITEMS]
+            got = mind, [by_id.get(i, float("nan")) for i in mind]
+            fused = fuse(lists, fusion, len(r.rec.item_ids)) if fusion else None
+            if fused is not None and fused.item_ids != r.rec.item_ids:
+                bad.append({"click": [r.rec.user_id, r.rec.click_item, r.rec.click_ts],
+                            "fused_list_differs_from_its_channel_lists": True})
+                continue
         ids, scores = _unpoisoned(ids, scores)
         cut = min(len(got[0]), len(ids))  # poison items (counted as hijacks) push others out
         if r.rec.model_version != version or not tie_equal(

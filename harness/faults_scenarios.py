@@ -27,6 +27,7 @@ from harness.faults_poison import flood, item_value
 from harness.faults_traffic import ClickTraffic, Sent, producer, send
 from harness.faults_world import World
 from harness.launch import wait_until
+from streams.core import fusion_config
 
 MAX_RECOVERY_S = 10.0
 SIGTERM_TIMEOUT_S = 30.0
@@ -198,7 +199,8 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     final = read_raw_histories(world.settings.redis_url, users)
     run_data = ClickRun(traffic.sent, recs, final, world.settings.history_len,
                         fault.broker_stop_at, fault.snapshot)
-    result: dict[str, Any] = {"name": name, **check_clicks(run_data, world.recall)}
+    checks = check_clicks(run_data, world.recall, fusion_config(world.settings))
+    result: dict[str, Any] = {"name": name, **checks}
     examples = result.pop("examples")
     rec_s, missing = recovery_s(traffic.sent, recs, fault.since, parts, time.time())
     result.update(recovery_s=rec_s, unrecovered_partitions=missing)

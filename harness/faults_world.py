@@ -29,6 +29,7 @@ from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
 from streams.core import Core, open_core
 from streams.errors import ServiceUnavailable
+from streams.fused import FusedRecaller
 from streams.index import ItemIndex
 from streams.settings import Settings
 
@@ -64,7 +65,10 @@ class World:
             "reload_interval_s": 3600.0,
             # the oracle recalls each record's own history (`recall` below): the seen-items
             # filter would also drop earlier clicks that only the whole click log knows
-            "exclude_seen": False})
+            "exclude_seen": False,
+            # the channels stay on (co-occurrence counted in the append script under fault);
+            # records carry each channel's list so the MIND one can be checked exactly
+            "record_channel_lists": True})
         self.stack = LocalStack(base, stack_dir=self.stack_dir, fresh=True)
         self.settings = self.stack.settings
         self.epoch = Epoch()
@@ -197,14 +201,18 @@ class World:
     # --- checks' helpers -------------------------------------------------------------------
     def recall(self, histories: Sequence[Sequence[int]]
                ) -> list[tuple[list[int], list[float], str]]:
-        """What the core returns for these histories, on the same model and Milvus."""
+        """What the MIND channel returns for these histories, on the same model and Milvus
+        (the co-occurrence counts move with every click: a record's fused list is checked
+        against its own channel lists instead)."""
         for attempt in range(5):
             try:
                 if self._core is None:
                     self._core_cm = open_core(self.settings, with_history=False)
                     self._core = self._core_cm.__enter__()
+                recaller = self._core.recaller
+                mind = recaller.mind if isinstance(recaller, FusedRecaller) else recaller
                 return [(c.item_ids, [round(s, 6) for s in c.scores], c.model_version)
-                        for c in self._core.recaller.recall(histories)]
+                        for c in mind.recall(histories, recaller.top_k)]
             except ServiceUnavailable as exc:  # e.g. an idle gRPC channel got GOAWAY
                 self.log(f"  (harness recall: {exc!r}; reconnecting)")
                 self._close_core()

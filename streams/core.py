@@ -102,9 +102,14 @@ def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
     if history is not None and history.cooccur is not None:
         reader = CooccurReader(history.client, history.cooccur, history.co_prefix)
         reader.start()
-    fusion = FusionConfig(settings.fusion_mind, settings.fusion_cooccur,
-                          settings.fusion_popular, settings.fusion_k0)
-    return FusedRecaller(mind, channels, fusion, reader, settings.fusion_list_len)
+    return FusedRecaller(mind, channels, fusion_config(settings), reader,
+                         settings.fusion_list_len)
+
+
+def fusion_config(settings: Settings) -> FusionConfig:
+    """The fusion weights the settings give."""
+    return FusionConfig(settings.fusion_mind, settings.fusion_cooccur, settings.fusion_popular,
+                        settings.fusion_k0)
 
 
 @contextmanager
