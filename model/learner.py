@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import paddle
 
+from model.canary import known_rows
 from model.config import MindConfig, config_from_dict
 from model.export import META_FILE, TOWER_FILE
 from model.network import MindUserTower, RecallModel
@@ -38,6 +39,8 @@ class OnlineConfig:
     clip_norm: float = 1.0  # global gradient norm clip
     new_item_init: str = "history"  # "history": mean of the clicker's history, or "random"
     init_noise: float = 0.1  # relative noise added to a "history" initialisation
+    warmup_steps: int = 0  # the lr ramps linearly from warmup_start * lr to lr over these steps
+    warmup_start: float = 0.1
     seed: int = 7
 
     def __post_init__(self) -> None:
@@ -105,6 +108,25 @@ class OnlineLearner:
     def tower_state(self) -> dict:
         return self.model.tower.state_dict()
 
+    @property
+    def table(self) -> np.ndarray:
+        """The item table [n + 1, D] float32 (row 0 = padding, row r + 1 = ids[r])."""
+        return self.model.items.weight.numpy()[: 1 + len(self.ids)]
+
+    def interests_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Interest vectors [B, K, D] of histories given as table rows [B, L] (0 = padding)."""
+        with paddle.no_grad():
+            vecs = self.model.user_vectors(paddle.to_tensor(np.asarray(rows, np.int64)))
+        return vecs.numpy().astype(np.float32)
+
+    def lr(self) -> float:
+        """The learning rate of the next step (after the warm-up: `ocfg.lr`)."""
+        ramp = self.ocfg.warmup_steps
+        if ramp <= 0 or self.steps >= ramp:
+            return self.ocfg.lr
+        start = self.ocfg.warmup_start
+        return self.ocfg.lr * (start + (1.0 - start) * self.steps / ramp)
+
     def snapshot(self, popular: Sequence[int]) -> Snapshot:
         """A frozen serving copy of the current tower and table."""
         tower = MindUserTower(self.cfg)
@@ -166,6 +188,7 @@ class OnlineLearner:
         loss = self.model.loss(paddle.to_tensor(x), paddle.to_tensor(y), paddle.to_tensor(neg),
                                logq)
         loss.backward()
+        self.opt.set_lr(self.lr())
         self.opt.step()
         self.opt.clear_grad()
         self.steps += 1
@@ -199,3 +222,12 @@ class Snapshot:
         with paddle.no_grad():
             vecs = self.tower(paddle.to_tensor(self.table[rows]), paddle.to_tensor(mask))
         return vecs.numpy().astype(np.float32), np.asarray(mask.any(axis=1))
+
+    def interests_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Interest vectors [B, K, D] of histories given as rows of the learner's table [B, L]
+        (rows beyond this snapshot's table: items it does not know, left out)."""
+        rows = known_rows(np.asarray(rows, np.int64), len(self.table) - 1)  # [B, L]
+        mask = (rows > 0).astype(np.float32)  # [B, L]
+        with paddle.no_grad():
+            vecs = self.tower(paddle.to_tensor(self.table[rows]), paddle.to_tensor(mask))
+        return vecs.numpy().astype(np.float32)

@@ -1,8 +1,11 @@
 """What the online trainer carries from one export to the next, and how it exports.
 
 An online version is a normal export (the workers hot-reload it) plus `online_state.json`:
-the trainer's per-user histories, click counts and the next Kafka offset of every partition,
-so a restarted trainer resumes exactly where the version it loads left off.
+the trainer's per-user histories, click counts, the next Kafka offset of every partition and
+the clicks consumed but not learned yet (held back by an evaluation's watermark), so a
+restarted trainer resumes exactly where the version it loads left off. Its meta records the
+newest click time learned into it (`trained_ts_max`, cumulative since the offline model),
+the clicks learned (`clicks_learned`) and the canary gate's numbers (`gate`).
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ class StreamState:
     counts: Counter[int] = field(default_factory=Counter)  # clicks per item
     offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset
     samples_seen: int = 0  # training samples since the offline model
-    clicks_seen: int = 0
+    clicks_seen: int = 0  # clicks learned from (each counted once)
     dead_letters: int = 0
+    trained_ts_max: float | None = None  # the largest click ts learned
+    exports_skipped: int = 0  # exports the canary gate refused
+    buffered: list[tuple[int, int, float]] = field(default_factory=list)  # consumed, unlearned
 
     def to_json(self) -> str:
         return json.dumps({
@@ -41,7 +47,8 @@ class StreamState:
             "counts": {str(i): n for i, n in self.counts.items()},
             "offsets": {str(p): o for p, o in self.offsets.items()},
             "samples_seen": self.samples_seen, "clicks_seen": self.clicks_seen,
-            "dead_letters": self.dead_letters})
+            "dead_letters": self.dead_letters, "trained_ts_max": self.trained_ts_max,
+            "exports_skipped": self.exports_skipped, "buffered": self.buffered})
 
     @classmethod
     def load(cls, vdir: Path) -> StreamState:
@@ -53,7 +60,17 @@ class StreamState:
         return cls({int(u): h for u, h in raw["histories"].items()},
                    Counter({int(i): n for i, n in raw["counts"].items()}),
                    {int(p): o for p, o in raw["offsets"].items()},
-                   raw["samples_seen"], raw["clicks_seen"], raw["dead_letters"])
+                   raw["samples_seen"], raw["clicks_seen"], raw["dead_letters"],
+                   raw.get("trained_ts_max"), raw.get("exports_skipped", 0),
+                   [(int(u), int(i), float(t)) for u, i, t in raw.get("buffered", [])])
+
+    def learned(self, ts: Sequence[float]) -> None:
+        """Count clicks learned at these times."""
+        if ts:
+            top = max(ts)
+            self.clicks_seen += len(ts)
+            self.trained_ts_max = top if self.trained_ts_max is None else max(
+                self.trained_ts_max, top)
 
 
 @dataclass
@@ -94,8 +111,10 @@ def after_publish(published: np.ndarray, vectors: np.ndarray, rows: np.ndarray) 
 
 
 def export_online(root: Path, learner: OnlineLearner, state: StreamState, window: Window,
-                  parent: str, ocfg: OnlineConfig, published: int) -> Path:
-    """Write a new version of `learner` under `root` (LATEST last) with its state and meta."""
+                  parent: str, ocfg: OnlineConfig, published: int,
+                  gate: dict[str, Any] | None = None) -> Path:
+    """Write a new version of `learner` under `root` (LATEST last) with its state and meta
+    (`gate`: the canary gate's numbers of this export; None: no gate)."""
     cfg = learner.cfg
     now = time.time()
     online: dict[str, Any] = {
@@ -105,11 +124,13 @@ def export_online(root: Path, learner: OnlineLearner, state: StreamState, window
         "data_ts": [window.ts_min, window.ts_max] if window.samples else None,
         "exported_at": now,
         "lag_s": now - window.first_consumed if window.first_consumed else 0.0,
-        "items_published": published, "config": ocfg.__dict__}
+        "items_published": published, "exports_skipped": state.exports_skipped,
+        "clicks_buffered": len(state.buffered), "config": ocfg.__dict__}
     popular = [i for i, _ in state.counts.most_common()]  # every clicked item, most first
     meta = {"data": "stream", "config": cfg.to_dict(), "num_items": learner.num_items,
             "dim": cfg.dim, "num_interests": cfg.num_interests, "maxlen": cfg.maxlen,
-            "items_streamed": True, "online": online}
+            "items_streamed": True, "trained_ts_max": state.trained_ts_max,
+            "clicks_learned": state.clicks_seen, "gate": gate, "online": online}
     ids = np.array(learner.ids, dtype=np.int64)
     rest = np.setdiff1d(ids, np.array(popular, dtype=np.int64), assume_unique=True)
     return write_version(root, learner.tower_state(), ids, learner.vectors(),

@@ -4,10 +4,15 @@ Consumes the clicks topic on its own (every partition, its own consumer group fo
 in the workers' path), turns each click into a sample (the user's last clicks before it ->
 the clicked item), gives never-seen items a table row on first sight and fine-tunes the
 newest model in mini-batches (newest samples plus a replay buffer; offline loss; gradient
-clipping). Every RECALL_ONLINE_EXPORT_S it publishes the item vectors that changed to the
-items topic (Milvus and every worker get them the usual way), then exports a new version
-(LATEST last); workers hot-reload it. A restart resumes from the last version's state and
-offsets; bad clicks go to the dead-letter topic with their reason, like the worker's.
+clipping). Every RECALL_ONLINE_EXPORT_S (or, with RECALL_ONLINE_EXPORT_EVERY, after every
+that many clicks learned: data time) it publishes the item vectors that changed to the items
+topic (Milvus and every worker get them the usual way), then exports a new version (LATEST
+last); workers hot-reload it. The canary gate (RECALL_ONLINE_GATE, model.canary) lets a
+version out only if, on the samples since the last export, scored before training on them,
+the learner recalled at least as well as the version serving. With RECALL_EVAL_WATERMARK_KEY
+(evaluation) a click is learned only once the watermark in Redis reaches its time
+(streams.trainer_feed). A restart resumes from the last version's state and offsets; bad
+clicks go to the dead-letter topic with their reason, like the worker's.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from model.canary import Gate
 from model.cli import HelpFormatter
 from model.export import read_latest
 from model.learner import NEW_ITEM_INITS, OnlineConfig, load_learner
@@ -39,6 +45,7 @@ from streams.pipeline import Output, RawMessage, parse_all
 from streams.records import Click, ItemEmbedding, Limits
 from streams.security import kafka_python_kwargs
 from streams.settings import Settings
+from streams.trainer_feed import ClickBuffer, Pending, RedisWatermark, Watermark
 
 log = logging.getLogger("streams.trainer")
 
@@ -46,7 +53,10 @@ log = logging.getLogger("streams.trainer")
 class OnlineTrainer:
     """One trainer process: Kafka in, training, versions and item vectors out."""
 
-    def __init__(self, settings: Settings, ocfg: OnlineConfig, root: Path) -> None:
+    def __init__(self, settings: Settings, ocfg: OnlineConfig, root: Path,
+                 consumer: KafkaConsumer | None = None, producer: KafkaProducer | None = None,
+                 watermark: Watermark | None = None) -> None:
+        """`consumer`, `producer`, `watermark`: made from `settings` when not given."""
         self.settings, self.ocfg, self.root = settings, ocfg, root
         latest = read_latest(root)
         if latest is None:
@@ -59,15 +69,22 @@ class OnlineTrainer:
         self.window = Window()
         self.pending: list[tuple[np.ndarray, int]] = []
         self.stopping = False
+        key = settings.eval_watermark_key
+        self.buffer = ClickBuffer(key is not None, self.state.buffered)
+        self.watermark: Watermark | None = watermark or (
+            RedisWatermark(settings, key) if key else None)
+        self.serving = self.learner.snapshot([])  # what serves now: the gate's reference
+        self.gate = Gate()
         kafka = kafka_python_kwargs(settings)
-        self.consumer = KafkaConsumer(
+        self.consumer = consumer or KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=settings.online_group,
             enable_auto_commit=False, auto_offset_reset="latest", client_id="recall-trainer",
             fetch_max_wait_ms=100, max_poll_records=2048, **kafka)
-        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                      linger_ms=20, client_id="recall-trainer", **kafka)
-        log.info("trainer from %s (%d items, %d samples seen so far)", latest,
-                 self.learner.num_items, self.state.samples_seen)
+        self.producer = producer or KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+            client_id="recall-trainer", **kafka)
+        log.info("trainer from %s (%d items, %d samples seen so far, %d clicks held)", latest,
+                 self.learner.num_items, self.state.samples_seen, len(self.buffer))
 
     def assign(self, from_start: bool) -> None:
         """Every partition of the clicks topic, at the saved offset, else committed, else end."""
@@ -92,7 +109,7 @@ class OnlineTrainer:
         log.info("trainer ready: %s at %s", topic, self.state.offsets)
 
     def consume(self, timeout_ms: int = 200) -> int:
-        """One poll: bad clicks dead-lettered, valid ones turned into samples; how many."""
+        """One poll: bad clicks dead-lettered, valid ones into the buffer; how many polled."""
         polled = 0
         for tp, records in self.consumer.poll(timeout_ms=timeout_ms).items():
             messages = [RawMessage(tp.topic, tp.partition, r.offset, r.key, r.value)
@@ -103,41 +120,61 @@ class OnlineTrainer:
             for key, value in out.dead:
                 self.producer.send(self.settings.dead_letter_topic, key=key, value=value)
             self.state.dead_letters += len(out.dead)
-            self.learn(clicks)
+            self.buffer.extend((c.user_id, c.item_id, float(c.ts)) for c in clicks)
             self.state.offsets[tp.partition] = records[-1].offset + 1
             polled += len(records)
         return polled
 
-    def learn(self, clicks: list[Click]) -> None:
+    def release(self) -> int:
+        """Learn the held clicks the watermark lets through (every one without a watermark),
+        exporting after every `online_export_every` clicks learned; how many were learned."""
+        upto = self.watermark.read() if self.watermark is not None else float("inf")
+        every, learned = self.settings.online_export_every, 0
+        while clicks := self.buffer.release(
+                upto, every - self.state.clicks_seen % every if every > 0 else None):
+            self.learn(clicks)
+            learned += len(clicks)
+            if every > 0 and self.state.clicks_seen % every == 0:
+                self.export()
+        return learned
+
+    def learn(self, clicks: list[Pending]) -> None:
         """Rows for new items, then one sample per click of a user with a history."""
         state, learner = self.state, self.learner
-        learner.add_items([(c.item_id, state.histories.get(c.user_id, [])) for c in clicks])
-        for c in clicks:
-            history = state.histories.get(c.user_id, [])
+        learner.add_items([(item, state.histories.get(user, [])) for user, item, _ in clicks])
+        for user, item, _ in clicks:
+            history = state.histories.get(user, [])
             if history:
-                self.pending.append((learner.rows(history), learner.row[c.item_id]))
-            state.histories[c.user_id] = (history + [c.item_id])[-learner.cfg.maxlen:]
-            state.counts[c.item_id] += 1
-        state.clicks_seen += len(clicks)
-        self.window.add([float(c.ts) for c in clicks], 0)
+                self.pending.append((learner.rows(history), learner.row[item]))
+            state.histories[user] = (history + [item])[-learner.cfg.maxlen:]
+            state.counts[item] += 1
+        state.learned([ts for _, _, ts in clicks])
+        self.window.add([ts for _, _, ts in clicks], 0)
         while len(self.pending) >= self.settings.online_batch:
             self.train_step()
 
     def train_step(self) -> None:
+        """One learner step on the oldest pending samples, scored by the gate first."""
         batch = self.pending[: self.settings.online_batch]
         del self.pending[: self.settings.online_batch]
+        hist, label = np.stack([h for h, _ in batch]), np.array([y for _, y in batch])
+        if self.settings.online_gate:  # prequential: before the learner sees them
+            self.gate.score(self.learner, self.serving, hist, label)
         started = time.perf_counter()
-        self.learner.step(np.stack([h for h, _ in batch]), np.array([y for _, y in batch]))
+        self.learner.step(hist, label)
         self.window.train_s += time.perf_counter() - started
         self.window.add([], len(batch))
         self.state.samples_seen += len(batch)
 
     def export(self) -> None:
-        """Publish changed vectors, write the version, then commit the offsets it holds."""
+        """Publish changed vectors, write the version, then commit the offsets it holds; not
+        when the canary gate refuses the learner (or waits for more samples)."""
         started = time.perf_counter()
         while self.pending:
             self.train_step()
         if self.window.samples == 0 and self.learner.num_items == len(self.published):
+            return
+        if not self.gate_allows():
             return
         vectors = self.learner.vectors()  # [N, D]
         rows = changed_rows(vectors, self.published, self.settings.online_publish_min_change)
@@ -148,15 +185,35 @@ class OnlineTrainer:
         self.producer.flush()
         published = time.perf_counter()
         self.published = after_publish(self.published, vectors, rows)
+        self.state.buffered = self.buffer.held()
         vdir = export_online(self.root, self.learner, self.state, self.window, self.parent,
-                             self.ocfg, len(rows))
+                             self.ocfg, len(rows),
+                             self.gate.meta() if self.settings.online_gate else None)
         log.info("exported %s: %d samples in window (%.1f s training), %d items published "
                  "(%.1f s), %d items, written in %.1f s", vdir.name, self.window.samples,
                  self.window.train_s, len(rows), published - started, self.learner.num_items,
                  time.perf_counter() - published)
         self.parent, self.window = vdir.name, Window()
+        self.serving, self.gate = self.learner.snapshot([]), Gate()
         prune_versions(self.root, self.settings.online_keep_versions)
         self.commit()
+
+    def gate_allows(self) -> bool:
+        """The canary gate's word on exporting the learner now (always yes when it is off)."""
+        if not self.settings.online_gate:
+            return True
+        gate = self.gate
+        decision = gate.decide(self.settings.online_gate_min_samples)
+        if decision == "wait":
+            log.info("export waits: %d samples scored since the last export (gate needs %d)",
+                     gate.samples, self.settings.online_gate_min_samples)
+        elif decision == "skip":
+            self.state.exports_skipped += 1
+            log.warning("export skipped by the gate: learner HR@50 %.4f < serving %.4f on %d "
+                        "samples (%d skipped so far)", gate.learner / gate.samples,
+                        gate.serving / gate.samples, gate.samples, self.state.exports_skipped)
+            self.gate = Gate()
+        return decision == "export"
 
     def commit(self) -> None:
         """Committed offsets show the trainer's lag; restarts use the version's own."""
@@ -168,18 +225,22 @@ class OnlineTrainer:
             log.warning("offset commit failed (lag metric only): %r", exc)
 
     def run(self) -> None:
+        timed = self.settings.online_export_every == 0  # else: exports in data time
         next_export = time.monotonic() + self.settings.online_export_s
         try:
             while not self.stopping:
-                if not self.consume() and self.pending:  # a quiet stream: train what is here
-                    self.train_step()
-                if time.monotonic() >= next_export:
+                polled = self.consume()
+                if not self.release() and not polled and self.pending:
+                    self.train_step()  # a quiet stream: train what is here
+                if timed and time.monotonic() >= next_export:
                     self.export()
                     next_export = time.monotonic() + self.settings.online_export_s
             self.export()  # what was learned since the last version is not lost on a stop
         finally:
             self.consumer.close()
             self.producer.close(timeout=5)
+            if self.watermark is not None:
+                self.watermark.close()
 
 
 def build_parser(defaults: Settings) -> argparse.ArgumentParser:

@@ -1,9 +1,11 @@
-"""The online trainer on the real stack: a bad click, a new item learned and recallable, and a
-SIGKILL + restart that resumes from the last version with every sample counted once."""
+"""The online trainer on the real stack: a bad click, a new item learned and recallable, a
+SIGKILL + restart that resumes from the last version with every sample counted once, and an
+evaluation's watermark in Redis that holds clicks back until it passes them."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
@@ -24,6 +27,8 @@ from streams.index import ItemIndex
 from streams.records import Click, DeadLetter
 from streams.settings import Settings
 from tests.integration.conftest import Reader, stream_model_items
+
+STATE_FILE = "online_state.json"
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +45,11 @@ def latest_meta(settings: Settings) -> dict[str, Any]:
 class Trainer:
     """`python -m streams.trainer` as a process; its log in tmp_path."""
 
-    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+    def __init__(self, settings: Settings, tmp_path: Path, **env: str) -> None:
         self.env = to_env(settings) | {"PATH": "/usr/bin", "RECALL_ONLINE_EXPORT_S": "1.5",
                                        "RECALL_ONLINE_BATCH": "16",
-                                       "RECALL_ONLINE_GROUP": f"trainer-{tmp_path.name}"}
+                                       "RECALL_ONLINE_GATE": "false",  # exports when asked
+                                       "RECALL_ONLINE_GROUP": f"trainer-{tmp_path.name}"} | env
         self.log_path = tmp_path / "trainer.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -173,3 +179,68 @@ def test_trainer_learns_a_new_item_dead_letters_a_bad_click_and_resumes_after_si
 
 def latest_meta_of(settings: Settings, version: str) -> dict[str, Any]:
     return dict(json.loads((Path(settings.model_dir) / version / META_FILE).read_text()))
+
+
+def online_metas(settings: Settings) -> list[dict[str, Any]]:
+    """The meta of every version the trainer exported, oldest first."""
+    root = Path(settings.model_dir)
+    found = [json.loads((p / META_FILE).read_text()) for p in sorted(root.iterdir())
+             if (p / META_FILE).exists()]
+    return [m for m in found if "online" in m]
+
+
+def test_trainer_learns_a_click_only_once_the_watermark_passes_it(
+        core_settings: Settings, model_dir: Path, tmp_path: Path) -> None:
+    """Clicks sent out of time order, a watermark W in Redis: nothing is learned while the key
+    is absent, every version holds clicks up to W only (`trained_ts_max`), exports come
+    after every 12 clicks learned, and the clicks still held are saved with the version."""
+    own = tmp_path / "model"
+    shutil.copytree(model_dir, own)
+    clicks = f"clicks-{uuid.uuid4().hex[:8]}"  # only this test's clicks, on 2 partitions
+    admin = KafkaAdminClient(bootstrap_servers=core_settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(clicks, 2, 1)])
+    finally:
+        admin.close()
+    settings = core_settings.model_copy(update={"model_dir": str(own), "clicks_topic": clicks})
+    key = f"eval-watermark-{uuid.uuid4().hex[:8]}"
+    store = redis.Redis.from_url(settings.redis_url, username=settings.redis_username,
+                                 password=settings.redis_password.get_secret_value()
+                                 if settings.redis_password is not None else None)
+    store.delete(key)
+    run = Trainer(settings, tmp_path, RECALL_EVAL_WATERMARK_KEY=key,
+                  RECALL_ONLINE_EXPORT_EVERY="12")
+    run.start()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        t0 = time.time() - 1000.0
+        order = np.random.default_rng(3).permutation(30)  # ts t0 + k, sent shuffled
+        for k in order.tolist():
+            user = USERS[k % 3]  # 3 users: most clicks have a history, so make samples
+            click = Click(user_id=user, item_id=1 + 7 * k, ts=t0 + k)
+            producer.send(settings.clicks_topic, key=str(user).encode(), value=click.to_bytes())
+        producer.flush()
+        time.sleep(3.0)  # consumed by now; the key is absent: nothing may be learned
+        assert online_metas(settings) == []
+
+        store.set(key, repr(t0 + 13.5))  # releases clicks 0..13: a version after 12
+        wait_until("a version at 12 clicks", lambda: len(online_metas(settings)) == 1, 60,
+                   run.alive)
+        first = online_metas(settings)[0]
+        assert first["clicks_learned"] == 12 and first["trained_ts_max"] == t0 + 11
+
+        store.set(key, repr(t0 + 20))  # 21 clicks now: no version before 24
+        time.sleep(3.0)
+        assert len(online_metas(settings)) == 1
+        assert run.stop() == 0  # the stop exports what it learned, and saves what it holds
+        last = online_metas(settings)[-1]
+        assert last["clicks_learned"] == 21 and last["trained_ts_max"] == t0 + 20
+        state = json.loads((own / last["version"] / STATE_FILE).read_text())
+        assert sorted(ts for _, _, ts in state["buffered"]) == [t0 + k for k in range(21, 30)]
+    finally:
+        if run.proc is not None and run.proc.poll() is None:
+            run.stop(signal.SIGKILL)
+        print(run.log_path.read_text()[-3000:])
+        producer.close()
+        store.delete(key)
+        store.close()
