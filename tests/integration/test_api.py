@@ -38,6 +38,10 @@ def test_insert_count_recall_drop(api: tuple[TestClient, Core]) -> None:
     for got, want in zip(body["results"], direct, strict=True):
         assert got["item_ids"] == want.item_ids and len(got["item_ids"]) == 20
         assert got["scores"] == pytest.approx(want.scores)
+        assert got["channels"] == want.channels  # no Redis here: MIND and the model's popular
+        assert set(got["channels"]) <= {"mind", "popular"} and "mind" in got["channels"]
+        assert all((n >= 0) == (c == "mind")
+                   for n, c in zip(got["interests"], got["channels"], strict=True))
     assert client.post("/drop").json() == {"dropped": True}
     assert client.get("/count").json() == {"count": 0}
 
@@ -71,7 +75,8 @@ def test_bad_requests_get_a_clear_4xx(
 
 
 def test_user_ids_leave_out_each_users_seen_items(core_settings: Settings) -> None:
-    settings = core_settings.model_copy(update={"max_user_id": 1000})
+    # MIND alone: the clicks below would move the co-occurrence channel's lists too
+    settings = core_settings.model_copy(update={"max_user_id": 1000, "channels": "mind"})
     with open_core(settings) as core, TestClient(create_api(core)) as client:
         store = core.history
         assert store is not None

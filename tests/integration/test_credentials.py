@@ -26,12 +26,12 @@ USER, USER_PASSWORD = "recall", "recall-pw-93c2"
 
 @pytest.fixture(scope="module")
 def protected_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """redis-server with requirepass and a `recall` user limited to hist:* keys; yields its URL."""
+    """redis-server with requirepass and a `recall` user limited to hist:* and co:* keys; yields its URL."""
     (port,) = free_ports(1)
     data = tmp_path_factory.mktemp("redis-auth")
     command = [redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", str(data), "--requirepass", ADMIN_PASSWORD,
-               "--user", USER, "on", f">{USER_PASSWORD}", "~hist:*", "+@all"]
+               "--user", USER, "on", f">{USER_PASSWORD}", "~hist:*", "~co:*", "+@all"]
     log = open(Path(data) / "redis.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -88,16 +88,19 @@ def test_live_routes_show_history_interests_and_the_published_candidates(
     # the page recalls with the same core as the worker: the same candidates and attribution
     assert [c["id"] for c in state["candidates"]] == last.item_ids
     assert [c["interest"] for c in state["candidates"]] == last.interests
+    assert [c["channel"] for c in state["candidates"]] == last.channels
     assert len(state["interests"]) == worker.num_interests
     lists = {it["index"]: [i["id"] for i in it["items"]] for it in state["interests"]}
-    for candidate in state["candidates"]:
-        assert candidate["id"] in lists[candidate["interest"]]
+    for candidate in state["candidates"]:  # MIND's: the index of one of its interests
+        assert candidate["interest"] == -1 if candidate["channel"] != "mind" \
+            else candidate["interest"] in lists
     assert not set(clicked) & {i for items in lists.values() for i in items}
     feed = httpx.get(f"{live_url}/live/feed").json()
     mine = [e for e in feed["entries"] if e["user_id"] == user]
     assert [e["click"]["id"] for e in mine] == clicked
     assert all(0 < e["latency_ms"] < 30_000 for e in mine)
     assert [i["interest"] for i in mine[-1]["items"]] == last.interests[:5]
+    assert [i["channel"] for i in mine[-1]["items"]] == (last.channels or [])[:5]
     refused = httpx.post(f"{live_url}/live/clicks", json={"user_id": 0, "item_id": 1})
     assert refused.status_code == 422
 
@@ -158,7 +161,10 @@ def test_live_page_in_a_browser_updates_interests_and_candidates(live_url: str,
         assert all(c.find_elements("css selector", "li") for c in columns)
         marks = {e.get_attribute("data-interest")
                  for e in driver.find_elements("css selector", "#candidates li")}
-        assert marks <= {str(k) for k in range(worker.num_interests)}
+        assert marks <= {str(k) for k in range(-1, worker.num_interests)}
+        channels = {e.get_attribute("data-channel")
+                    for e in driver.find_elements("css selector", "#candidates li")}
+        assert channels and channels <= {"mind", "cooccur", "popular"}
         assert driver.find_element("css selector", "#candidates li .tag").is_displayed()
         wait.until(lambda d: len(d.find_elements("css selector", f'#feed tr[data-user="{user}"]'))
                    == len(clicked))
