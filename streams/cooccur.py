@@ -13,22 +13,15 @@ from typing import Any
 
 from model.cooccur import CooccurConfig, fmt, recent_distinct
 from streams.history import unavailable
+from streams.history_lua import N_OF_LUA
 
 SCORE_LUA = """
 local P, nread, pd, half, byread = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4]), ARGV[5] == 'read'
 local topn, popn = tonumber(ARGV[6]), tonumber(ARGV[7])
 local nbase = tonumber(redis.call('GET', P .. 'nb') or '0')
-local ncache = {}
-local function n_of(j)
-  local v = ncache[j]
-  if v == nil then
-    v = tonumber(redis.call('ZSCORE', P .. 'n', j) or '0')
-    ncache[j] = v
-  end
-  return v
-end
-local near = {}
+local ns = {}
+""" + N_OF_LUA + """local near = {}
 local function near_of(i)  -- neighbour ids and their values (co, or co / sqrt(n) at read)
   local v = near[i]
   if v == nil then

@@ -43,6 +43,19 @@ from __future__ import annotations
 
 FIRST_CLICK_ARG = 11  # ARGV index of the first click's key index
 
+# an item's stored count n, read once per script call (`ns` caches it; the append script keeps
+# it current as it counts); shared by the append and the scoring script
+N_OF_LUA = """
+local function n_of(item)
+  local n = ns[item]
+  if n == nil then
+    n = tonumber(redis.call('ZSCORE', P .. 'n', item) or '0')
+    ns[item] = n
+  end
+  return n
+end
+"""
+
 APPEND_LUA = """
 local hlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -102,15 +115,7 @@ local function count(item, ts)
   ns[item] = tonumber(redis.call('ZINCRBY', P .. 'n', fmt(2 ^ lg), item))
 end
 
-local function n_of(item)
-  local n = ns[item]
-  if n == nil then
-    n = tonumber(redis.call('ZSCORE', P .. 'n', item) or '0')
-    ns[item] = n
-  end
-  return n
-end
-
+""" + N_OF_LUA + """
 local function bump(i, j, ts)
   local key = P .. i
   local w = weight(i, ts)
