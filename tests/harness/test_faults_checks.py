@@ -19,6 +19,7 @@ from harness.faults_checks import (
 from harness.faults_poison import HUGE, POISON_ITEMS, flood
 from harness.faults_scenarios import QUICK, SCENARIOS
 from harness.faults_traffic import Received, Sent, SentClick
+from model.fusion import FusionConfig, fuse
 from streams.records import DeadLetter, Recommendation
 
 
@@ -188,3 +189,20 @@ def test_cli_env_fallbacks(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SystemExit):
         parse_args(["--scenarios", "nope"])
 
+
+
+def test_fused_records_are_checked_by_their_mind_list_and_their_fusion() -> None:
+    cfg = FusionConfig()
+    cs = clicks(7, [11, 12, 13])
+    lists = {"mind": [1, 2], "cooccur": [5, 1], "popular": [9]}
+    good = fuse(lists, cfg, 3).item_ids
+    recs = prefix_recs(cs)
+    for r in recs:
+        r.rec.item_ids, r.rec.scores = good, [0.5, 0.4, 0.3]
+        r.rec.channel_lists = lists
+    out = check_clicks(ClickRun(cs, recs, {7: stored(cs)}, history_len=3), recall, cfg)
+    assert out["recommendation_errors"] == 0
+    recs[1].rec.channel_lists = {**lists, "mind": [2, 1]}  # MIND's own list is wrong
+    recs[2].rec.item_ids = list(reversed(good))  # the fused list is not its lists' fusion
+    out = check_clicks(ClickRun(cs, recs, {7: stored(cs)}, history_len=3), recall, cfg)
+    assert out["recommendation_errors"] == 2
