@@ -26,7 +26,8 @@ USER, USER_PASSWORD = "recall", "recall-pw-93c2"
 
 @pytest.fixture(scope="module")
 def protected_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """redis-server with requirepass and a `recall` user limited to hist:* and co:* keys; yields its URL."""
+    """redis-server with requirepass and a `recall` user limited to hist:* and co:* keys (the
+    histories and the co-occurrence counts); yields its URL."""
     (port,) = free_ports(1)
     data = tmp_path_factory.mktemp("redis-auth")
     command = [redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
