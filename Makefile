@@ -30,9 +30,10 @@ help:
 	@echo "make bench     pass-through, search ceiling, naive and pipeline sweeps; BENCH_OUT json,"
 	@echo "               .png and .md beside it (BENCH_QUICK=1: 12k catalog, < 5 min)"
 	@echo "make train     train and export a model (DATA=path, else built-in generator)"
-	@echo "make online-eval  prequential HR@20/50 of MostPopular, batch, realtime, continuous"
-	@echo "               on DATA (user,item,ts CSV) replayed through the stack; ONLINE_OUT json,"
-	@echo "               .png and .md beside it"
+	@echo "make online-eval  prequential HR@20/50 of MostPopular, batch, realtime, continuous,"
+	@echo "               itemcf, served on DATA (user,item,ts CSV) replayed through the stack"
+	@echo "               under the learning watermark, with a leak check; ONLINE_OUT json,"
+	@echo "               .png and .md beside it (ONLINE_NO_WATERMARK=1: without it)"
 	@echo "make up        docker compose production stack, WORKERS=N workers (needs .env)"
 	@echo "make down      stop the docker compose stack (volumes kept)"
 

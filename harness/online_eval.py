@@ -2,54 +2,50 @@
 through the real local stack.
 
 Per seed: MIND trained on the clicks before the time cut, the stack started with those
-histories in Redis and item vectors in Milvus, the worker and the continuous trainer
-(`python -m streams.trainer`) started, the future replayed at up to --rate with the data's
-timestamps, each user waiting for the recommendation of their previous click before sending
-the next (a closed loop per user, as real users), every recommendation collected. Each
-future click of a user who clicked before is scored on the list served after that user's
-previous click, for four variants: live MostPopular, `batch` (initial model, histories
-frozen at the cut), `realtime` (initial model, live histories) and `continuous` (what the
-worker actually served, with the trainer's versions). Writes ONLINE_OUT (JSON), a .png and a
-.md beside it; last line `ONLINE {json}`.
+histories in Redis and item vectors in Milvus, the worker (recording each channel's list) and
+the continuous trainer (`python -m streams.trainer`) started, the future replayed at up to
+--rate with the data's timestamps, each user waiting for the recommendation of their previous
+click before sending the next (a closed loop per user, as real users), every recommendation
+collected. Each future click of a user who clicked before is scored on the list served after
+that user's previous click, for six variants: live MostPopular, `batch` (initial model,
+histories frozen at the cut), `realtime` (initial model, live histories), and from what the
+worker served: `continuous` (its MIND channel, with the trainer's versions), `itemcf` (its
+co-occurrence channel filled with its popularity channel) and `served` (the fused list).
+
+The learning watermark (off with --no-watermark): the worker's co-occurrence counts and the
+trainer learn a click only once every click with an earlier timestamp has been scored, so no
+served list comes from counts or a model holding a later click; the leak check counts the
+served lists that did. Writes ONLINE_OUT (JSON), a .png and a .md beside it; last line
+`ONLINE {json}`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.online_data import Timeline, cut, read_clicks, train_initial, user_sequences
-from harness.online_recall import at_served_ranks, frozen_recaller, frozen_variants
-from harness.online_report import combine, summary_line, trainer_stats, write
-from harness.online_stack import (
-    Collector,
-    OnlineSystem,
-    check_trainer,
-    load_histories,
-    send_clicks,
-    wait_for_recommendations,
-    warm_up,
-)
-from harness.online_variants import (
-    Points,
-    continuous_ranks,
-    evaluated_points,
-    most_popular_ranks,
-    summarize,
-)
-from harness.stack import StackError, free_ports
-from streams.settings import Settings
+from harness.online_data import cut, read_clicks, user_sequences
+from harness.online_report import combine, summary_line
+from harness.online_run import run_seed
+from harness.online_stack import check_trainer
+from harness.online_table import write
+from harness.online_variants import evaluated_points, most_popular_ranks
+from harness.stack import StackError
 
 
 def _env(name: str, default: str | None) -> str | None:
     return os.environ.get(name, default)
+
+
+def _flag(name: str) -> bool:
+    return _env(name, "") not in ("", "0")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -65,6 +61,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="most clicks/s sent to Kafka; each user's next click waits for the "
                    "recommendation of their previous one (env ONLINE_RATE, default "
                    "%(default)s)")
+    p.add_argument("--window", type=int, default=int(_env("ONLINE_WINDOW", "2000") or 2000),
+                   help="how far (clicks in data order) other users' clicks may run ahead of "
+                   "a user waiting for a recommendation (env ONLINE_WINDOW, default "
+                   "%(default)s)")
+    p.add_argument("--ahead-s", type=float,
+                   default=float(_env("ONLINE_AHEAD_S", "3600") or 3600),
+                   help="no click is sent more than this much data time (seconds) after W, the "
+                   "smallest data time of the clicks not yet scored, unless the replay falls "
+                   "behind --replay-minutes: under the watermark the learners wait for the "
+                   "slowest user, so users running ahead get lists that are stale by up to the "
+                   "bound; inf: no bound (env ONLINE_AHEAD_S, default %(default)s)")
+    p.add_argument("--replay-minutes", type=float,
+                   default=float(_env("ONLINE_REPLAY_MINUTES", "15") or 0),
+                   help="the bound above doubles each second while the replay is behind a "
+                   "steady pace that sends the future in this many minutes, and halves back "
+                   "while ahead of it; 0: a fixed bound (env ONLINE_REPLAY_MINUTES, default "
+                   "%(default)s)")
     p.add_argument("--seeds", default=_env("ONLINE_SEEDS", "1"),
                    help="comma list of training seeds, one full run each (env ONLINE_SEEDS, "
                    "default %(default)s)")
@@ -74,16 +87,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--slices", type=int, default=int(_env("ONLINE_SLICES", "10") or 10),
                    help="equal-count slices of the evaluated clicks for HR@50 over data time "
                    "(env ONLINE_SLICES, default %(default)s)")
+    p.add_argument("--export-every", type=int,
+                   default=int(_env("ONLINE_EXPORT_EVERY", "1000") or 0),
+                   help="the trainer exports after every this many learned clicks, passed as "
+                   "RECALL_ONLINE_EXPORT_EVERY; 0: every --export-s seconds instead (env "
+                   "ONLINE_EXPORT_EVERY, default %(default)s)")
     p.add_argument("--export-s", type=float, default=float(_env("ONLINE_EXPORT_S", "10") or 10),
-                   help="the trainer's export period, passed as RECALL_ONLINE_EXPORT_S (env "
-                   "ONLINE_EXPORT_S, default %(default)s)")
-    p.add_argument("--open-loop", action="store_true",
-                   default=_env("ONLINE_OPEN_LOOP", "") not in ("", "0"),
+                   help="the trainer's export period in seconds when --export-every is 0, "
+                   "passed as RECALL_ONLINE_EXPORT_S (env ONLINE_EXPORT_S, default "
+                   "%(default)s)")
+    p.add_argument("--no-watermark", action="store_true", default=_flag("ONLINE_NO_WATERMARK"),
+                   help="learners learn every click at once, even one later than clicks still "
+                   "to be scored (the leak the watermark prevents, to measure it) (env "
+                   "ONLINE_NO_WATERMARK=1)")
+    p.add_argument("--open-loop", action="store_true", default=_flag("ONLINE_OPEN_LOOP"),
                    help="send at --rate without waiting for recommendations (a load test of "
                    "the worker and the trainer; a user's clicks may then share a worker "
                    "batch) (env ONLINE_OPEN_LOOP=1)")
-    p.add_argument("--no-trainer", action="store_true",
-                   default=_env("ONLINE_NO_TRAINER", "") not in ("", "0"),
+    p.add_argument("--no-trainer", action="store_true", default=_flag("ONLINE_NO_TRAINER"),
                    help="no continuous trainer: `continuous` is then the realtime worker, "
                    "flagged (env ONLINE_NO_TRAINER=1)")
     p.add_argument("--limit", type=int, default=int(_env("ONLINE_LIMIT", "0") or 0) or None,
@@ -103,96 +124,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.seed_list = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     if not args.seed_list:
         p.error("--seeds needs at least one seed")
+    if args.export_every < 0:
+        p.error("--export-every must be >= 0")
     return args
-
-
-def seed_settings(workdir: Path) -> Settings:
-    """Private ports, the seed's dir for the stack and the model root, reload every 2 s."""
-    kafka, redis, milvus, web = free_ports(4)
-    return Settings().model_copy(update={
-        "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus, "worker_web_port": web,
-        "stack_dir": str(workdir), "model_dir": str(workdir / "model"),
-        "reload_interval_s": 2.0})
-
-
-def replay(args: argparse.Namespace, system: OnlineSystem, timeline: Timeline,
-           phases: dict[str, float]) -> tuple[Collector, dict[str, Any]]:
-    """Trainer (unless --no-trainer), warm-up click, the future replayed, recommendations
-    drained; then the worker and the trainer are stopped. Times go into `phases`."""
-    settings = system.settings
-    clock = time.monotonic()
-    collector = Collector(settings)
-    collector.start()
-    if not args.no_trainer:
-        system.start_trainer()
-    warm_up(collector, settings, timeline.future[0].item, timeline.cut_ts, system.check_alive)
-    sent = send_clicks(timeline.future, settings, args.rate, system.check_alive,
-                       answered=None if args.open_loop else lambda key: key in collector.recs)
-    phases["replay_s"] = time.monotonic() - clock
-    wait_for_recommendations(collector, len(timeline.future), args.timeout, system.check_alive)
-    system.check_alive()
-    collector.stop()
-    system.stop_processes()
-    phases["drain_s"] = time.monotonic() - clock - phases["replay_s"]
-    return collector, {"sent": sent.sent, "failed": sent.failed, "invalid": sent.invalid,
-                       "rate_sent": round(sent.rate, 1), "duplicates": collector.duplicates}
-
-
-def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Points,
-             seqs: dict[int, Any], most_popular: Any) -> dict[str, Any]:
-    """One full run: train, start, frozen variants, trainer, replay, collect, score."""
-    workdir = Path(args.workdir).absolute() / f"seed-{seed}"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    phases: dict[str, float] = {}
-    clock = time.monotonic()
-    initial = train_initial(timeline.past, workdir / "model", seed=seed,
-                            max_minutes=args.train_minutes,
-                            label=f"{args.data} before {timeline.cut_ts:.0f}")
-    version = initial.version_dir.name
-    phases["train_s"] = time.monotonic() - clock
-    print(f"seed {seed}: initial model {initial.summary()}", flush=True)
-    with OnlineSystem(seed_settings(workdir), args.export_s) as system:
-        settings = system.settings
-        load_histories(settings, timeline.past)
-        phases["start_s"] = time.monotonic() - clock - phases["train_s"]
-        with frozen_recaller(settings, initial.version_dir) as recaller:
-            ranks, fallbacks, at_cut = frozen_variants(
-                recaller, timeline, points, seqs, settings.history_len, settings.num_interests)
-            phases["frozen_s"] = time.monotonic() - clock - sum(phases.values())
-            collector, sent = replay(args, system, timeline, phases)
-            cont, state, stats = continuous_ranks(timeline, points, seqs, collector.recs,
-                                                  at_cut, version,
-                                                  history_len=settings.history_len)
-            at_served = at_served_ranks(recaller, points, seqs, state, ranks["realtime"],
-                                        settings.history_len, settings.num_interests)
-            phases["score_s"] = time.monotonic() - clock - sum(phases.values())
-    served = summarize(at_served, points, args.slices)
-    continuous = {**summarize(cont, points, args.slices), **stats.as_dict(len(points)),
-                  "realtime_at_served": {k: served[k] for k in ("hitrate@20", "hitrate@50",
-                                                                "new_item_hitrate@50", "slices")},
-                  "trainer": not args.no_trainer,
-                  "served_versions": len({r.version for r in collector.recs.values()}),
-                  **trainer_stats(workdir / "model", version)}
-    if args.no_trainer:
-        continuous["note"] = "no trainer: the realtime worker (initial model, live histories)"
-    run: dict[str, Any] = {
-        "seed": seed,
-        "most_popular": summarize(most_popular, points, args.slices),
-        "batch": {**summarize(ranks["batch"], points, args.slices),
-                  "popular_fallbacks": fallbacks["batch"]},
-        "realtime": {**summarize(ranks["realtime"], points, args.slices),
-                     "popular_fallbacks": fallbacks["realtime"]},
-        "continuous": continuous,
-        "initial_model": initial.summary(),
-        "replay": sent,
-        "phases_s": {k: round(v, 1) for k, v in phases.items()},
-        "logs": str(workdir),
-    }
-    print(f"seed {seed}: " + ", ".join(f"{v} HR@50 {run[v]['hitrate@50']:.4f}" for v in
-                                       ("most_popular", "batch", "realtime", "continuous")),
-          flush=True)
-    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,7 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "future_clicks": len(timeline.future), "evaluated_clicks": len(points),
         "new_item_share": sum(c.item not in known for c in timeline.future)
         / len(timeline.future),
-        "rate": args.rate, "open_loop": args.open_loop, "export_s": args.export_s,
+        "rate": args.rate, "window": args.window,
+        "ahead_s": None if math.isinf(args.ahead_s) else args.ahead_s,
+        "replay_minutes": args.replay_minutes,
+        "open_loop": args.open_loop,
+        "watermark": not args.no_watermark, "export_every": args.export_every,
+        "export_s": args.export_s,
         "trainer": None if args.no_trainer else "streams.trainer", "seeds": args.seed_list,
         **combine(runs), "runs": runs,
     }

@@ -19,7 +19,6 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from harness.online_data import Timeline
 from harness.online_variants import TOP_K, Points
 from model.serving import InterestModel
 from streams.core import check_model, make_recaller
@@ -44,7 +43,8 @@ class Row(NamedTuple):
 def frozen_recaller(settings: Settings, version_dir: Path,
                     collection: str = FROZEN_COLLECTION) -> Iterator[Recaller]:
     """A Recaller over the initial export and a fresh collection holding its item vectors,
-    built with the worker's settings (pruning, per-interest extra, search parameters)."""
+    built with the worker's settings (pruning, per-interest extra, search parameters): the
+    MIND channel alone."""
     model = InterestModel.load(version_dir, device=settings.device)
     check_model(model, settings)
     index = ItemIndex(settings.milvus_uri, collection, model.dim, settings.milvus_index,
@@ -59,7 +59,10 @@ def frozen_recaller(settings: Settings, version_dir: Path,
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{collection}: {index.count()} of {len(ids)} vectors")
             time.sleep(0.2)
-        yield make_recaller(settings, model, index, TOP_K)
+        mind = make_recaller(settings.model_copy(update={"channels": "mind"}), model, index,
+                             TOP_K)
+        assert isinstance(mind, Recaller)
+        yield mind
     finally:
         index.close()
 
@@ -78,19 +81,6 @@ def point_rows(points: Points, seqs: Mapping[int, np.ndarray], history_len: int,
         seq = seqs[user]
         rows.append(Row(seq[max(0, end - history_len):end], seq[:before], item))
     return rows
-
-
-def cut_rows(timeline: Timeline, seqs: Mapping[int, np.ndarray],
-             history_len: int) -> dict[int, Row]:
-    """Per user of the future: the state at the cut (past history, past items excluded)."""
-    n_past: dict[int, int] = {}
-    for c in timeline.past:
-        n_past[c.user] = n_past.get(c.user, 0) + 1
-    out = {}
-    for user in sorted({c.user for c in timeline.future}):
-        end = n_past.get(user, 0)
-        out[user] = Row(seqs[user][max(0, end - history_len):end], seqs[user][:end], -1)
-    return out
 
 
 def recall_rows(recaller: Recaller, rows: Sequence[Row], interests: int, desc: str,
@@ -127,12 +117,11 @@ def ranks_of(lists: Sequence[np.ndarray], rows: Sequence[Row], top_k: int = TOP_
     return ranks
 
 
-def frozen_variants(recaller: Recaller, timeline: Timeline, points: Points,
+def frozen_variants(recaller: Recaller, points: Points,
                     seqs: Mapping[int, np.ndarray], history_len: int, interests: int
-                    ) -> tuple[dict[str, np.ndarray], dict[str, int], dict[int, np.ndarray]]:
-    """Ranks of `realtime` and `batch`, their popular fallbacks, and each future user's list at
-    the cut (what every model variant serves after a click before the cut). A click whose
-    previous click is before the cut has one list for both variants: computed once."""
+                    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Ranks of `realtime` and `batch` and their popular fallbacks. A click whose previous
+    click is before the cut has one list for both variants: computed once."""
     live = point_rows(points, seqs, history_len, points.before)
     lists, live_fallbacks = recall_rows(recaller, live, interests, "realtime (frozen model)")
     realtime = ranks_of(lists, live)
@@ -142,19 +131,16 @@ def frozen_variants(recaller: Recaller, timeline: Timeline, points: Points,
     batch = realtime.copy()
     batch[differs] = ranks_of(batch_lists, some)
     same = np.flatnonzero(points.before == points.n_past)
-    cut = cut_rows(timeline, seqs, history_len)
-    cut_lists, _ = recall_rows(recaller, list(cut.values()), interests, "lists at the cut")
     fallbacks = {"realtime": int(live_fallbacks.sum()),
                  "batch": int(batch_fallbacks.sum() + live_fallbacks[same].sum())}
-    return ({"realtime": realtime, "batch": batch}, fallbacks,
-            dict(zip(cut, cut_lists, strict=True)))
+    return {"realtime": realtime, "batch": batch}, fallbacks
 
 
 def at_served_ranks(recaller: Recaller, points: Points, seqs: Mapping[int, np.ndarray],
                     state: np.ndarray, realtime: np.ndarray, history_len: int, interests: int
                     ) -> np.ndarray:
     """[P] ranks of the frozen model on the history the worker's served list had seen
-    (`state[p]` clicks; see online_variants.continuous_ranks), every earlier click excluded:
+    (`state[p]` clicks; see online_served.worker_ranks), every earlier click excluded:
     `continuous` against this isolates what the newer models bring. Where that history is the
     previous click's, the realtime rank is reused."""
     ranks = realtime.copy()

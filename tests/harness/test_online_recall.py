@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness.online_data import user_sequences
-from harness.online_recall import Row, cut_rows, point_rows, ranks_of, recall_rows
+from harness.online_recall import Row, point_rows, ranks_of, recall_rows
 from harness.online_variants import evaluated_points
 from streams.recaller import Recaller
 from tests.harness.test_online_variants import TIMELINE
@@ -54,13 +54,6 @@ def test_point_rows_take_history_ends_and_exclude_everything_before() -> None:
     frozen = point_rows(p, seqs, 2, p.n_past, np.array([2, 3]))
     assert [r.history.tolist() for r in frozen] == [[], [10, 11]]
     assert [r.exclude.tolist() for r in frozen] == [[10], [10, 11, 12]]
-
-
-def test_cut_rows_hold_each_future_users_state_at_the_cut() -> None:
-    rows = cut_rows(TIMELINE, user_sequences(TIMELINE), 10)
-    assert sorted(rows) == [1, 2, 4]
-    assert rows[1].history.tolist() == [10, 11] and rows[1].exclude.tolist() == [10, 11]
-    assert rows[4].history.tolist() == []
 
 
 def test_recall_rows_keep_row_order_exclude_seen_items_and_fall_back_to_popular() -> None:

@@ -1,5 +1,4 @@
-"""harness.online_variants: evaluated clicks, live MostPopular, hit rates, slices, and which
-worker recommendation each click was served."""
+"""harness.online_variants: evaluated clicks, live MostPopular, hit rates, slices, halves."""
 
 from __future__ import annotations
 
@@ -7,8 +6,6 @@ import numpy as np
 
 from harness.online_data import Click, Timeline, user_sequences
 from harness.online_variants import (
-    Served,
-    continuous_ranks,
     evaluated_points,
     most_popular_ranks,
     rank_in,
@@ -51,7 +48,7 @@ def test_most_popular_counts_live_ties_by_id_and_skips_seen_items() -> None:
         [-1, 0, -1, -1]
 
 
-def test_summarize_hit_rates_new_items_and_slices() -> None:
+def test_summarize_hit_rates_new_items_slices_and_halves() -> None:
     p = evaluated_points(TIMELINE)
     out = summarize(np.array([30, 0, 2, -1]), p, slices=2)
     assert out["hitrate@20"] == 0.5
@@ -61,48 +58,26 @@ def test_summarize_hit_rates_new_items_and_slices() -> None:
     assert out["slices"] == [
         {"from_ts": 5.0, "to_ts": 7.0, "clicks": 2, "hitrate@50": 1.0},
         {"from_ts": 8.0, "to_ts": 9.0, "clicks": 2, "hitrate@50": 0.5}]
+    first, second = out["halves"]["first"], out["halves"]["second"]
+    assert (first["hitrate@20"], first["hitrate@50"], first["new_item_hitrate@50"]) == \
+        (0.5, 1.0, 1.0)
+    assert (second["hitrate@50"], second["new_item_hitrate@50"]) == (0.5, None)
+    assert (first["from_ts"], first["to_ts"], second["from_ts"]) == (5.0, 7.0, 8.0)
+    assert out["unavailable"] == 0
+
+
+def test_summarize_only_where_the_variant_had_a_list() -> None:
+    p = evaluated_points(TIMELINE)
+    out = summarize(np.array([30, 0, 2, -1]), p, slices=2,
+                    valid=np.array([False, True, True, True]))
+    assert out["hitrate@50"] == 2 / 3 and out["evaluated_clicks"] == 3
+    assert out["unavailable"] == 1 and out["new_item_hitrate@50"] is None
+    assert [s["clicks"] for s in out["slices"]] == [1, 2]  # the same slices as the others
+    assert out["slices"][0]["from_ts"] == 5.0
+    none = summarize(np.array([30, 0, 2, -1]), p, slices=2, valid=np.zeros(4, dtype=bool))
+    assert none["hitrate@50"] is None and none["slices"][0]["hitrate@50"] is None
 
 
 def test_slice_rows_never_makes_empty_slices() -> None:
     rows = slice_rows(np.array([1.0, 2.0]), np.array([True, False]), 5)
     assert [r["clicks"] for r in rows] == [1, 1]
-
-
-def served(batch: float, version: str, items: list[int],
-           history: tuple[int, ...] = ()) -> Served:
-    return Served(batch, version, np.array(items, dtype=np.int64), history)
-
-
-AT_CUT = {1: np.array([10, 30, 12]), 2: np.array([30, 10]), 4: np.array([20, 10])}
-
-
-def test_continuous_serves_the_previous_batch_the_cut_list_and_counts_missing() -> None:
-    p = evaluated_points(TIMELINE)
-    recs = {(1, 12, 5.0): served(100, "v0", [30, 12, 11], (10, 11, 12)),
-            (4, 10, 6.0): served(100, "v1", [20, 30], (99,)),  # not user 4's history
-            (2, 10, 7.0): served(101, "v1", [10, 30]),
-            (4, 20, 8.0): served(101, "v1", [99])}  # (1, 10, 9.0) is missing
-    ranks, state, stats = continuous_ranks(TIMELINE, p, user_sequences(TIMELINE), recs, AT_CUT,
-                                           "v0")
-    # click 0: previous click in the past -> the cut list minus seen 10, 11 -> [30, 12];
-    # click 2: likewise [30, 10]; click 3: user 4's click at 6 (batch 100) -> [20, 30];
-    # click 4: its own record is missing -> the latest earlier one, 10 was seen -> miss
-    assert ranks.tolist() == [1, 1, 0, -1]
-    assert state.tolist() == [2, 1, 1, 3]  # user 1's last list had seen 10, 11 and 12
-    assert stats.as_dict(len(p)) == {
-        "missing_recommendations": 1, "same_batch_clicks": 0, "served_from_cut": 2,
-        "served_by_updated_model": 1, "seen_items_per_served_list": 3 / 4,
-        "served_history_mismatch": 1}
-
-
-def test_continuous_never_serves_a_list_made_in_the_clicks_own_batch() -> None:
-    p = evaluated_points(TIMELINE)
-    recs = {(4, 10, 6.0): served(101, "v1", [99]),  # made after both clicks of user 4
-            (4, 20, 8.0): served(101, "v1", [99])}
-    ranks, state, stats = continuous_ranks(TIMELINE, p, user_sequences(TIMELINE), recs, AT_CUT,
-                                           "v0")
-    assert ranks[2] == 0  # user 4 had nothing served before: the cut list [20, 10]
-    assert state[2] == 0  # no click of user 4 before the cut
-    assert stats.same_batch == 1
-    assert stats.from_cut == 4  # also user 1's and 2's clicks (no records before them)
-    assert stats.missing == 3
