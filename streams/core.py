@@ -128,6 +128,8 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
             stack.callback(history.close)
             history.start()
         recaller = make_recaller(settings, model, index, history=history)
+        if isinstance(recaller, FusedRecaller):
+            stack.callback(recaller.close)
         log.info("core ready: model %s on %s, %s, %s", model.version, model.device,
                  redact_url(settings.milvus_uri),
                  redact_url(settings.redis_url) if with_history else "no redis")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from model.cooccur import CooccurConfig
@@ -50,6 +51,10 @@ class FusedRecaller:
         self.cooccur = cooccur if "cooccur" in self.channels or "popular" in self.channels \
             else None
         self.list_len = list_len
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cooccur-read")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def top_k(self) -> int:
@@ -70,18 +75,20 @@ class FusedRecaller:
         drop = histories if exclude is None else exclude
         spent = timings if timings is not None else {}
         n = max(self.list_len or k, k)
+        longest = max((len(d) for d in drop), default=0)
+        reading = None
+        if self.cooccur is not None:  # Redis scores while MIND runs its model and Milvus search
+            reading = self._pool.submit(
+                self.cooccur.read, histories, drop, n if "cooccur" in self.channels else 0,
+                n + longest if "popular" in self.channels else 0)
         mind = self.mind.recall(histories, n, spent, exclude) if "mind" in self.channels \
             else None
         started = time.perf_counter()
-        longest = max((len(d) for d in drop), default=0)
-        counts = None
-        if self.cooccur is not None:
-            counts = self.cooccur.read(histories, drop, n if "cooccur" in self.channels else 0,
-                                       n + longest if "popular" in self.channels else 0)
+        counts = reading.result() if reading is not None else None
         co_lists = [ids for ids, _ in counts.lists] if counts is not None \
             else [[] for _ in histories]
         popular = self._popular(counts, n + longest)
-        spent["cooccur"] = time.perf_counter() - started
+        spent["cooccur"] = time.perf_counter() - started  # what the read added after MIND
         out = []
         for row, seen in enumerate(drop):
             gone = set(seen)
