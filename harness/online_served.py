@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.online_data import Timeline
 from harness.online_variants import TOP_K, Points, rank_in
+from model.cooccur import filled
 from streams.records import Recommendation
 
 WORKER_VARIANTS = ("continuous", "itemcf", "served")
@@ -47,12 +48,6 @@ class Served(NamedTuple):
             k: np.asarray(v, dtype=np.int64) for k, v in rec.channel_lists.items()}
         return cls(rec.emit_ts, rec.model_version, np.asarray(rec.item_ids, dtype=np.int64),
                    tuple(rec.history), lists, rec.counts_ts, rec.click_ts)
-
-
-def filled(first: np.ndarray, then: np.ndarray, k: int = TOP_K) -> np.ndarray:
-    """`first`, then the items of `then` not in it, cut at `k`."""
-    rest = then[~np.isin(then, first)] if len(first) else then
-    return np.concatenate([first, rest])[:k].astype(np.int64)
 
 
 def variant_lists(rec: Served, k: int = TOP_K) -> dict[str, np.ndarray | None]:

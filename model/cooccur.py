@@ -26,8 +26,10 @@ needs no n(j).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 REBASE_LOG2 = 30.0  # a stored weight never exceeds 2^30 times the base's
 
@@ -75,6 +77,17 @@ class CountsView:
     near: dict[int, Neighbours] = field(default_factory=dict)
     n: dict[int, float] = field(default_factory=dict)
     n_base: float = 0.0
+
+
+def filled(first: Sequence[int] | np.ndarray, then: Sequence[int] | np.ndarray,
+           k: int) -> np.ndarray:
+    """`first`, then the items of `then` not in it, cut at `k`: the ItemCF a team deploys
+    first is the co-occurrence list filled with popular items (the `itemcf` variant)."""
+    head = np.asarray(first, dtype=np.int64)
+    rest = np.asarray(then, dtype=np.int64)
+    if len(head):
+        rest = rest[~np.isin(rest, head)]
+    return np.concatenate([head, rest])[:k]
 
 
 def recent_distinct(history: Sequence[int], window: int) -> list[int]:
@@ -192,7 +205,3 @@ class CooccurCounts:
     def recall(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
                top_k: int) -> list[tuple[list[int], list[float]]]:
         return score_users(histories, self.view(histories), self.cfg, exclude, top_k)
-
-    def stored(self) -> Mapping[int, dict[int, float]]:
-        """Every neighbour set as stored (tests compare it with Redis)."""
-        return self.co

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from model.cli import HelpFormatter
+from model.cooccur import filled
 from model.fusion import CHANNELS, FusionConfig
 from model.online_dump import load
 
@@ -83,14 +84,8 @@ class Lists:
 def itemcf(lists: Lists, top: int = 50) -> np.ndarray:
     """Co-occurrence filled with popularity (the ItemCF a team deploys first)."""
     co, pop = lists.ids["cooccur"], lists.ids["popular"]
-    hit = np.zeros(len(co), dtype=bool)
-    for p in range(len(co)):
-        got = [i for i in co[p] if i >= 0][:top]
-        if len(got) < top:
-            have = set(got)
-            got += [i for i in pop[p] if i >= 0 and i not in have][: top - len(got)]
-        hit[p] = lists.target[p] in got
-    return hit
+    return np.array([lists.target[p] in filled(co[p][co[p] >= 0], pop[p][pop[p] >= 0], top)
+                     for p in range(len(co))], dtype=bool)
 
 
 def halves(hit: np.ndarray, first: np.ndarray) -> dict[str, float]:

@@ -24,7 +24,7 @@ import paddle
 
 from model.canary import Gate
 from model.cli import HelpFormatter
-from model.cooccur import CooccurConfig, CooccurCounts
+from model.cooccur import CooccurConfig, CooccurCounts, filled
 from model.data import read_events
 from model.learner import OnlineConfig, Snapshot, load_learner
 from model.online_dump import ListDump
@@ -86,8 +86,7 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
                 popular.popular(group, counts, seen)
                 for u, (ids, _) in zip(group, found, strict=True):
                     raw_cooccur.lists[u] = ids
-                    fill = [i for i in popular.get(u) if i not in set(ids)]
-                    served[v].lists[u] = (ids + fill)[: served[v].k]
+                    served[v].lists[u] = filled(ids, popular.get(u), served[v].k).tolist()
             else:
                 rows = [at_cut.get(u, []) if v == "batch" else hist[u][-10:] for u in group]
                 served[v].recall(serve_model[v], group, rows, seen)

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from harness.online_data import user_sequences
-from harness.online_served import Served, filled, leak_check, variant_lists, worker_ranks
+from harness.online_served import Served, leak_check, variant_lists, worker_ranks
 from harness.online_variants import evaluated_points
+from model.cooccur import filled
 from streams.records import Recommendation
 from tests.harness.test_online_variants import TIMELINE
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from model.cooccur import CooccurConfig, CooccurCounts, recent_distinct, score_users
+from model.cooccur import CooccurConfig, CooccurCounts, filled, recent_distinct, score_users
 
 
 def test_a_click_pairs_with_the_distinct_previous_clicks_of_the_window() -> None:
@@ -64,3 +64,9 @@ def test_write_normalisation_divides_each_increment_by_the_neighbours_count_then
     assert counts.co[2] == {5: pytest.approx(1 / math.sqrt(3)), 6: 1.0}
     (ids, _), = counts.recall([[2]], [[2]], 5)
     assert ids == [6, 5]  # the rarer co-clicked item first
+
+
+def test_itemcf_is_the_cooccurrence_list_filled_with_popular_items() -> None:
+    assert filled([3, 1], [1, 2, 3, 4, 5], 4).tolist() == [3, 1, 2, 4]
+    assert filled([], [9, 8], 5).tolist() == [9, 8]
+    assert filled([7, 6, 5], [1], 2).tolist() == [7, 6]
