@@ -51,10 +51,12 @@ class FusedRecaller:
         self.cooccur = cooccur if "cooccur" in self.channels or "popular" in self.channels \
             else None
         self.list_len = list_len
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cooccur-read")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cooccur-read") \
+            if self.cooccur is not None else None
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def top_k(self) -> int:
@@ -76,8 +78,8 @@ class FusedRecaller:
         spent = timings if timings is not None else {}
         n = max(self.list_len or k, k)
         longest = max((len(d) for d in drop), default=0)
-        reading = None
-        if self.cooccur is not None:  # Redis scores while MIND runs its model and Milvus search
+        reading = None  # Redis scores the co-occurrence lists while MIND searches Milvus
+        if self.cooccur is not None and self._pool is not None:
             reading = self._pool.submit(
                 self.cooccur.read, histories, drop, n if "cooccur" in self.channels else 0,
                 n + longest if "popular" in self.channels else 0)
@@ -88,7 +90,8 @@ class FusedRecaller:
         co_lists = [ids for ids, _ in counts.lists] if counts is not None \
             else [[] for _ in histories]
         popular = self._popular(counts, n + longest)
-        spent["cooccur"] = time.perf_counter() - started  # what the read added after MIND
+        merging = time.perf_counter()
+        spent["cooccur"] = merging - started  # what the read added after MIND
         out = []
         for row, seen in enumerate(drop):
             gone = set(seen)
@@ -99,8 +102,7 @@ class FusedRecaller:
             if found is not None and (found.source == "mind" or "popular" not in self.channels):
                 lists["mind"] = found.item_ids
             out.append(self._candidates(lists, found, k, counts))
-        spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - started - \
-            spent["cooccur"]
+        spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - merging
         return out
 
     def _popular(self, counts: CooccurLists | None, n: int) -> list[int]:
