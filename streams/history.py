@@ -76,6 +76,15 @@ def unavailable(what: str) -> Iterator[None]:
         raise ServiceUnavailable(f"redis {what} failed: {exc!r}") from exc
 
 
+def redis_client(url: str, username: str | None = None, password: SecretStr | None = None,
+                 cluster: bool = False, timeout_s: float = 5.0) -> Any:
+    """A Redis (or Redis Cluster) client; credentials inside `url` win over these."""
+    kind = RedisCluster if cluster else redis.Redis
+    return kind.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, username=username,
+        password=password.get_secret_value() if password is not None else None)
+
+
 class _Call:
     """The keys and arguments of one append script call (keys of one hash slot on a cluster)."""
 
@@ -134,11 +143,7 @@ class HistoryStore:
                         co.window, co.cap, co.half_life_s or 0, co_prefix, watermark_key or "",
                         co.normalize]
         assert len(self._header) == FIRST_CLICK_ARG - 1
-        kind = RedisCluster if cluster else redis.Redis
-        self._client = kind.from_url(  # credentials inside `url` win over these
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, username=username,
-            password=password.get_secret_value() if password is not None else None,
-        )
+        self._client = redis_client(url, username, password, cluster, timeout_s)
         self._append = self._client.register_script(APPEND_LUA)
 
     @property

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 import redis
-from redis.cluster import RedisCluster
 
+from streams.history import redis_client
 from streams.settings import Settings
 
 log = logging.getLogger("streams.trainer")
@@ -80,12 +80,8 @@ class RedisWatermark:
     """Reads the evaluation's watermark W (unix seconds) from a Redis key, one GET a call."""
 
     def __init__(self, settings: Settings, key: str) -> None:
-        kind = RedisCluster if settings.redis_cluster else redis.Redis
-        password = settings.redis_password
-        self.client = kind.from_url(  # credentials inside the URL win over these
-            settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0,
-            username=settings.redis_username,
-            password=password.get_secret_value() if password is not None else None)
+        self.client = redis_client(settings.redis_url, settings.redis_username,
+                                   settings.redis_password, settings.redis_cluster)
         self.key = key
         self.last = -math.inf  # absent: learn nothing yet
         self._failing = False
