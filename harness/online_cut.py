@@ -19,26 +19,12 @@ import numpy as np
 from harness.online_data import Timeline
 from harness.online_served import WORKER_VARIANTS, Served, variant_lists
 from harness.online_variants import TOP_K
-from model.fusion import FusionConfig
-from streams.cooccur import CooccurReader
-from streams.core import history_store
-from streams.fused import FusedRecaller, parse_channels
-from streams.history import HistoryStore
+from streams.core import fuse_channels, fusion_config, history_store
+from streams.fused import FusedRecaller
 from streams.recaller import Recaller
 from streams.settings import Settings
 
 BATCH = 128
-
-
-def fused_recaller(settings: Settings, mind: Recaller, store: HistoryStore) -> FusedRecaller:
-    """The worker's channels over `mind` and the counts in `store`'s Redis."""
-    reader = None
-    if store.cooccur is not None:
-        reader = CooccurReader(store.client, store.cooccur, store.co_prefix)
-        reader.start()
-    fusion = FusionConfig(settings.fusion_mind, settings.fusion_cooccur,
-                          settings.fusion_popular, settings.fusion_k0)
-    return FusedRecaller(mind, parse_channels(settings.channels), fusion, reader)
 
 
 def cut_lists(settings: Settings, mind: Recaller, timeline: Timeline,
@@ -53,8 +39,10 @@ def cut_lists(settings: Settings, mind: Recaller, timeline: Timeline,
     store = history_store(settings)
     store.start()
     fallbacks = 0
+    fused = fuse_channels(settings, mind, store)  # the worker's channels over `mind`
+    if not isinstance(fused, FusedRecaller):  # MIND alone: still one list per channel
+        fused = FusedRecaller(mind, ("mind",), fusion_config(settings))
     try:
-        fused = fused_recaller(settings, mind, store)
         for start in range(0, len(users), BATCH):
             group = users[start:start + BATCH]
             ends = [n_past[u] for u in group]
@@ -73,5 +61,6 @@ def cut_lists(settings: Settings, mind: Recaller, timeline: Timeline,
                     if items is not None:
                         out[v][u] = items
     finally:
+        fused.close()
         store.close()
     return out, fallbacks

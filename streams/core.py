@@ -95,6 +95,13 @@ def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
     mind = Recaller(model, index, top_k or settings.top_k, settings.per_interest_extra,
                     settings.interest_pruning, settings.interest_dedup_cosine,
                     search_params(settings, index))
+    return fuse_channels(settings, mind, history)
+
+
+def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | None
+                  ) -> Recaller | FusedRecaller:
+    """`mind` alone, or fused with the other channels the settings name (co-occurrence and
+    live popularity read `history`'s Redis; without it popularity is the model's)."""
     channels = parse_channels(settings.channels)
     if channels == ("mind",):
         return mind
