@@ -46,7 +46,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m harness.run $(if $(DATA),--data $(DATA))
+	$(PY) -m harness.stack $(if $(DATA),--data $(DATA))
 
 demo: $(STAMP)
 	$(PY) -m harness.demo --clicks $(DEMO_CLICKS) $(if $(DATA),--data $(DATA))
@@ -71,7 +71,7 @@ train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
 
 online-eval: $(STAMP)
-	ONLINE_OUT=$(ONLINE_OUT) $(PY) -m harness.online_eval \
+	ONLINE_OUT=$(ONLINE_OUT) $(PY) -m harness.online \
 		--data $(or $(DATA),../shared/data/movielens-small/clicks.csv)
 
 up:

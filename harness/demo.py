@@ -13,8 +13,8 @@ from itertools import islice
 
 from consumers.kafka import make_consumer, poll_records
 from consumers.recommendations import LatencyStats, format_line
-from harness.launch import System, metrics_urls, wait_until
-from harness.stack import StackError, free_ports
+from harness.stack.launch import System, metrics_urls, wait_until
+from harness.stack.servers import StackError, free_ports
 from producers.items import read_item_ids
 from producers.replay import replay_to_kafka
 from producers.sources import SourceClick, iter_clicks, synthetic_clicks

@@ -15,12 +15,12 @@ from model.data import read_any, synthetic
 from model.evaluate import evaluate_users
 from model.serving import InterestModel
 from model.split import Split, comirec_split, holdout, load_split
-from streams.index import ItemIndex
-from streams.recaller import keep_interests, merge
+from streams.recall.recaller import keep_interests, merge
 from streams.settings import Settings
+from streams.stores.index import ItemIndex
 
 
-def milvus_retriever(index: ItemIndex):  # noqa: ANN201 - model.metrics.Retriever
+def milvus_retriever(index: ItemIndex):  # noqa: ANN201 - model.ranking_metrics.Retriever
     """retrieve(user_vectors [U, K, D], n) through one Milvus search per call, merged per user.
 
     All-zero interest vectors (pruned by the recaller, see `compare`) are not searched.

@@ -1,5 +1,6 @@
 """Item-to-item co-occurrence (live ItemCF): the counting rule, an in-memory reference store and
-the scoring shared by every copy of the counts (this one, and Redis in streams/cooccur.py).
+the scoring shared by every copy of the counts (this one, and
+Redis in streams/recall/cooccur_reader.py).
 
 Counting. Each click of item j by a user pairs j with the distinct items among the user's
 previous `window` clicks (i != j): co(i, j) and co(j, i) grow by the click's weight, and so does

@@ -20,7 +20,8 @@ import numpy as np
 from model.cli import HelpFormatter, add_common_args, load_inputs
 from model.config import MindConfig
 from model.data import Sequences
-from model.metrics import (
+from model.fit import infer_vectors, train_model
+from model.ranking_metrics import (
     Retriever,
     evaluate_vectors,
     exact_retriever,
@@ -28,7 +29,6 @@ from model.metrics import (
     popular_retriever,
 )
 from model.split import Split, Vocab, build_vocab, encode, holdout, save_split
-from model.trainer import infer_vectors, train_model
 
 MODELS = ("mind", "youtube_dnn", "most_popular")
 KEYS = ("recall@20", "ndcg@20", "hitrate@20", "recall@50", "ndcg@50", "hitrate@50")

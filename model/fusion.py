@@ -6,7 +6,7 @@ is the top_k by fused score (ties: smaller id). Each item keeps, as its attribut
 channel that gave it the largest share (ties: the earlier channel in CHANNELS), so a consumer
 knows where a candidate came from. Ranks, not raw scores, are fused: MIND's inner products
 and co-occurrence cosines live on unrelated scales that drift as the model and the counts move.
-The weights and k0 were chosen with `python -m model.fusion_tune` (docs/results/).
+The weights and k0 were chosen with `python -m model.online.fusion_tune` (docs/results/).
 """
 
 from __future__ import annotations

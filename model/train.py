@@ -9,8 +9,8 @@ from pathlib import Path
 
 from model.cli import HelpFormatter, add_common_args, load_inputs
 from model.export import export_model
+from model.fit import evaluate_model, train_model
 from model.split import build_vocab, holdout
-from model.trainer import evaluate_model, train_model
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 
 
 class Located(Protocol):
-    """Anything that knows where it was read from (streams.pipeline.RawMessage)."""
+    """Anything that knows where it was read from (streams.worker.pipeline.RawMessage)."""
 
     @property
     def topic(self) -> str: ...

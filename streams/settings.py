@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto, cpu or gpu")
     reload_interval_s: float = Field(10.0, gt=0, description="how often to look for a new model")
 
-    # online training (python -m streams.trainer)
+    # online training (python -m streams.training)
     online_group: str = Field("recall-trainer", description="the trainer's consumer group")
     online_export_s: float = Field(
         60.0, gt=0, description="seconds between the trainer's exports of a new version")

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from consumers.kafka import make_consumer, poll_records
-from harness.launch import to_env, wait_until
-from harness.stack import LocalStack, free_ports
+from harness.stack.launch import to_env, wait_until
+from harness.stack.servers import LocalStack, free_ports
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
-from streams.history import HistoryStore
-from streams.index import ItemIndex
 from streams.records import Wire
 from streams.settings import Settings
+from streams.stores.history import HistoryStore
+from streams.stores.index import ItemIndex
 
 
 @pytest.fixture(scope="session")

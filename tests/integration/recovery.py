@@ -32,8 +32,8 @@ from typing import IO
 from kafka import KafkaProducer
 
 from consumers.kafka import make_consumer
-from harness.launch import to_env
-from harness.stack import LocalStack, free_ports
+from harness.stack.launch import to_env
+from harness.stack.servers import LocalStack, free_ports
 from streams.records import Recommendation
 from streams.settings import Settings
 

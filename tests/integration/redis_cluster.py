@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from harness.stack import free_ports, redis_bin
+from harness.stack.servers import free_ports, redis_bin
 
 
 @contextmanager

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from streams.api import create_api
-from streams.core import Core, open_core
-from streams.history import ClickAt
+from streams.api.main import create_api
+from streams.recall.core import Core, open_core
 from streams.settings import Settings
+from streams.stores.history import ClickAt
 
 pytestmark = pytest.mark.integration
 

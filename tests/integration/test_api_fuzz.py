@@ -22,8 +22,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from streams.api import create_api
-from streams.core import open_core
+from streams.api.main import create_api
+from streams.recall.core import open_core
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from harness.stack import free_ports
-from streams.api import create_api
-from streams.core import open_core
+from harness.stack.servers import free_ports
+from streams.api.main import create_api
+from streams.recall.core import open_core
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.stack import LocalStack
+from harness.stack.servers import LocalStack
 from model.cooccur import CooccurConfig, CooccurCounts
-from streams.cooccur import CooccurReader
-from streams.history import ClickAt, HistoryStore
+from streams.recall.cooccur_reader import CooccurReader
+from streams.stores.history import ClickAt, HistoryStore
 from tests.integration.conftest import empty_store
 
 pytestmark = pytest.mark.integration

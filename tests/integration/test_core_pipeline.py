@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from model.fusion import fuse
-from streams.core import Core, open_core
-from streams.fused import FusedRecaller
-from streams.history import HistoryStore
-from streams.item_feed import apply_records
-from streams.pipeline import ClickPipeline, ItemPipeline, RawMessage
+from streams.recall.core import Core, open_core
+from streams.recall.fused import FusedRecaller
 from streams.records import DeadLetter, Limits, Recommendation
 from streams.settings import Settings
+from streams.stores.history import HistoryStore
+from streams.worker.item_feed import apply_records
+from streams.worker.pipeline import ClickPipeline, ItemPipeline, RawMessage
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from harness.stack import free_ports, redis_bin
-from streams.core import open_core
+from harness.stack.servers import free_ports, redis_bin
 from streams.errors import InvalidRequest
-from streams.history import ClickAt, HistoryStore
+from streams.recall.core import open_core
 from streams.settings import Settings
+from streams.stores.history import ClickAt, HistoryStore
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
-from harness.stack import LocalStack, StackError, free_ports
-from harness.stack_probes import port_open
+from harness.stack.probes import port_open
+from harness.stack.servers import LocalStack, StackError, free_ports
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from harness.stack import LocalStack
-from streams.history import ClickAt, HistoryStore, UserState
+from harness.stack.servers import LocalStack
+from streams.stores.history import ClickAt, HistoryStore, UserState
 from tests.integration.conftest import empty_store
 from tests.integration.redis_cluster import redis_cluster
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.stack import LocalStack
-from streams.agents.batches import is_retriable
+from harness.stack.servers import LocalStack
 from streams.errors import InvalidRequest
-from streams.index import ItemIndex
+from streams.stores.index import ItemIndex
+from streams.worker.batches import is_retriable
 
 pytestmark = pytest.mark.integration
 

@@ -21,11 +21,11 @@ import httpx
 import pytest
 import uvicorn
 
-from harness.launch import wait_until
-from harness.stack import free_ports
-from streams.api import create_api
-from streams.core import open_core
-from streams.live import LivePage
+from harness.stack.launch import wait_until
+from harness.stack.servers import free_ports
+from streams.api.live import LivePage
+from streams.api.main import create_api
+from streams.recall.core import open_core
 from streams.records import Recommendation
 from streams.settings import Settings
 from tests.integration.conftest import Reader, stream_model_items

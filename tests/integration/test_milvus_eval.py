@@ -10,8 +10,8 @@ import pytest
 
 from harness.milvus_eval import compare, holdout_users
 from model.serving import InterestModel
-from streams.index import ItemIndex
 from streams.settings import Settings
+from streams.stores.index import ItemIndex
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.online_eval import main
+from harness.online.main import main
 
 pytestmark = pytest.mark.integration
 

@@ -21,11 +21,11 @@ import redis
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from harness.launch import to_env, wait_until
+from harness.stack.launch import to_env, wait_until
 from model.export import META_FILE, read_latest
-from streams.index import ItemIndex
 from streams.records import Click, DeadLetter
 from streams.settings import Settings
+from streams.stores.index import ItemIndex
 from tests.integration.conftest import Reader, stream_model_items
 
 STATE_FILE = "online_state.json"
@@ -43,7 +43,7 @@ def latest_meta(settings: Settings) -> dict[str, Any]:
 
 
 class Trainer:
-    """`python -m streams.trainer` as a process; its log in tmp_path."""
+    """`python -m streams.training` as a process; its log in tmp_path."""
 
     def __init__(self, settings: Settings, tmp_path: Path, **env: str) -> None:
         self.env = to_env(settings) | {"PATH": "/usr/bin", "RECALL_ONLINE_EXPORT_S": "1.5",
@@ -55,7 +55,7 @@ class Trainer:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.trainer"], stdout=log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.training"], stdout=log,
                                      stderr=subprocess.STDOUT, env=self.env)
         started = self.log_path.read_text().count("trainer ready")
         wait_until("trainer", lambda: self.log_path.read_text().count("trainer ready") > started,

@@ -19,12 +19,12 @@ import pytest
 import uvicorn
 from kafka import KafkaProducer
 
-from harness.launch import wait_until
-from harness.stack import free_ports
-from streams.api import create_api
-from streams.api_observe import api_readiness, watch_metrics
-from streams.core import open_core
-from streams.metrics import ApiMetrics
+from harness.stack.launch import wait_until
+from harness.stack.servers import free_ports
+from streams.api.main import create_api
+from streams.api.observe import api_readiness, watch_metrics
+from streams.observe.metrics import ApiMetrics
+from streams.recall.core import open_core
 from streams.settings import Settings
 from tests.integration.conftest import stream_model_items
 

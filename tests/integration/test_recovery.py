@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pymilvus.client.connection_manager import ConnectionManager
 
-from harness.stack import LocalStack, free_ports
+from harness.stack.servers import LocalStack, free_ports
 from streams.settings import Settings
-from streams.worker import EXIT_STOP_TIMEOUT
+from streams.worker.main import EXIT_STOP_TIMEOUT
 from tests.integration.recovery import case
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from pymilvus import MilvusClient
 
-from harness.stack import LocalStack, StackError, free_ports
+from harness.stack.servers import LocalStack, StackError, free_ports
 
 pytestmark = pytest.mark.integration
 

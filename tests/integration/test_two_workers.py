@@ -1,7 +1,7 @@
 """Two worker processes in one consumer group split the clicks, and both use streamed items.
 
 The items topic has one partition, so only one of the two workers upserts item records into
-Milvus; before each worker read the whole topic itself (streams/item_feed.py), the other one
+Milvus; before each worker read the whole topic itself (streams/worker/item_feed.py), the other one
 skipped every streamed item in its users' histories (and answered users who had only those with
 popular items).
 """
@@ -19,14 +19,14 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.launch import wait_until
-from harness.stack import free_ports
+from harness.stack.launch import wait_until
+from harness.stack.servers import free_ports
 from producers.items import deletion_records, embedding_records, publish, read_item_table
 from producers.kafka import open_sender
-from streams.history import HistoryStore
-from streams.index import ItemIndex
 from streams.records import Recommendation
 from streams.settings import Settings
+from streams.stores.history import HistoryStore
+from streams.stores.index import ItemIndex
 from tests.integration.conftest import Reader
 from tests.integration.recovery import Workers
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from harness.launch import wait_until
-from streams.history import HistoryStore
+from harness.stack.launch import wait_until
 from streams.records import DeadLetter, Recommendation
 from streams.settings import Settings
+from streams.stores.history import HistoryStore
 from tests.integration.conftest import Reader, stream_model_items, train_small_model
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from harness.launch import wait_until
-from streams.history import HistoryStore
-from streams.index import ItemIndex
+from harness.stack.launch import wait_until
 from streams.records import DeadLetter, Recommendation
 from streams.settings import Settings
+from streams.stores.history import HistoryStore
+from streams.stores.index import ItemIndex
 from tests.integration.conftest import Reader, stream_model_items
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import pytest
 from model.config import MindConfig, setup_paddle
 from model.data import Sequences, synthetic
 from model.export import export_model
+from model.fit import TrainResult, train_model
 from model.split import Split, build_vocab, comirec_split
-from model.trainer import TrainResult, train_model
 
 TINY = MindConfig(epochs=2, batch_size=128, negatives=64, patience=2, seed=11, device="cpu")
 

@@ -12,7 +12,7 @@ import pytest
 from model.config import MindConfig
 from model.data import Sequences
 from model.evaluate import evaluate_users, format_table, main, run_protocol
-from model.metrics import exact_retriever
+from model.ranking_metrics import exact_retriever
 from model.split import Split
 
 

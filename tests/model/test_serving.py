@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 import pytest
 
-from model.bench import random_export
+from harness.bench.forward import random_export
 from model.config import MindConfig
 from model.export import META_FILE, TOWER_FILE, read_latest, write_latest
 from model.serving import InterestModel, ModelNotFoundError

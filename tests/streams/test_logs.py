@@ -10,7 +10,7 @@ import logging.config
 import pytest
 
 from streams.logs import JsonFormatter, batch_fields, logging_config
-from streams.pipeline import RawMessage, dead_letter
+from streams.worker.pipeline import RawMessage, dead_letter
 
 
 def record(logger: logging.Logger, fmt: logging.Formatter) -> tuple[logging.Handler, io.StringIO]:
@@ -22,7 +22,7 @@ def record(logger: logging.Logger, fmt: logging.Formatter) -> tuple[logging.Hand
 
 
 def test_dead_letter_lines_carry_topic_partition_offset_as_json() -> None:
-    logger = logging.getLogger("streams.pipeline")
+    logger = logging.getLogger("streams.worker.pipeline")
     handler, out = record(logger, JsonFormatter())
     try:
         dead_letter(RawMessage("clicks", 2, 41, b"k", b"{oops"), 'not JSON: "quoted"\nnext')
@@ -31,7 +31,7 @@ def test_dead_letter_lines_carry_topic_partition_offset_as_json() -> None:
     (line,) = out.getvalue().splitlines()
     event = json.loads(line)
     assert (event["topic"], event["partition"], event["offset"]) == ("clicks", 2, 41)
-    assert event["level"] == "WARNING" and event["logger"] == "streams.pipeline"
+    assert event["level"] == "WARNING" and event["logger"] == "streams.worker.pipeline"
     assert event["message"].startswith("dead letter clicks[2]@41: not JSON")
     assert event["ts"].endswith("+00:00")
 

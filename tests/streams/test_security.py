@@ -13,9 +13,7 @@ from faust.types.auth import AuthProtocol
 from kafka import KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
 
-from harness.launch import to_env
-from streams import index as index_module
-from streams.index import ItemIndex
+from harness.stack.launch import to_env
 from streams.security import (
     faust_broker_credentials,
     kafka_python_kwargs,
@@ -23,6 +21,8 @@ from streams.security import (
     redis_kwargs,
 )
 from streams.settings import Settings
+from streams.stores import index as index_module
+from streams.stores.index import ItemIndex
 
 SECRETS = {"kafka_sasl_password": "kafka-pw-1", "redis_password": "redis-pw-2",
            "milvus_token": "root:milvus-pw-3", "api_token": "api-token-4"}

@@ -1,0 +1,300 @@
+"""`make bench`: pass-through, search ceiling, naive and pipeline on one stack; JSON, plot, table.
+
+For each catalog (1k demo items, 12k Beauty items, 100k), on the same broker, Redis, Milvus and
+machine: Milvus alone answering batched searches of the pipeline's shape (users/s), then
+open-loop rate sweeps of the naive worker (one click per batch: one Redis call, one model call,
+one search per click) and of the pipeline as shipped; the pass-through worker (same topics and
+framework, clicks copied to the output) once. The maximum sustained rate is the highest offered
+rate with p99 <= 250 ms and every click answered. At half the pipeline's rate, a step with item
+freshness probes. Headline figures: the 12k catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.bench.cpu import CpuMeter
+from harness.bench.load import run_step
+from harness.bench.probes import Freshness, sample_histories, search_ceiling
+from harness.bench.report import markdown_table, plot
+from harness.bench.sweep import Step, check_shape, mode_summary, stage_means, sweep, targets
+from harness.bench.world import Catalog, WorkerRun, fill_catalog, prepare_model, preseed_histories
+from harness.milvus_eval import compare, holdout_users
+from harness.stack.servers import LocalStack, free_ports
+from model.serving import InterestModel
+from streams.recall.core import search_params
+from streams.recall.recaller import Recaller
+from streams.settings import Settings
+from streams.stores.index import ItemIndex
+
+BEAUTY = "../shared/data/amazon-beauty.txt"
+HEADLINE = "12k"
+
+
+def catalogs(model_root: str, data: str) -> dict[str, Catalog]:
+    beauty = f"{model_root}-{Path(data).stem}"
+    return {"1k": Catalog("1k", model_root, 1000),
+            "12k": Catalog("12k", beauty, 12_101, data),
+            "100k": Catalog("100k", beauty, 100_000, data)}
+
+
+class Bench:
+    """One run: the stack, the options, and the sweeps it has done."""
+
+    def __init__(self, args: argparse.Namespace, stack: LocalStack) -> None:
+        self.args = args
+        self.settings = stack.settings
+        self.stack = stack
+        self.log_dir = Path(stack.dir) / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.index: ItemIndex | None = None  # the catalog's collection, open while it runs
+
+    def step(self, run: WorkerRun, rate: float, seconds: float | None = None) -> Step:
+        before = run.stages()
+        servers = {name: [pid] for name, pid in self.stack.pids().items()}
+        meter = CpuMeter({**servers, "worker": [p.pid for p in run.procs]})
+        cpu_before = meter.sample()
+        step = run_step(run.load, run.collector, rate, seconds or self.args.step_s,
+                        self.args.drain_s)
+        step.cpu_cores = meter.cores(cpu_before, meter.sample())
+        step.stages_ms = stage_means(before, run.stages())
+        run.check_alive()
+        cpu = " ".join(f"{k} {v:.2f}" for k, v in step.cpu_cores.items())
+        print(f"  {run.mode:<11} {rate:>7.0f}/s offered, {step.sent_cps:>7.0f}/s sent: "
+              f"p50 {step.p50_ms:>7.1f} p99 {step.p99_ms:>7.1f} ms, lost {step.lost}"
+              f"{'' if step.sustained() else '  (not sustained)'}; cores: {cpu}", flush=True)
+        return step
+
+    def sweep(self, run: WorkerRun, start: float) -> list[Step]:
+        return sweep(lambda rate: self.step(run, rate), start, self.args.factor,
+                     self.args.max_rate)
+
+    def mode(self, mode: str, catalog: Catalog, items: Any, start: float, workers: int = 1,
+             overrides: dict[str, object] | None = None) -> tuple[dict[str, Any], WorkerRun]:
+        print(f"{mode} ({catalog.label}, {workers} worker{'s' * (workers > 1)}"
+              f"{', ' + str(overrides) if overrides else ''}):", flush=True)
+        half = mode == "pipeline" and workers == 1 and not overrides
+        with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
+                       workers, overrides) as run:
+            summary = mode_summary(self.sweep(run, start))
+            best = summary["max_sustained_cps"]
+            if half and best > 0:  # the same half-rate step at the end of the sweep, for the record
+                summary["half_rate_after_sweep"] = self.step(run, best / 2, self.half_s).as_dict()
+        if half and best > 0:
+            print(f"{mode} ({catalog.label}): half rate on fresh topics", flush=True)
+            with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
+                           workers, overrides) as run:
+                summary.update(self.half_rate(run, best))
+        return summary, run
+
+    @property
+    def half_s(self) -> float:
+        return max(self.args.step_s, 8.0)
+
+    def half_rate(self, run: WorkerRun, best: float) -> dict[str, Any]:
+        """At half the maximum sustained rate, on fresh topics: p99 alone, then with probes.
+
+        Fresh topics: the local broker's (tansu, memory storage) CPU per message grows with
+        the length of the topic's log (README "Serving speed"), and by the end of a sweep the
+        run's topics hold tens of thousands of clicks and answers. The probes' polling searches
+        (every 10 ms until found) and their items' upserts and deletes load Milvus beside the
+        pipeline, so the target's p99 is the plain step's; the probed step is kept beside it.
+        """
+        assert self.index is not None
+        step = self.step(run, best / 2, self.half_s)
+        probes = Freshness(run.settings, self.index)
+        probes.start()
+        try:
+            probed = self.step(run, best / 2, self.half_s)
+        finally:
+            fresh = probes.stop()
+        print(f"  freshness: {fresh}", flush=True)
+        return {"half_rate": step.as_dict(), "half_rate_p99_ms": round(step.p99_ms, 1),
+                "half_rate_probed": probed.as_dict(), "freshness": fresh}
+
+    def catalog(self, catalog: Catalog) -> dict[str, Any]:
+        model = prepare_model(catalog, self.log_dir)
+        items, _ = model.item_table()
+        index = self.index = fill_catalog(self.settings, catalog, model)
+        try:
+            preseed_histories(self.settings, self.args.users, items)
+            recaller = Recaller(model, index, self.settings.top_k,
+                                self.settings.per_interest_extra, self.settings.interest_pruning,
+                                self.settings.interest_dedup_cosine,
+                                search_params(self.settings, index))
+            histories = sample_histories(items, 64 * 16, self.settings.history_len)
+            servers = {name: [pid] for name, pid in self.stack.pids().items()}
+            ceiling = search_ceiling(index, model, recaller, histories, self.settings.batch_size,
+                                     self.args.ceiling_s, meter=CpuMeter(servers))
+            print(f"search ceiling ({catalog.label}): {ceiling}", flush=True)
+            out: dict[str, Any] = {"catalog_items": index.count(), "model": model.version,
+                                   "search_ceiling": ceiling,
+                                   "search_ceiling_ups": max(ceiling["threads_1"],
+                                                             ceiling.get("threads_2", 0.0))}
+            if catalog.data and catalog.label == HEADLINE and Path(catalog.data).is_file():
+                out["recall"] = recall_kept(model, index, catalog, self.settings)
+                print(f"recall through Milvus: {out['recall']}", flush=True)
+            if "naive" in self.args.modes:
+                out["naive"], _ = self.mode("naive", catalog, items, self.args.naive_start)
+            if "pipeline" in self.args.modes:
+                pipe, _ = self.mode("pipeline", catalog, items, self.args.pipeline_start)
+                out["pipeline"] = pipe
+                out["half_rate_p99_ms"] = pipe.pop("half_rate_p99_ms", None)
+                out["freshness"] = pipe.pop("freshness", None)
+            for variant in self.args.variant if catalog.label == HEADLINE else []:
+                overrides = {k: parse_value(v) for k, v in
+                             (kv.split("=", 1) for kv in variant.split(","))}
+                out.setdefault("variants", {})[variant], _ = self.mode(
+                    "pipeline", catalog, items, self.args.pipeline_start, overrides=overrides)
+            if self.args.two_workers and catalog.label == HEADLINE:
+                out["two_workers"], _ = self.mode("pipeline", catalog, items,
+                                                  self.args.pipeline_start, workers=2)
+        finally:
+            index.close()
+            self.index = None
+        return out
+
+
+def recall_kept(model: InterestModel, index: ItemIndex, catalog: Catalog,
+                settings: Settings) -> dict[str, Any]:
+    """Recall@50 of Beauty test users through Milvus with the recaller's pruning, vs exact."""
+    version = Path(catalog.model_dir) / model.version
+    histories, targets_ = holdout_users(version, catalog.data)
+    got = compare(model, index, histories, targets_, settings.interest_pruning,
+                  settings.interest_dedup_cosine)
+    return {"users": len(histories), "exact_recall@50": round(got["exact"]["recall@50"], 4),
+            "milvus_recall@50": round(got["milvus"]["recall@50"], 4),
+            "recall_kept": round(got["recall_kept"], 4),
+            "queries_per_user": round(got["queries_per_user"], 2)}
+
+
+def headline(result: dict[str, Any]) -> None:
+    """Copy the headline catalog's figures to the top level, where the issue asks for them."""
+    cat = result["catalogs"][HEADLINE]
+    pipe = cat["pipeline"]
+    result.update({
+        "catalog_items": cat["catalog_items"], "search_ceiling_ups": cat["search_ceiling_ups"],
+        "freshness_p50_ms": (cat["freshness"] or {}).get("p50_ms"),
+        "freshness_p99_ms": (cat["freshness"] or {}).get("p99_ms"),
+        "stages_ms": pipe.get("stages_ms", {}), "naive": cat["naive"], "pipeline": pipe,
+        "pipeline_half_rate_p99_ms": cat["half_rate_p99_ms"],
+        "two_workers": cat.get("two_workers"),
+        "recall_kept": (cat.get("recall") or {}).get("recall_kept"),
+    })
+    result["targets"] = targets(result)
+
+
+def parse_value(text: str) -> object:
+    """A --variant value: JSON when it parses (false, 0.05, 128), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def missing_modes(result: dict[str, Any]) -> bool:
+    cat = result["catalogs"][HEADLINE]
+    return "passthrough" not in result or "naive" not in cat or "pipeline" not in cat
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default=os.environ.get("BENCH_OUT", "bench-results.json"),
+                   help="JSON results (env BENCH_OUT); the plot and table go beside it")
+    p.add_argument("--quick", action="store_true", default=quick,
+                   help="12k catalog only, shorter steps, < 5 min (env BENCH_QUICK=1)")
+    p.add_argument("--model-root", default=Settings().model_dir,
+                   help="demo model dir; the Beauty model is <root>-amazon-beauty "
+                   "(env RECALL_MODEL_DIR); trained when missing")
+    p.add_argument("--data", default=BEAUTY, help="Beauty dataset for the 12k/100k model")
+    p.add_argument("--users", type=int, default=50_000, help="distinct users clicking")
+    p.add_argument("--catalogs", default=None, help="comma list of 1k,12k,100k (default: all; "
+                   "quick: 12k)")
+    p.add_argument("--step-s", type=float, default=None, help="seconds per rate step "
+                   "(default 8, quick 4)")
+    p.add_argument("--drain-s", type=float, default=None, help="wait for answers after a step "
+                   "(default 10, quick 6)")
+    p.add_argument("--factor", type=float, default=None, help="rate step factor "
+                   "(default 1.5, quick 1.7)")
+    p.add_argument("--ceiling-s", type=float, default=None, help="seconds per ceiling run")
+    p.add_argument("--modes", default="passthrough,naive,pipeline",
+                   help="what to sweep (leaving one out gives an incomplete JSON: for tuning)")
+    p.add_argument("--variant", action="append", default=[], metavar="FIELD=VALUE,...",
+                   help="also sweep the pipeline with these Settings fields changed, side by "
+                   "side in the same run (repeatable; e.g. interest_pruning=none)")
+    p.add_argument("--naive-start", type=float, default=20.0)
+    p.add_argument("--pipeline-start", type=float, default=100.0)
+    p.add_argument("--passthrough-start", type=float, default=200.0)
+    p.add_argument("--max-rate", type=float, default=6000.0, help="highest rate offered")
+    p.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=None,
+                   help="also sweep 2 pipeline workers (default: full run only)")
+    args = p.parse_args(argv)
+    q = args.quick
+    args.modes = args.modes.split(",")
+    args.catalogs = (args.catalogs or (HEADLINE if q else "1k,12k,100k")).split(",")
+    args.step_s = args.step_s or (4.0 if q else 8.0)
+    args.drain_s = args.drain_s or (6.0 if q else 10.0)
+    args.factor = args.factor or (1.7 if q else 1.5)
+    args.ceiling_s = args.ceiling_s or (2.0 if q else 4.0)
+    args.two_workers = (not q) if args.two_workers is None else args.two_workers
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    if HEADLINE not in args.catalogs:
+        sys.exit(f"--catalogs must include {HEADLINE} (the headline figures)")
+    started = time.monotonic()
+    kafka, redis, milvus = free_ports(3)
+    base = Settings().model_copy(update={"stack_dir": ".stack/bench", "metrics_interval_s": 2.0})
+    stack = LocalStack(base, kafka_port=kafka, redis_port=redis, milvus_port=milvus, fresh=True)
+    result: dict[str, Any] = {"quick": args.quick, "users": args.users, "machine": machine(),
+                              "settings": {k: getattr(base, k) for k in (
+                                  "batch_size", "batch_window_s", "milvus_index", "milvus_nprobe",
+                                  "top_k", "interest_pruning", "per_interest_extra")},
+                              "p99_limit_ms": 250.0, "catalogs": {}}
+    with stack:
+        bench = Bench(args, stack)
+        cats = catalogs(args.model_root, args.data)
+        if "passthrough" in args.modes:
+            result["passthrough"], _ = bench.mode("passthrough", cats[HEADLINE], [1],
+                                                  args.passthrough_start)
+        for label in args.catalogs:
+            result["catalogs"][label] = bench.catalog(cats[label])
+    if missing_modes(result):
+        print(f"BENCH partial run (modes {args.modes}): {json.dumps(result, default=str)}")
+        return 1
+    headline(result)
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["elapsed_s"] = round(time.monotonic() - started, 1)
+    missing = check_shape(result)
+    out = Path(args.out)
+    out.write_text(json.dumps(result, indent=1, default=str))
+    table = markdown_table(result)
+    out.with_suffix(".md").write_text(table)
+    plot(result, out.with_suffix(".png"))
+    print(table)
+    print(f"BENCH wrote {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')} "
+          f"in {result['elapsed_s']:.0f}s; targets {json.dumps(result['targets'])}", flush=True)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""`make faults`: kill, stop and flood the real local system, then check every click.
+
+One local stack (tansu, Redis with AOF, Milvus Lite) and one trained model serve every
+scenario; workers are real `streams.worker.main` processes. Each scenario prints one line; the run
+ends with `FAULTS {json}` and writes the full results (examples of every failure, logs of
+unplanned worker exits) to --out. Exit code 0 when every check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.faults.scenarios import QUICK, SCENARIOS, Options, run
+from harness.faults.world import World
+
+TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_broker",
+          "recommendations_lost_by_broker",
+          "history_errors", "history_duplicates", "duplicate_recommendations",
+          "recommendation_errors", "recommendation_history_errors", "recommendation_item_errors",
+          "recommendations_for_unsent_clicks", "hijacked_recommendations", "bad_inputs_sent",
+          "bad_inputs_refused_by_broker", "bad_inputs_dead_lettered",
+          "valid_inputs_dead_lettered", "sigterm_unclean", "agent_crashes")
+
+
+def _env(name: str, default: Any) -> Any:
+    return type(default)(os.environ[name]) if os.environ.get(name) else default
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m harness.faults", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", default=os.environ.get("FAULTS_QUICK") == "1",
+                   help=f"only {', '.join(QUICK)}, shorter phases (env FAULTS_QUICK=1)")
+    p.add_argument("--scenarios", default=os.environ.get("FAULTS_SCENARIOS", ""),
+                   help="comma-separated scenarios to run, of: " + ", ".join(SCENARIOS)
+                   + " (env FAULTS_SCENARIOS; default: all, or the quick ones)")
+    p.add_argument("--rate", type=float, default=_env("FAULTS_RATE", 100.0),
+                   help="valid clicks per second (env FAULTS_RATE, now %(default)s)")
+    p.add_argument("--users", type=int, default=_env("FAULTS_USERS", 50),
+                   help="users per scenario (env FAULTS_USERS, now %(default)s)")
+    p.add_argument("--poison", type=int, default=_env("FAULTS_POISON", 1200),
+                   help="bad messages in the flood (env FAULTS_POISON, now %(default)s)")
+    p.add_argument("--static", action="store_true",
+                   default=os.environ.get("FAULTS_STATIC") == "1",
+                   help="static group membership: RECALL_GROUP_INSTANCE_ID=worker-N per worker "
+                        "(env FAULTS_STATIC=1; default: the worker's default, dynamic)")
+    p.add_argument("--out", default=_env("FAULTS_OUT", "faults-results.json"),
+                   help="results file (env FAULTS_OUT, now %(default)s)")
+    p.add_argument("--dir", default=_env("FAULTS_DIR", ".stack/faults"),
+                   help="stack data and logs, wiped at start (env FAULTS_DIR, now %(default)s)")
+    p.add_argument("--model-dir", default=_env("FAULTS_MODEL_DIR", ""),
+                   help="exported model to use (env FAULTS_MODEL_DIR; default: DIR-model, "
+                        "where a small one is trained on the first run)")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        p.error(f"unknown scenarios {unknown}; choose from {list(SCENARIOS)}")
+    args.names = names or list(QUICK if args.quick else SCENARIOS)
+    return args
+
+
+def summarize(results: list[dict[str, Any]], world: World, elapsed: float) -> dict[str, Any]:
+    totals = {k: sum(r.get(k, 0) for r in results) for k in TOTALS}
+    failed = {r["name"]: r["failed"] for r in results if r["failed"]}
+    return {
+        "scenarios": [r["name"] for r in results],
+        **totals,
+        "worker_crashes_unplanned": len(world.crashes),
+        "max_recovery_s": max((r["recovery_s"] for r in results), default=0.0),
+        "recovery_s": {r["name"]: r["recovery_s"] for r in results},
+        "failed_checks": failed,
+        "passed": not failed and not world.crashes,
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+def line(n: int, total: int, r: dict[str, Any]) -> str:
+    verdict = "ok" if not r["failed"] else "FAIL " + ",".join(r["failed"])
+    bad = (f" bad {r['bad_inputs_dead_lettered']}/{r['bad_inputs_sent']} dead-lettered"
+           f" ({r['bad_inputs_refused_by_broker']} refused by broker)"
+           if "bad_inputs_sent" in r else "")
+    return (f"[{n}/{total}] {r['name']}: {verdict} | sent {r['clicks_sent']} lost "
+            f"{r['clicks_lost']} (by broker {r['clicks_lost_by_broker']}, recs by broker "
+            f"{r['recommendations_lost_by_broker']}) history err "
+            f"{r['history_errors']} dup {r['history_duplicates']} | recs dup "
+            f"{r['duplicate_recommendations']} err {r['recommendation_errors']} | recovery "
+            f"{r['recovery_s']}s{bad} | crashes {r['worker_crashes_unplanned']} "
+            f"agent crashes {r['agent_crashes']} "
+            f"| {r['elapsed_s']}s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # clients reconnecting through faults
+    started = time.time()
+    opts = Options(rate=args.rate, users=args.users, poison=args.poison)
+    if args.quick:
+        opts.pre_s, opts.post_s, opts.outage_s = 2.0, 2.0, 1.0
+    stack_dir = Path(args.dir).absolute()
+    model_dir = Path(args.model_dir) if args.model_dir else stack_dir.parent / (
+        stack_dir.name + "-model")
+    if not (model_dir / "LATEST").is_file():
+        print(f"faults: training a small model into {model_dir}", flush=True)
+        subprocess.run([sys.executable, "-m", "model.train", "--synthetic", "--epochs", "2",
+                        "--no-progress", "--out", str(model_dir)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for old in stack_dir.glob("*.log"):  # the stack itself wipes its AOF and items.db
+        old.unlink()
+    world = World(stack_dir, model_dir, static_membership=args.static,
+                  log=lambda s: print(s, flush=True))
+    results: list[dict[str, Any]] = []
+    try:
+        world.start()
+        warm = world.warm_up()
+        print(f"faults: stack in {stack_dir}, model {model_dir}, first worker answering after "
+              f"{warm:.1f}s, {'static' if args.static else 'dynamic'} group membership; "
+              f"scenarios: {', '.join(args.names)}", flush=True)
+        for n, name in enumerate(args.names, 1):
+            result = run(world, name, n, opts)
+            results.append(result)
+            print(line(n, len(args.names), result), flush=True)
+    finally:
+        summary = summarize(results, world, time.time() - started)
+        crashes = list(world.crashes)
+        world.close()
+    Path(args.out).write_text(json.dumps(
+        {"summary": summary, "scenarios": results, "crashes": crashes,
+         "logs": str(stack_dir)}, indent=1, default=str))
+    print("FAULTS " + json.dumps(summary), flush=True)
+    return 0 if summary["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

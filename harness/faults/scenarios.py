@@ -1,0 +1,273 @@
+"""Fault scenarios: each streams clicks of its own users, injects one fault, checks everything.
+
+A scenario sends valid clicks at a steady rate, injects its fault after `pre_s`, waits until
+every partition answers a click sent after the fault (or after the restart of what it
+stopped), keeps sending for `post_s`, stops, waits for the stragglers, then checks every click
+(harness/faults/checks.py). Each returns one result dict; `failed` names the checks that failed.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.faults.checks import (
+    EXAMPLES,
+    ClickRun,
+    check_bad_inputs,
+    check_clicks,
+    read_raw_histories,
+    recovery_s,
+)
+from harness.faults.poison import flood, item_value
+from harness.faults.traffic import ClickTraffic, Sent, producer, send
+from harness.faults.world import World
+from harness.stack.launch import wait_until
+from streams.recall.core import fusion_config
+
+MAX_RECOVERY_S = 10.0
+SIGTERM_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Options:
+    rate: float = 100.0  # valid clicks per second
+    users: int = 50  # users per scenario (each gets rate/users clicks a second)
+    pre_s: float = 3.0  # streaming before the fault
+    post_s: float = 3.0  # streaming after recovery
+    outage_s: float = 2.0  # how long a stopped server stays down
+    recover_timeout_s: float = 90.0
+    idle_s: float = 10.0  # drain: give up after this long without progress
+    poison: int = 1200  # bad messages in the flood (2/3 clicks, 1/3 item records)
+    seed: int = 7
+
+
+@dataclass
+class Fault:
+    """What a fault did: the recovery reference time and what the checks need to know."""
+
+    since: float  # wall clock: recovery is measured from here
+    info: dict[str, Any] = field(default_factory=dict)
+    broker_stop_at: float | None = None
+    snapshot: dict[int, Any] = field(default_factory=dict)
+    bad: list[tuple[str, Sent]] = field(default_factory=list)
+    valid: list[Sent] = field(default_factory=list)
+
+
+Inject = Callable[[World, ClickTraffic, Options], Fault]
+
+
+def worker_sigkill(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    name = world.main_worker()
+    info = world.signal_worker(name, signal.SIGKILL)
+    return Fault(world.spawn_worker(name), {"stopped": info})
+
+
+def worker_sigterm(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    name = world.main_worker()
+    info = world.signal_worker(name, signal.SIGTERM, SIGTERM_TIMEOUT_S)
+    return Fault(world.spawn_worker(name), {"stopped": info})
+
+
+def restart(server: str) -> Inject:
+    def inject(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+        world.stack.stop_server(server)
+        time.sleep(opts.outage_s)
+        took = world.stack.start_server(server)
+        return Fault(time.time(), {"down_s": opts.outage_s, "start_s": round(took, 2)})
+    return inject
+
+
+def sigterm_in_milvus_outage(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    world.stack.stop_server("milvus")
+    time.sleep(opts.outage_s)  # the worker is now retrying a batch
+    name = world.main_worker()
+    info = world.signal_worker(name, signal.SIGTERM, SIGTERM_TIMEOUT_S)
+    world.stack.start_server("milvus")
+    return Fault(world.spawn_worker(name), {"stopped": info})
+
+
+def broker_restart(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    """Memory storage: every topic, offset and group is gone after the restart.
+
+    The broker stops mid-stream (clicks it acked but the worker has not consumed yet are gone
+    with it); the senders pause while it is down (their sends fail), so that the histories
+    read after the restart show which of the acked clicks the worker had applied.
+    """
+    stop_at = time.time()
+    world.stack.stop_server("kafka")
+    world.epoch.bump()
+    traffic.pause()
+    time.sleep(opts.outage_s)
+    took = world.stack.start_server("kafka")
+    world.recs.broker_restarted()
+    world.dead.broker_restarted()
+    time.sleep(3.0)  # a batch the worker held may still be applied and published
+    snapshot = read_raw_histories(world.settings.redis_url, traffic.users)
+    traffic.resume()
+    return Fault(time.time(), {"start_s": round(took, 2)}, broker_stop_at=stop_at,
+                 snapshot=snapshot)
+
+
+def two_workers_one_killed(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    old = world.main_worker()
+    new_at = time.time()
+    new = world.next_name()
+    world.spawn_worker(new)
+    wait_until(f"{new} ready", lambda: world.log_has(new, "Ready"), 120, world.raise_if_crashed)
+    joined = time.time() - new_at
+    time.sleep(2.0)  # both now hold partitions
+    kill_at = time.time()
+    info = world.signal_worker(old, signal.SIGKILL)
+    return Fault(kill_at, {"second_worker_ready_s": round(joined, 2), "killed": old,
+                           "survivor": new, "stopped": info})
+
+
+def poison_flood(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    """Bad clicks and item records (every 10th message a valid item record), as fast as sent."""
+    rng = random.Random(opts.seed)
+    s = world.settings
+    since = time.time()
+    prod = producer(s, max_request_size=8 << 20, request_timeout_ms=20_000, linger_ms=5)
+    n_items = opts.poison // 3
+    bad_msgs = flood(rng, opts.poison - n_items, n_items, world.item_ids[0], time.time(),
+                     world.item_vectors.shape[1])
+    fault = Fault(since)
+    topics = {"clicks": s.clicks_topic, "items": s.items_topic}
+    for n, (role, label, key, value) in enumerate(bad_msgs):
+        record = Sent(topics[role], value, time.time())
+        send(prod, world.epoch, record, key)
+        fault.bad.append((label, record))
+        if n % 10 == 0:
+            row = rng.randrange(len(world.item_ids))
+            item = world.item_ids[row]
+            good = Sent(s.items_topic, item_value(item, world.item_vectors[row]), time.time())
+            send(prod, world.epoch, good, str(item).encode())
+            fault.valid.append(good)
+        if n % 50 == 0:
+            time.sleep(0.01)
+    prod.flush(timeout=60)
+    prod.close(timeout=5)
+    for record in [r for _, r in fault.bad] + fault.valid:
+        if record.state == "pending":
+            record.state, record.error = "failed", "no answer from the broker"
+    fault.info = {"flood_s": round(time.time() - since, 2), "valid_items": len(fault.valid)}
+    return fault
+
+
+SCENARIOS: dict[str, Inject] = {
+    "worker-sigkill-restart": worker_sigkill,
+    "worker-sigterm-restart": worker_sigterm,
+    "redis-restart": restart("redis"),
+    "milvus-restart": restart("milvus"),
+    "sigterm-during-milvus-outage": sigterm_in_milvus_outage,
+    "two-workers-one-killed": two_workers_one_killed,
+    "poison-flood": poison_flood,
+    "broker-restart": broker_restart,
+}
+QUICK = ("worker-sigkill-restart", "redis-restart", "poison-flood")
+
+
+def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
+    """One scenario on its own users; returns its result with `failed` checks."""
+    started = time.time()
+    users = range(1_000_000 * number + 1, 1_000_000 * number + 1 + opts.users)
+    first_rec, first_dead = len(world.recs.recs), len(world.dead.dead)
+    crashes_before, agent_crashes_before = len(world.crashes), len(world.agent_crashes())
+    traffic = ClickTraffic(world.settings, world.epoch, users, world.item_ids, opts.rate,
+                           seed=opts.seed + number)
+    traffic.start()
+    _sleep(world, opts.pre_s)
+    fault = SCENARIOS[name](world, traffic, opts)
+    parts = world.settings.partitions
+
+    def recovered() -> bool:
+        _, missing = recovery_s(traffic.sent, world.recs.recs[first_rec:], fault.since, parts,
+                                time.time())
+        sent_on = {c.partition for c in traffic.sent if c.sent_at >= fault.since}
+        return not missing and len(sent_on) == parts and time.time() - fault.since > 1
+
+    _wait(world, recovered, opts.recover_timeout_s)
+    _sleep(world, opts.post_s)
+    traffic.finish()
+    _drain(world, traffic, fault, first_rec, first_dead, opts.idle_s)
+    recs = world.recs.recs[first_rec:]
+    final = read_raw_histories(world.settings.redis_url, users)
+    run_data = ClickRun(traffic.sent, recs, final, world.settings.history_len,
+                        fault.broker_stop_at, fault.snapshot)
+    checks = check_clicks(run_data, world.recall, fusion_config(world.settings))
+    result: dict[str, Any] = {"name": name, **checks}
+    examples = result.pop("examples")
+    rec_s, missing = recovery_s(traffic.sent, recs, fault.since, parts, time.time())
+    result.update(recovery_s=rec_s, unrecovered_partitions=missing)
+    if fault.bad or fault.valid:
+        bad = check_bad_inputs(fault.bad, world.dead.dead[first_dead:],
+                               fault.valid + list(traffic.sent))
+        examples.update(bad.pop("examples"))
+        result.update(bad)
+    if fault.bad:
+        result["poison_items_removed"] = world.remove_poison_items()
+    world.check_workers()
+    result["worker_crashes_unplanned"] = len(world.crashes) - crashes_before
+    agent_crashes = world.agent_crashes()[agent_crashes_before:]
+    result["agent_crashes"] = len(agent_crashes)
+    examples["agent_crashes"] = agent_crashes[:EXAMPLES]
+    stopped = fault.info.get("stopped", {})
+    result["sigterm_unclean"] = int(stopped.get("signal") == "SIGTERM" and (
+        stopped["exit_code"] != 0 or stopped["timed_out"]))
+    result.update(info=fault.info, elapsed_s=round(time.time() - started, 1),
+                  examples=examples, failed=failed_checks(result))
+    return result
+
+
+def failed_checks(r: dict[str, Any]) -> list[str]:
+    zero = ("clicks_lost", "history_errors", "history_duplicates", "recommendation_errors",
+            "recommendations_for_unsent_clicks", "hijacked_recommendations",
+            "worker_crashes_unplanned", "agent_crashes", "valid_inputs_dead_lettered",
+            "sigterm_unclean")
+    out = [k for k in zero if r.get(k, 0)]
+    if r["recovery_s"] > MAX_RECOVERY_S or r["unrecovered_partitions"]:
+        out.append("recovery_s")
+    if r.get("bad_inputs_dead_lettered", 0) < r.get("bad_inputs_sent", 0):
+        out.append("bad_inputs_dead_lettered")
+    return out
+
+
+def _sleep(world: World, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        world.check_workers()
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
+def _wait(world: World, done: Callable[[], bool], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        world.check_workers()
+        if done():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _drain(world: World, traffic: ClickTraffic, fault: Fault, first_rec: int, first_dead: int,
+           idle_s: float) -> None:
+    """Wait until every acked click is answered (and every acked bad message dead-lettered),
+    or nothing new arrived for `idle_s`."""
+    want = {c.key for c in traffic.sent if c.state == "acked"}
+    bad = {r.position for _, r in fault.bad if r.state == "acked"}
+    last, seen, deadline = time.monotonic(), -1, time.monotonic() + 180
+    while time.monotonic() < min(last + idle_s, deadline):
+        world.check_workers()
+        recs, dead = world.recs.recs[first_rec:], world.dead.dead[first_dead:]
+        got = {(r.rec.user_id, r.rec.click_item, r.rec.click_ts) for r in recs}
+        lettered = {(e, d.topic, d.partition, d.offset) for e, d in dead}
+        if want <= got and bad <= lettered:
+            return
+        if len(recs) + len(dead) != seen:
+            seen, last = len(recs) + len(dead), time.monotonic()
+        time.sleep(0.3)

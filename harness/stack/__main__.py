@@ -1,0 +1,5 @@
+"""`python -m harness.stack`: the local stack, worker and API until Ctrl-C (make run)."""
+
+from harness.stack.run import main
+
+main()

@@ -1,1 +1,0 @@
-"""Faust agents, one per module, each named by what it does."""

@@ -1,0 +1,42 @@
+"""harness.bench.cpu: cores per process group, measured on real child processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from harness.bench.cpu import CpuMeter
+
+BUSY = "import time\nend = time.time() + 3\nwhile time.time() < end: pass\n"
+
+
+def test_busy_child_counts_about_one_core_and_a_sleeper_none() -> None:
+    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    # a launcher: the busy work is in its child, counted with it
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BUSY!r}])"
+    launcher = subprocess.Popen([sys.executable, "-c", child])
+    try:
+        time.sleep(0.5)  # past interpreter start-up
+        meter = CpuMeter({"busy": [busy.pid], "idle": [idle.pid], "launcher": [launcher.pid]})
+        before = meter.sample()
+        time.sleep(1.5)
+        cores = CpuMeter.cores(before, meter.sample())
+    finally:
+        for proc in (busy, idle, launcher):
+            proc.kill()
+            proc.wait()
+    assert cores["idle"] < 0.1
+    # two busy loops on a 2-core machine shared with the test itself: at least a third each
+    assert cores["busy"] > 0.3 and cores["launcher"] > 0.3
+    assert cores["busy"] <= 1.05 and cores["launcher"] <= 1.05
+    assert cores["bench"] < 0.5  # this process only sleeps
+    assert cores["machine"] >= cores["busy"] + cores["launcher"] - 0.1
+
+
+def test_a_process_gone_counts_zero() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    meter = CpuMeter({"gone": [proc.pid]})
+    assert CpuMeter.cores(meter.sample(), meter.sample())["gone"] == 0.0

@@ -1,0 +1,89 @@
+"""FusedRecaller (streams.recall.fused) over an in-memory MIND and the in-memory co-occurrence
+counts:
+each channel's list, one fused list with its attribution, exclusions, fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pytest
+
+from model.cooccur import CooccurConfig, CooccurCounts, score_users
+from model.fusion import FusionConfig, fuse
+from streams.recall.cooccur_reader import CooccurLists
+from streams.recall.fused import FusedRecaller, parse_channels
+from streams.recall.recaller import Recaller
+from tests.streams.recall.test_recaller import ExactIndex, TableModel
+
+
+class MemoryReader:
+    """CooccurReader's interface over model.cooccur's in-memory counts; counts calls."""
+
+    def __init__(self, counts: CooccurCounts) -> None:
+        self.counts, self.cfg, self.calls = counts, counts.cfg, 0
+
+    def read(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
+             top_k: int, popular: int = 0) -> CooccurLists:
+        self.calls += 1
+        top = sorted(self.counts.n, key=lambda i: (-self.counts.n[i], i))[:popular]
+        return CooccurLists(self.counts.recall(histories, exclude, top_k), top, 123.0)
+
+
+def world() -> tuple[Recaller, MemoryReader]:
+    rng = np.random.default_rng(0)
+    table = {i: rng.normal(size=8).astype(np.float32) for i in range(1, 41)}
+    ids = np.array(sorted(table))
+    mind = Recaller(TableModel(table), ExactIndex(ids, np.stack([table[i] for i in ids])), 10)
+    counts = CooccurCounts(CooccurConfig())
+    for user in range(30):
+        for item in rng.integers(1, 41, size=8).tolist():
+            counts.add(user, item, 0.0)
+    return mind, MemoryReader(counts)
+
+
+def test_the_fused_list_is_the_fusion_of_each_channels_own_list() -> None:
+    mind, reader = world()
+    cfg = FusionConfig(1.0, 1.5, 0.3, 10.0)
+    fused = FusedRecaller(mind, parse_channels("popular,mind,cooccur"), cfg, reader)
+    histories, exclude = [[1, 2, 3], [4, 5]], [[1, 2, 3, 9], [4, 5]]
+    got = fused.recall(histories, exclude=exclude)
+    assert reader.calls == 1  # one read for the batch
+    alone = mind.recall(histories, exclude=exclude)
+    co = score_users(histories, reader.counts.view(histories), reader.cfg, exclude, 10)
+    for row, found in enumerate(got):
+        assert found.source == "fused" and found.counts_ts == 123.0
+        assert found.channel_lists["mind"] == alone[row].item_ids
+        assert found.channel_lists["cooccur"] == co[row][0]
+        assert not set(found.channel_lists["popular"]) & set(exclude[row])
+        want = fuse(found.channel_lists, cfg, 10)
+        assert (found.item_ids, found.channels) == (want.item_ids, want.channels)
+        assert not set(found.item_ids) & set(exclude[row])
+        by_mind = dict(zip(alone[row].item_ids, alone[row].interests, strict=True))
+        for item, channel, interest in zip(found.item_ids, found.channels, found.interests,
+                                           strict=True):
+            assert interest == (by_mind[item] if channel == "mind" else -1)
+
+
+def test_a_user_without_known_items_gets_popularity_and_co_occurrence_only() -> None:
+    mind, reader = world()
+    fused = FusedRecaller(mind, ("mind", "cooccur", "popular"), FusionConfig(), reader)
+    [found] = fused.recall([[999]])
+    assert "mind" not in found.channel_lists  # MIND's popular fallback is not a second vote
+    assert set(found.channels) == {"popular"} and found.source == "popular"  # a fallback
+    assert len(found.item_ids) == 10
+
+
+def test_without_counts_popularity_comes_from_the_model() -> None:
+    mind, _ = world()
+    fused = FusedRecaller(mind, ("mind", "popular"), FusionConfig(), None)
+    [found] = fused.recall([[1, 2]])
+    assert found.channel_lists["popular"] == [i for i in mind.model.popular(60)
+                                              if i not in (1, 2)][:10]
+    assert found.counts_ts is None
+
+
+def test_channel_names_are_checked() -> None:
+    assert parse_channels(" cooccur ,mind") == ("mind", "cooccur")
+    with pytest.raises(ValueError, match="channels"):
+        parse_channels("mind,bogus")
