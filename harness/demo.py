@@ -15,6 +15,7 @@ from consumers.kafka import make_consumer, poll_records
 from consumers.recommendations import LatencyStats, format_line
 from harness.stack.launch import System, metrics_urls, wait_until
 from harness.stack.servers import StackError, free_ports
+from harness.stack.settings import StackSettings
 from producers.items import read_item_ids
 from producers.replay import replay_to_kafka
 from producers.sources import SourceClick, iter_clicks, synthetic_clicks
@@ -114,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     kafka, redis, milvus, api, web = free_ports(5)
     base = Settings().model_copy(update={
         "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus, "api_port": api,
-        "worker_web_port": web, "metrics_interval_s": 1.0, "stack_dir": ".stack/demo"})
-    with System(base, data=args.data) as system:
+        "worker_web_port": web, "metrics_interval_s": 1.0})
+    with System(base, data=args.data, stack=StackSettings(stack_dir=".stack/demo")) as system:
         settings = system.settings
         clicks = clicks_for(system, args.data, args.clicks, args.users)
         collector = Collector(settings)

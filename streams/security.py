@@ -12,13 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from faust.auth import Credentials, SASLCredentials, SSLCredentials
 
-from streams.settings import Settings
+from streams.settings import KafkaSettings, RedisSettings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
-def _check_kafka(settings: Settings) -> tuple[bool, bool]:
+def _check_kafka(settings: KafkaSettings) -> tuple[bool, bool]:
     """(uses SASL, uses TLS); raises ValueError naming the RECALL_* variable that is wrong."""
     protocol = settings.kafka_security_protocol
     if protocol not in PROTOCOLS:
@@ -37,7 +37,7 @@ def _check_kafka(settings: Settings) -> tuple[bool, bool]:
     return sasl, tls
 
 
-def kafka_python_kwargs(settings: Settings) -> dict[str, Any]:
+def kafka_python_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     """Security keyword arguments for kafka-python's KafkaProducer / KafkaConsumer."""
     sasl, tls = _check_kafka(settings)
     kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
@@ -56,7 +56,7 @@ def kafka_python_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
+def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
     """A verifying client TLS context: the CA bundle (or the system's), the client cert if set."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ssl_cafile)
     if settings.kafka_ssl_certfile is not None:
@@ -64,7 +64,7 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def faust_broker_credentials(settings: Settings) -> Credentials | None:
+def faust_broker_credentials(settings: KafkaSettings) -> Credentials | None:
     """`broker_credentials` for faust.App: SASL and/or TLS per the settings, None for PLAINTEXT."""
     sasl, tls = _check_kafka(settings)
     context = kafka_ssl_context(settings) if tls else None
@@ -81,7 +81,7 @@ def faust_broker_credentials(settings: Settings) -> Credentials | None:
     return None
 
 
-def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
+def aiokafka_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     """Security keyword arguments for aiokafka's AIOKafkaConsumer (TLS as an SSL context)."""
     kwargs = kafka_python_kwargs(settings)
     for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
@@ -91,7 +91,7 @@ def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def redis_kwargs(settings: Settings) -> dict[str, Any]:
+def redis_kwargs(settings: RedisSettings) -> dict[str, Any]:
     """username/password for redis.Redis.from_url (credentials inside the URL win over these)."""
     kwargs: dict[str, Any] = {}
     if settings.redis_username:

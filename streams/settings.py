@@ -1,4 +1,9 @@
-"""One frozen settings object for every entry point, read from RECALL_* environment variables."""
+"""Frozen settings read from RECALL_* environment variables, one class per concern.
+
+Each entry point builds `Settings()` (every concern composed) once and passes it down;
+code that needs one concern only takes that class. The local stack's own ports are not
+here: they belong to the harness (harness/stack/settings.py).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 INT64_MAX = 2**63 - 1
 
 
-class Settings(BaseSettings):
-    """Everything a worker, the API or a CLI needs to find the servers and size its work."""
+class RecallEnv(BaseSettings):
+    """Base of every concern: RECALL_* variables, frozen, unknown names ignored."""
 
     model_config = SettingsConfigDict(env_prefix="RECALL_", frozen=True, extra="ignore")
 
-    # servers
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for histories")
-    redis_cluster: bool = Field(
-        False, description="redis_url names a node of a Redis Cluster (histories by hash slot)")
-    milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus gRPC/HTTP URI")
-    milvus_collection: str = Field("items", description="Milvus collection of item vectors")
-    milvus_index: str = Field("FLAT", description="Milvus index type: FLAT, IVF_FLAT or HNSW")
 
-    # credentials (never logged: SecretStr prints as **********)
+class KafkaSettings(RecallEnv):
+    """The Kafka cluster: where, how to authenticate, the topics, the consumer group."""
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_security_protocol: str = Field(
         "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     kafka_sasl_mechanism: str = Field("PLAIN", description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
@@ -33,21 +33,58 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers")
     kafka_ssl_certfile: str | None = Field(None, description="client certificate (mutual TLS)")
     kafka_ssl_keyfile: str | None = Field(None, description="client key (mutual TLS)")
-    redis_username: str | None = Field(None, description="Redis ACL user")
-    redis_password: SecretStr | None = None
-    milvus_token: SecretStr | None = Field(None, description="Milvus token ('user:password')")
-    api_token: SecretStr | None = Field(
-        None, description="bearer token for /insert and /drop (all calls with api_token_all)")
-    api_token_all: bool = Field(False, description="require the API token on every call")
-
-    # topics
     clicks_topic: str = "clicks"
     items_topic: str = "item-embeddings"
     recs_topic: str = "recommendations"
     dead_letter_topic: str = "dead-letters"
     partitions: int = Field(4, ge=1, description="partitions of the clicks/recs topics")
+    consumer_group: str = "recall-worker"
+    group_instance_id: str | None = Field(
+        None, description="static group membership id of this worker (restart without rebalance)")
+    session_timeout_s: float = Field(
+        4.0, gt=0, description="consumer group session timeout: a dead worker's partitions move "
+        "after this; tansu also holds each JoinGroup for half of it (Kafka needs "
+        "group.min.session.timeout.ms <= this; its default is 6 s)")
+    heartbeat_interval_s: float = Field(1.0, gt=0, description="consumer group heartbeat")
+    rebalance_timeout_s: float = Field(10.0, gt=0, description="consumer group rebalance timeout")
+    fetch_max_wait_ms: int = Field(10, ge=1, description="Kafka fetch wait (tansu holds fetches)")
+    max_message_bytes: int = Field(
+        1 << 20, ge=1024, description="largest record the worker publishes (broker limit)")
 
-    # recall
+
+class RedisSettings(RecallEnv):
+    """The Redis server (or cluster) that keeps histories and co-occurrence counts."""
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for histories")
+    redis_cluster: bool = Field(
+        False, description="redis_url names a node of a Redis Cluster (histories by hash slot)")
+    redis_username: str | None = Field(None, description="Redis ACL user")
+    redis_password: SecretStr | None = None
+
+
+class MilvusSettings(RecallEnv):
+    """The Milvus server that holds the item vectors."""
+
+    milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus gRPC/HTTP URI")
+    milvus_collection: str = Field("items", description="Milvus collection of item vectors")
+    milvus_index: str = Field("FLAT", description="Milvus index type: FLAT, IVF_FLAT or HNSW")
+    milvus_token: SecretStr | None = Field(None, description="Milvus token ('user:password')")
+    milvus_nprobe: int = Field(16, ge=1, description="IVF_FLAT clusters searched per query")
+
+
+class ModelSettings(RecallEnv):
+    """The exported MIND model the worker and the API serve."""
+
+    model_dir: str = Field("artifacts/model", description="exported MIND model directory")
+    device: str = Field("auto", description="auto, cpu or gpu")
+    reload_interval_s: float = Field(10.0, gt=0, description="how often to look for a new model")
+    num_interests: int = Field(4, ge=1)
+    embedding_dim: int = Field(64, ge=1)
+
+
+class RecallSettings(RecallEnv):
+    """What a list is made of: histories, interests, channels and their fusion."""
+
     top_k: int = Field(50, ge=1, le=1000)
     history_len: int = Field(10, ge=1, description="clicks kept per user")
     exclude_seen: bool = Field(
@@ -59,8 +96,6 @@ class Settings(BaseSettings):
     history_ttl_s: float | None = Field(
         None, gt=0, description="a user's history and seen items expire this long after the "
         "user's last click (unset: never)")
-    num_interests: int = Field(4, ge=1)
-    embedding_dim: int = Field(64, ge=1)
     interest_pruning: Literal["none", "log2", "dedup"] = Field(
         "dedup", description="fewer Milvus queries per user: none, log2 (MIND's dynamic K_u = "
         "max(1, min(K, log2 |history|))) or dedup (drop near-identical capsules)")
@@ -70,14 +105,6 @@ class Settings(BaseSettings):
     per_interest_extra: int | None = Field(
         None, ge=0, description="each interest asks Milvus for top_k + this many (unset: + the "
         "longest history of the batch, so top_k remain after history items are removed)")
-    milvus_nprobe: int = Field(16, ge=1, description="IVF_FLAT clusters searched per query")
-    max_api_batch: int = Field(1024, ge=1, description="most rows in one /recall request")
-    max_api_history: int = Field(200, ge=1, description="most item ids in one /recall row")
-    max_api_body_bytes: int = Field(1 << 20, ge=1024, description="largest HTTP request body")
-    max_api_results: int = Field(
-        100_000, ge=1, description="most rows x top_k in one /recall request (its cost)")
-
-    # channels: MIND, live co-occurrence (Redis) and live popularity, fused into one list
     channels: str = Field(
         "mind,cooccur,popular", description="comma list of the channels merged into each list: "
         "mind, cooccur (item-to-item co-occurrence counted in Redis), popular")
@@ -107,7 +134,10 @@ class Settings(BaseSettings):
         "than W are applied to histories at once but learned from (co-occurrence counts, the "
         "trainer) only once W reaches them (unset: learn at once)")
 
-    # input validation (before any state changes)
+
+class InputSettings(RecallEnv):
+    """Validation of clicks and item vectors, before any state changes."""
+
     max_user_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest user id")
     max_item_id: int = Field(INT64_MAX, ge=1, le=INT64_MAX, description="largest item id")
     max_click_future_s: float = Field(
@@ -118,33 +148,29 @@ class Settings(BaseSettings):
     dead_letter_excerpt_bytes: int = Field(
         1024, ge=0, description="bytes of a bad message kept in its dead letter")
 
-    # stream worker
+
+class WorkerSettings(RecallEnv):
+    """The stream worker's batching, retries, shutdown and web server."""
+
     batch_size: int = Field(64, ge=1, description="clicks per micro-batch (64: best measured)")
     batch_window_s: float = Field(0.02, gt=0, description="longest wait to fill a micro-batch")
     publish_overlap: bool = Field(
         True, description="publish a click batch while the next one runs its step")
     item_batch_size: int = Field(1024, ge=1)
-    fetch_max_wait_ms: int = Field(10, ge=1, description="Kafka fetch wait (tansu holds fetches)")
-    max_message_bytes: int = Field(
-        1 << 20, ge=1024, description="largest record the worker publishes (broker limit)")
     retry_max_delay_s: float = Field(5.0, gt=0, description="cap of the outage retry backoff")
-    consumer_group: str = "recall-worker"
-    group_instance_id: str | None = Field(
-        None, description="static group membership id of this worker (restart without rebalance)")
-    session_timeout_s: float = Field(
-        4.0, gt=0, description="consumer group session timeout: a dead worker's partitions move "
-        "after this; tansu also holds each JoinGroup for half of it (Kafka needs "
-        "group.min.session.timeout.ms <= this; its default is 6 s)")
-    heartbeat_interval_s: float = Field(1.0, gt=0, description="consumer group heartbeat")
-    rebalance_timeout_s: float = Field(10.0, gt=0, description="consumer group rebalance timeout")
     stop_timeout_s: float = Field(
         8.0, gt=0, description="after SIGTERM/SIGINT the worker exits at the latest this late")
     worker_web_host: str = Field(
         "127.0.0.1", description="address of the worker's /metrics, /healthz and /readyz")
     worker_web_port: int = Field(
         6066, ge=0, le=65535, description="port of the worker's metrics and health server (0: off)")
+    worker_data_dir: str = Field(
+        ".stack", description="Faust's local state goes under <dir>/faust-<consumer group>")
 
-    # observability
+
+class ObserveSettings(RecallEnv):
+    """Logs, metrics sampling and readiness checks."""
+
     log_format: Literal["text", "json"] = Field(
         "text", description="text lines, or one JSON object per line (with topic/partition/offset)")
     metrics_interval_s: float = Field(
@@ -152,12 +178,10 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(
         3.0, gt=0, description="longest wait for one /readyz check of a server")
 
-    # model
-    model_dir: str = Field("artifacts/model", description="exported MIND model directory")
-    device: str = Field("auto", description="auto, cpu or gpu")
-    reload_interval_s: float = Field(10.0, gt=0, description="how often to look for a new model")
 
-    # online training (python -m streams.training)
+class TrainerSettings(RecallEnv):
+    """The continuous trainer (python -m streams.training)."""
+
     online_group: str = Field("recall-trainer", description="the trainer's consumer group")
     online_export_s: float = Field(
         60.0, gt=0, description="seconds between the trainer's exports of a new version")
@@ -178,9 +202,20 @@ class Settings(BaseSettings):
         100, ge=0, description="the gate decides on at least this many scored samples; with "
         "fewer the export waits (the window goes on)")
 
-    # HTTP API
+
+class ApiSettings(RecallEnv):
+    """The HTTP API and its live page."""
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_token: SecretStr | None = Field(
+        None, description="bearer token for /insert and /drop (all calls with api_token_all)")
+    api_token_all: bool = Field(False, description="require the API token on every call")
+    max_api_batch: int = Field(1024, ge=1, description="most rows in one /recall request")
+    max_api_history: int = Field(200, ge=1, description="most item ids in one /recall row")
+    max_api_body_bytes: int = Field(1 << 20, ge=1024, description="largest HTTP request body")
+    max_api_results: int = Field(
+        100_000, ge=1, description="most rows x top_k in one /recall request (its cost)")
     live_page: bool = Field(
         False, description="serve the live page /live on the API (it then reads histories from "
         "Redis, sends the page's clicks to the clicks topic and tails the recommendations topic)")
@@ -188,8 +223,9 @@ class Settings(BaseSettings):
         None, description="CSV with item ids in the first column and a 'title' column (e.g. "
         "MovieLens movies.csv): titles on the live page")
 
-    # local stack
-    stack_dir: str = Field(".stack", description="where the local stack keeps data and logs")
-    kafka_port: int = 9092
-    redis_port: int = 6379
-    milvus_port: int = 19530
+
+class Settings(
+    KafkaSettings, RedisSettings, MilvusSettings, ModelSettings, RecallSettings, InputSettings,
+    WorkerSettings, ObserveSettings, TrainerSettings, ApiSettings,
+):
+    """Every concern composed: what a worker, the API, the trainer or a CLI is given."""

@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clicks", type=int, default=1024, help="clicks per batch size")
     args = parser.parse_args(argv)
     kafka, redis, milvus = free_ports(3)
-    base = defaults.model_copy(update={"model_dir": args.model_dir, "stack_dir": ".stack/bench"})
-    stack = LocalStack(base, kafka_port=kafka, redis_port=redis, milvus_port=milvus)
+    base = defaults.model_copy(update={"model_dir": args.model_dir})
+    stack = LocalStack(base, stack_dir=".stack/bench", kafka_port=kafka, redis_port=redis,
+                       milvus_port=milvus)
     with stack, open_core(stack.settings) as core:
         print(f"model {core.model.version} on {core.model.device}, "
               f"{core.load_items()} items in Milvus ({core.index.index_type}), "

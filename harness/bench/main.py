@@ -263,8 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"--catalogs must include {HEADLINE} (the headline figures)")
     started = time.monotonic()
     kafka, redis, milvus = free_ports(3)
-    base = Settings().model_copy(update={"stack_dir": ".stack/bench", "metrics_interval_s": 2.0})
-    stack = LocalStack(base, kafka_port=kafka, redis_port=redis, milvus_port=milvus, fresh=True)
+    base = Settings().model_copy(update={"metrics_interval_s": 2.0})
+    stack = LocalStack(base, stack_dir=".stack/bench", kafka_port=kafka, redis_port=redis,
+                       milvus_port=milvus, fresh=True)
     result: dict[str, Any] = {"quick": args.quick, "users": args.users, "machine": machine(),
                               "settings": {k: getattr(base, k) for k in (
                                   "batch_size", "batch_window_s", "milvus_index", "milvus_nprobe",

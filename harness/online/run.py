@@ -21,18 +21,20 @@ from harness.online.variants import Points, summarize
 from harness.online.watermark import Ahead, Watermark, WatermarkWriter, redis_put
 from harness.online.world import Collector, OnlineSystem, load_histories, trainer_env, warm_up
 from harness.stack.servers import free_ports
+from harness.stack.settings import StackSettings
 from streams.settings import Settings
 
 WATERMARK_KEY = "online-eval:watermark"
 
 
-def seed_settings(workdir: Path, watermark: bool) -> Settings:
+def seed_settings(workdir: Path, watermark: bool) -> tuple[StackSettings, Settings]:
     """Private ports, the seed's dir for the stack and the model root, reload every 2 s, each
     channel's list in every record, the watermark's Redis key (unless off)."""
     kafka, redis, milvus, web = free_ports(4)
-    return Settings().model_copy(update={
-        "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus, "worker_web_port": web,
-        "stack_dir": str(workdir), "model_dir": str(workdir / "model"),
+    stack = StackSettings(stack_dir=str(workdir), kafka_port=kafka, redis_port=redis,
+                          milvus_port=milvus)
+    return stack, Settings().model_copy(update={
+        "worker_web_port": web, "model_dir": str(workdir / "model"),
         "reload_interval_s": 2.0, "record_channel_lists": True,
         "eval_watermark_key": WATERMARK_KEY if watermark else None})
 
@@ -98,9 +100,9 @@ def run_seed(args: argparse.Namespace, seed: int, timeline: Timeline, points: Po
     print(f"seed {seed}: initial model {initial.summary()}", flush=True)
     watermark = not args.no_watermark
     writer = WatermarkWriter(Watermark(timeline.future), None)
-    settings = seed_settings(workdir, watermark)
+    stack, settings = seed_settings(workdir, watermark)
     with OnlineSystem(settings, trainer_env(args.export_s, args.export_every),
-                      preparer(timeline, writer, watermark)) as system:
+                      preparer(timeline, writer, watermark), stack) as system:
         settings = system.settings
         phases["start_s"] = time.monotonic() - clock - phases["train_s"]
         with frozen_recaller(settings, initial.version_dir) as recaller:

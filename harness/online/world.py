@@ -15,6 +15,7 @@ from harness.online.data import Click
 from harness.online.served import Served
 from harness.stack.launch import System
 from harness.stack.servers import StackError
+from harness.stack.settings import StackSettings
 from producers.kafka import open_sender
 from streams.recall.core import history_store
 from streams.records import Click as ClickRecord
@@ -37,8 +38,9 @@ class OnlineSystem(System):
     the worker's RECALL_* environment."""
 
     def __init__(self, base: Settings, trainer_env: dict[str, str],
-                 prepare: Callable[[Settings], None] | None = None) -> None:
-        super().__init__(base, data=None, api=False)
+                 prepare: Callable[[Settings], None] | None = None,
+                 stack: StackSettings | None = None) -> None:
+        super().__init__(base, data=None, api=False, stack=stack)
         self.trainer_env = trainer_env
         self.prepare = prepare
 

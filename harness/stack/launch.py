@@ -15,6 +15,7 @@ from typing import IO
 from pydantic import SecretStr
 
 from harness.stack.servers import LocalStack, StackError
+from harness.stack.settings import StackSettings
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
 from streams.settings import Settings
@@ -72,11 +73,14 @@ def wait_until(what: str, ready: Callable[[], bool], timeout_s: float,
 class System:
     """The local stack plus a trained model, its item vectors in Milvus, the worker and the API."""
 
-    def __init__(self, base: Settings, data: str | None = None, api: bool = True):
+    def __init__(self, base: Settings, data: str | None = None, api: bool = True,
+                 stack: StackSettings | None = None):
         self.base = base.model_copy(update={"model_dir": model_dir_for(base, data)})
         self.data = data
         self.api = api
-        self.stack = LocalStack(self.base)
+        where = stack or StackSettings()
+        self.stack = LocalStack(self.base, stack_dir=where.stack_dir, kafka_port=where.kafka_port,
+                                redis_port=where.redis_port, milvus_port=where.milvus_port)
         self.settings = self.stack.settings
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 

@@ -35,7 +35,7 @@ def port_open(port: int) -> bool:
 
 def kafka_ready(s: Settings) -> bool:
     """The broker answers and the four topics exist with their partition counts."""
-    if not port_open(s.kafka_port):
+    if not port_open(int(s.kafka_bootstrap.rsplit(":", 1)[1])):
         return False
     want = {s.clicks_topic: s.partitions, s.recs_topic: s.partitions,
             s.items_topic: 1, s.dead_letter_topic: 1}
@@ -67,7 +67,7 @@ def redis_ready(s: Settings) -> bool:
 
 
 def milvus_ready(s: Settings) -> bool:
-    if not port_open(s.milvus_port):
+    if not port_open(int(s.milvus_uri.rsplit(":", 1)[1].rstrip("/"))):
         return False
     client = MilvusClient(s.milvus_uri, timeout=5,
                           grpc_options=GRPC_OPTIONS)  # shared channel: no idle pings

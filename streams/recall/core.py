@@ -15,7 +15,7 @@ from streams.recall.cooccur_reader import CooccurReader
 from streams.recall.fused import FusedRecaller, parse_channels
 from streams.recall.recaller import Recaller
 from streams.security import redact_url
-from streams.settings import Settings
+from streams.settings import MilvusSettings, RecallSettings, Settings
 from streams.stores.history import HistoryStore
 from streams.stores.index import ItemIndex
 
@@ -61,12 +61,12 @@ def check_model(model: InterestModel, settings: Settings) -> None:
         )
 
 
-def search_params(settings: Settings, index: ItemIndex) -> dict[str, Any] | None:
+def search_params(settings: MilvusSettings, index: ItemIndex) -> dict[str, Any] | None:
     """Milvus search parameters from the settings (None: the index type's defaults)."""
     return {"nprobe": settings.milvus_nprobe} if index.index_type == "IVF_FLAT" else None
 
 
-def cooccur_config(settings: Settings) -> CooccurConfig | None:
+def cooccur_config(settings: RecallSettings) -> CooccurConfig | None:
     """The co-occurrence counting the channels need (None: neither cooccur nor popular)."""
     if not {"cooccur", "popular"} & set(parse_channels(settings.channels)):
         return None
@@ -113,7 +113,7 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
                          settings.fusion_list_len)
 
 
-def fusion_config(settings: Settings) -> FusionConfig:
+def fusion_config(settings: RecallSettings) -> FusionConfig:
     """The fusion weights the settings give."""
     return FusionConfig(settings.fusion_mind, settings.fusion_cooccur, settings.fusion_popular,
                         settings.fusion_k0)

@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.worker_web_host,
         web_router_enabled=False, web_tables_enabled=False,  # no Faust debug pages on it
         web_graph_enabled=False, web_stats_enabled=False,
-        datadir=f"{settings.stack_dir}/faust-{settings.consumer_group}",  # Faust's local state
+        datadir=f"{settings.worker_data_dir}/faust-{settings.consumer_group}",  # its own state
     )
 
 

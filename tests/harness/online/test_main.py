@@ -52,7 +52,8 @@ def test_trainer_env_exports_by_clicks_or_by_seconds() -> None:
 
 
 def test_seed_settings_record_channel_lists_and_name_the_watermark_key(tmp_path: Path) -> None:
-    on = seed_settings(tmp_path, watermark=True)
+    stack, on = seed_settings(tmp_path, watermark=True)
+    assert stack.stack_dir == str(tmp_path) and len({stack.kafka_port, stack.redis_port}) == 2
     assert on.record_channel_lists and on.eval_watermark_key == WATERMARK_KEY
     assert on.model_dir == str(tmp_path / "model")
-    assert seed_settings(tmp_path, watermark=False).eval_watermark_key is None
+    assert seed_settings(tmp_path, watermark=False)[1].eval_watermark_key is None

@@ -36,7 +36,7 @@ def test_settings_point_at_the_stack(tmp_path: Path) -> None:
     assert s.kafka_bootstrap == "127.0.0.1:1111"
     assert s.redis_url == "redis://127.0.0.1:2222/0"
     assert s.milvus_uri == "http://127.0.0.1:3333"
-    assert s.partitions == 3 and s.stack_dir == str(tmp_path)
+    assert s.partitions == 3 and s.worker_data_dir == str(tmp_path)
     assert stack.log_path("redis") == tmp_path / "redis.log"
     stack.stop()  # stopping a stack that never started is harmless
 

@@ -14,13 +14,13 @@ from streams.worker.main import EXIT_STOP_TIMEOUT, parse_args
 
 def test_group_timing_and_instance_id_come_from_settings(tmp_path: Path) -> None:
     settings = Settings(session_timeout_s=4.0, heartbeat_interval_s=0.5, rebalance_timeout_s=7.0,
-                        group_instance_id="worker-a", stack_dir=str(tmp_path))
+                        group_instance_id="worker-a", worker_data_dir=str(tmp_path))
     conf = create_app(settings).conf
     assert conf.broker_session_timeout == 4.0
     assert conf.broker_heartbeat_interval == 0.5
     assert conf.broker_rebalance_timeout == 7.0
     assert conf.consumer_group_instance_id == "worker-a"
-    assert create_app(Settings(stack_dir=str(tmp_path))).conf.consumer_group_instance_id is None
+    assert create_app(Settings(worker_data_dir=str(tmp_path))).conf.consumer_group_instance_id is None
 
 
 def test_instance_id_and_stop_timeout_options() -> None:
