@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from harness.bench.cpu import CpuMeter
 from harness.bench.load import run_step
 from harness.bench.probes import Freshness, sample_histories, search_ceiling
@@ -29,6 +32,7 @@ from harness.bench.report import markdown_table, plot
 from harness.bench.sweep import Step, check_shape, mode_summary, stage_means, sweep, targets
 from harness.bench.world import Catalog, WorkerRun, fill_catalog, prepare_model, preseed_histories
 from harness.milvus_eval import compare, holdout_users
+from harness.options import EnvOptions, add_options
 from harness.stack.servers import LocalStack, free_ports
 from model.serving import InterestModel
 from streams.recall.core import search_params
@@ -211,14 +215,20 @@ def machine() -> dict[str, Any]:
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+class BenchEnv(EnvOptions):
+    """`make bench` options (BENCH_* variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="BENCH_")
+
+    out: str = Field("bench-results.json", description="JSON results; the plot and table go "
+                     "beside it")
+    quick: bool = Field(False, description="12k catalog only, shorter steps, < 5 min")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default=os.environ.get("BENCH_OUT", "bench-results.json"),
-                   help="JSON results (env BENCH_OUT); the plot and table go beside it")
-    p.add_argument("--quick", action="store_true", default=quick,
-                   help="12k catalog only, shorter steps, < 5 min (env BENCH_QUICK=1)")
+    add_options(p, BenchEnv())
     p.add_argument("--model-root", default=Settings().model_dir,
                    help="demo model dir; the Beauty model is <root>-amazon-beauty "
                    "(env RECALL_MODEL_DIR); trained when missing")

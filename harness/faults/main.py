@@ -1,7 +1,7 @@
 """`make faults`: kill, stop and flood the real local system, then check every click.
 
 One local stack (tansu, Redis with AOF, Milvus Lite) and one trained model serve every
-scenario; workers are real `streams.worker.main` processes. Each scenario prints one line; the run
+scenario; workers are real `streams.worker` processes. Each scenario prints one line; the run
 ends with `FAULTS {json}` and writes the full results (examples of every failure, logs of
 unplanned worker exits) to --out. Exit code 0 when every check passed.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -19,8 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from harness.faults.scenarios import QUICK, SCENARIOS, Options, run
 from harness.faults.world import World
+from harness.options import EnvOptions, add_options
 
 TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_broker",
           "recommendations_lost_by_broker",
@@ -31,35 +34,29 @@ TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_br
           "valid_inputs_dead_lettered", "sigterm_unclean", "agent_crashes")
 
 
-def _env(name: str, default: Any) -> Any:
-    return type(default)(os.environ[name]) if os.environ.get(name) else default
+class FaultsEnv(EnvOptions):
+    """`make faults` options (FAULTS_* variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="FAULTS_")
+
+    quick: bool = Field(False, description=f"only {', '.join(QUICK)}, shorter phases")
+    scenarios: str = Field("", description="comma-separated scenarios to run, of: "
+                           + ", ".join(SCENARIOS) + " (default: all, or the quick ones)")
+    rate: float = Field(100.0, description="valid clicks per second")
+    users: int = Field(50, description="users per scenario")
+    poison: int = Field(1200, description="bad messages in the flood")
+    static: bool = Field(False, description="static group membership: "
+                         "RECALL_GROUP_INSTANCE_ID=worker-N per worker (default: dynamic)")
+    out: str = Field("faults-results.json", description="results file")
+    dir: str = Field(".stack/faults", description="stack data and logs, wiped at start")
+    model_dir: str = Field("", description="exported model to use (default: DIR-model, where "
+                           "a small one is trained on the first run)")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m harness.faults", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", default=os.environ.get("FAULTS_QUICK") == "1",
-                   help=f"only {', '.join(QUICK)}, shorter phases (env FAULTS_QUICK=1)")
-    p.add_argument("--scenarios", default=os.environ.get("FAULTS_SCENARIOS", ""),
-                   help="comma-separated scenarios to run, of: " + ", ".join(SCENARIOS)
-                   + " (env FAULTS_SCENARIOS; default: all, or the quick ones)")
-    p.add_argument("--rate", type=float, default=_env("FAULTS_RATE", 100.0),
-                   help="valid clicks per second (env FAULTS_RATE, now %(default)s)")
-    p.add_argument("--users", type=int, default=_env("FAULTS_USERS", 50),
-                   help="users per scenario (env FAULTS_USERS, now %(default)s)")
-    p.add_argument("--poison", type=int, default=_env("FAULTS_POISON", 1200),
-                   help="bad messages in the flood (env FAULTS_POISON, now %(default)s)")
-    p.add_argument("--static", action="store_true",
-                   default=os.environ.get("FAULTS_STATIC") == "1",
-                   help="static group membership: RECALL_GROUP_INSTANCE_ID=worker-N per worker "
-                        "(env FAULTS_STATIC=1; default: the worker's default, dynamic)")
-    p.add_argument("--out", default=_env("FAULTS_OUT", "faults-results.json"),
-                   help="results file (env FAULTS_OUT, now %(default)s)")
-    p.add_argument("--dir", default=_env("FAULTS_DIR", ".stack/faults"),
-                   help="stack data and logs, wiped at start (env FAULTS_DIR, now %(default)s)")
-    p.add_argument("--model-dir", default=_env("FAULTS_MODEL_DIR", ""),
-                   help="exported model to use (env FAULTS_MODEL_DIR; default: DIR-model, "
-                        "where a small one is trained on the first run)")
+    add_options(p, FaultsEnv())
     args = p.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))

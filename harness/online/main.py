@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from harness.online.data import cut, read_clicks, user_sequences
 from harness.online.report import combine, summary_line
@@ -37,90 +39,64 @@ from harness.online.run import run_seed
 from harness.online.table import write
 from harness.online.variants import evaluated_points, most_popular_ranks
 from harness.online.world import check_trainer
+from harness.options import EnvOptions, add_options
 from harness.stack.servers import StackError
 
 
-def _env(name: str, default: str | None) -> str | None:
-    return os.environ.get(name, default)
+class OnlineEnv(EnvOptions):
+    """`make online-eval` options (ONLINE_* variables)."""
 
+    model_config = SettingsConfigDict(env_prefix="ONLINE_")
 
-def _flag(name: str) -> bool:
-    return _env(name, "") not in ("", "0")
+    data: str | None = Field(None, description="user,item,timestamp CSV, optional header")
+    cut: float = Field(0.5, description="fraction of the clicks before the time cut")
+    rate: float = Field(200.0, description="most clicks/s sent to Kafka; each user's next click "
+                        "waits for the recommendation of their previous one")
+    window: int = Field(2000, description="how far (clicks in data order) other users' clicks "
+                        "may run ahead of a user waiting for a recommendation")
+    ahead_s: float = Field(3600.0, description="no click is sent more than this much data time "
+                           "(seconds) after W, the smallest data time of the clicks not yet "
+                           "scored, unless the replay falls behind --replay-minutes: under the "
+                           "watermark the learners wait for the slowest user, so users running "
+                           "ahead get lists that are stale by up to the bound; inf: no bound")
+    replay_minutes: float = Field(15.0, description="the bound above doubles each second while "
+                                  "the replay is behind a steady pace that sends the future in "
+                                  "this many minutes, and halves back while ahead of it; 0: a "
+                                  "fixed bound")
+    seeds: str = Field("1", description="comma list of training seeds, one full run each")
+    out: str = Field("online-results.json", description="JSON result; .png and .md beside it")
+    slices: int = Field(10, description="equal-count slices of the evaluated clicks for HR@50 "
+                        "over data time")
+    export_every: int = Field(1000, ge=0, description="the trainer exports after every this "
+                              "many learned clicks, passed as RECALL_ONLINE_EXPORT_EVERY; 0: "
+                              "every --export-s seconds instead")
+    export_s: float = Field(10.0, description="the trainer's export period in seconds when "
+                            "--export-every is 0, passed as RECALL_ONLINE_EXPORT_S")
+    no_watermark: bool = Field(False, description="learners learn every click at once, even one "
+                               "later than clicks still to be scored (the leak the watermark "
+                               "prevents, to measure it)")
+    open_loop: bool = Field(False, description="send at --rate without waiting for "
+                            "recommendations (a load test of the worker and the trainer; a "
+                            "user's clicks may then share a worker batch)")
+    no_trainer: bool = Field(False, description="no continuous trainer: `continuous` is then "
+                             "the realtime worker, flagged")
+    limit: int = Field(0, ge=0, description="only the first N clicks in time order, for a quick "
+                       "check; 0: all")
+    train_minutes: float = Field(3.0, description="time cap of the initial training")
+    timeout_s: float = Field(120.0, description="after the replay, give up on missing "
+                             "recommendations after this many seconds without a new one")
+    workdir: str = Field(".stack/online-eval", description="stack, logs and models, one dir per "
+                         "seed, emptied first")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m harness.online", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = _env("ONLINE_DATA", None)
-    p.add_argument("--data", default=data, required=data is None,
-                   help="user,item,timestamp CSV, optional header (env ONLINE_DATA)")
-    p.add_argument("--cut", type=float, default=float(_env("ONLINE_CUT", "0.5") or 0.5),
-                   help="fraction of the clicks before the time cut (env ONLINE_CUT, "
-                   "default %(default)s)")
-    p.add_argument("--rate", type=float, default=float(_env("ONLINE_RATE", "200") or 200),
-                   help="most clicks/s sent to Kafka; each user's next click waits for the "
-                   "recommendation of their previous one (env ONLINE_RATE, default "
-                   "%(default)s)")
-    p.add_argument("--window", type=int, default=int(_env("ONLINE_WINDOW", "2000") or 2000),
-                   help="how far (clicks in data order) other users' clicks may run ahead of "
-                   "a user waiting for a recommendation (env ONLINE_WINDOW, default "
-                   "%(default)s)")
-    p.add_argument("--ahead-s", type=float,
-                   default=float(_env("ONLINE_AHEAD_S", "3600") or 3600),
-                   help="no click is sent more than this much data time (seconds) after W, the "
-                   "smallest data time of the clicks not yet scored, unless the replay falls "
-                   "behind --replay-minutes: under the watermark the learners wait for the "
-                   "slowest user, so users running ahead get lists that are stale by up to the "
-                   "bound; inf: no bound (env ONLINE_AHEAD_S, default %(default)s)")
-    p.add_argument("--replay-minutes", type=float,
-                   default=float(_env("ONLINE_REPLAY_MINUTES", "15") or 0),
-                   help="the bound above doubles each second while the replay is behind a "
-                   "steady pace that sends the future in this many minutes, and halves back "
-                   "while ahead of it; 0: a fixed bound (env ONLINE_REPLAY_MINUTES, default "
-                   "%(default)s)")
-    p.add_argument("--seeds", default=_env("ONLINE_SEEDS", "1"),
-                   help="comma list of training seeds, one full run each (env ONLINE_SEEDS, "
-                   "default %(default)s)")
-    p.add_argument("--out", default=_env("ONLINE_OUT", "online-results.json"),
-                   help="JSON result; .png and .md beside it (env ONLINE_OUT, default "
-                   "%(default)s)")
-    p.add_argument("--slices", type=int, default=int(_env("ONLINE_SLICES", "10") or 10),
-                   help="equal-count slices of the evaluated clicks for HR@50 over data time "
-                   "(env ONLINE_SLICES, default %(default)s)")
-    p.add_argument("--export-every", type=int,
-                   default=int(_env("ONLINE_EXPORT_EVERY", "1000") or 0),
-                   help="the trainer exports after every this many learned clicks, passed as "
-                   "RECALL_ONLINE_EXPORT_EVERY; 0: every --export-s seconds instead (env "
-                   "ONLINE_EXPORT_EVERY, default %(default)s)")
-    p.add_argument("--export-s", type=float, default=float(_env("ONLINE_EXPORT_S", "10") or 10),
-                   help="the trainer's export period in seconds when --export-every is 0, "
-                   "passed as RECALL_ONLINE_EXPORT_S (env ONLINE_EXPORT_S, default "
-                   "%(default)s)")
-    p.add_argument("--no-watermark", action="store_true", default=_flag("ONLINE_NO_WATERMARK"),
-                   help="learners learn every click at once, even one later than clicks still "
-                   "to be scored (the leak the watermark prevents, to measure it) (env "
-                   "ONLINE_NO_WATERMARK=1)")
-    p.add_argument("--open-loop", action="store_true", default=_flag("ONLINE_OPEN_LOOP"),
-                   help="send at --rate without waiting for recommendations (a load test of "
-                   "the worker and the trainer; a user's clicks may then share a worker "
-                   "batch) (env ONLINE_OPEN_LOOP=1)")
-    p.add_argument("--no-trainer", action="store_true", default=_flag("ONLINE_NO_TRAINER"),
-                   help="no continuous trainer: `continuous` is then the realtime worker, "
-                   "flagged (env ONLINE_NO_TRAINER=1)")
-    p.add_argument("--limit", type=int, default=int(_env("ONLINE_LIMIT", "0") or 0) or None,
-                   help="only the first N clicks in time order, for a quick check (env "
-                   "ONLINE_LIMIT; default all)")
-    p.add_argument("--train-minutes", type=float,
-                   default=float(_env("ONLINE_TRAIN_MINUTES", "3") or 3),
-                   help="time cap of the initial training (env ONLINE_TRAIN_MINUTES, default "
-                   "%(default)s)")
-    p.add_argument("--timeout", type=float, default=float(_env("ONLINE_TIMEOUT_S", "120") or 120),
-                   help="after the replay, give up on missing recommendations after this many "
-                   "seconds without a new one (env ONLINE_TIMEOUT_S, default %(default)s)")
-    p.add_argument("--workdir", default=_env("ONLINE_WORKDIR", ".stack/online-eval"),
-                   help="stack, logs and models, one dir per seed, emptied first (env "
-                   "ONLINE_WORKDIR, default %(default)s)")
+    add_options(p, OnlineEnv())
     args = p.parse_args(argv)
+    if args.data is None:
+        p.error("--data (or ONLINE_DATA) is required")
+    args.limit = args.limit or None
     args.seed_list = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     if not args.seed_list:
         p.error("--seeds needs at least one seed")

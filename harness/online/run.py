@@ -71,7 +71,7 @@ def replay(args: argparse.Namespace, system: OnlineSystem, timeline: Timeline,
                  window=args.window, ahead=ahead)
     sent = run.send(settings, args.rate, system.check_alive)
     phases["replay_s"] = time.monotonic() - clock
-    missing = run.drain(args.timeout, system.check_alive)
+    missing = run.drain(args.timeout_s, system.check_alive)
     system.check_alive()
     collector.stop()
     system.stop_processes()

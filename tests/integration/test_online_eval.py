@@ -45,7 +45,7 @@ def run_eval(tmp_path: Path, *extra: str) -> dict[str, Any]:
     out = tmp_path / "out" / "online.json"
     code = main(["--data", str(data), "--out", str(out), "--workdir", str(tmp_path / "work"),
                  "--train-minutes", "0.3", "--export-every", "100", "--rate", "400",
-                 "--timeout", "60", "--replay-minutes", "2", *extra])
+                 "--timeout-s", "60", "--replay-minutes", "2", *extra])
     assert code == 0
     assert out.with_suffix(".md").is_file() and out.with_suffix(".png").is_file()
     return dict(json.loads(out.read_text()))

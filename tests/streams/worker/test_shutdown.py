@@ -20,7 +20,8 @@ def test_group_timing_and_instance_id_come_from_settings(tmp_path: Path) -> None
     assert conf.broker_heartbeat_interval == 0.5
     assert conf.broker_rebalance_timeout == 7.0
     assert conf.consumer_group_instance_id == "worker-a"
-    assert create_app(Settings(worker_data_dir=str(tmp_path))).conf.consumer_group_instance_id is None
+    app = create_app(Settings(worker_data_dir=str(tmp_path)))
+    assert app.conf.consumer_group_instance_id is None
 
 
 def test_instance_id_and_stop_timeout_options() -> None:
