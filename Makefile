@@ -37,10 +37,11 @@ help:
 	@echo "make up        docker compose production stack, WORKERS=N workers (needs .env)"
 	@echo "make down      stop the docker compose stack (volumes kept)"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .  # console scripts: recall-*
 	touch $(STAMP)
 
 venv: $(STAMP)
