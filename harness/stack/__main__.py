@@ -2,4 +2,4 @@
 
 from harness.stack.run import main
 
-main()
+raise SystemExit(main())

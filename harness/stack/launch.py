@@ -14,7 +14,7 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from harness.stack.servers import LocalStack, StackError
+from harness.stack.servers import LocalStack, StackError, stop_all
 from harness.stack.settings import StackSettings
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
@@ -144,22 +144,19 @@ class System:
             index.close()
         print(f"items: {len(ids)} vectors streamed into Milvus")
 
-    def stop_processes(self) -> None:
+    def stop_processes(self, report: Callable[[str, int], None] | None = None) -> None:
         """Stop the processes started here (SIGTERM, SIGKILL after 15 s); servers stay."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        self.procs.clear()
+        try:
+            stop_all(self.procs, 15, report)
+        finally:
+            self.procs.clear()
 
-    def stop(self) -> None:
-        self.stop_processes()
-        self.stack.stop()
+    def stop(self, report: Callable[[str, int], None] | None = None) -> None:
+        """Processes first, then the servers; `report(name, exit status)` for each."""
+        try:
+            self.stop_processes(report)
+        finally:
+            self.stack.stop(report)
 
 
 def _answers(url: str) -> bool:

@@ -21,7 +21,18 @@ def live_settings(settings: Settings, data: str | None) -> Settings:
     return settings.model_copy(update={"live_page": True, "item_titles": titles})
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def stopped(name: str, status: int) -> None:
+    """One line per process the launcher stopped."""
+    how = f"signal {-status}" if status < 0 else f"exit {status}"
+    print(f"stopped {name} ({how})", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until Ctrl-C or SIGTERM, then stop every process and exit 0.
+
+    Ctrl-C in a terminal sends SIGINT to the whole process group: the worker, the API and the
+    servers stop on their own at the same moment, so their exits are expected then, not errors.
+    """
     defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="python -m harness.stack", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -32,29 +43,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def stop(signum: int, frame: Any) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # one stop; a second Ctrl-C changes nothing
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    with System(live_settings(defaults, args.data), data=args.data) as system:
-        s = system.settings
-        env = f"RECALL_KAFKA_BOOTSTRAP={s.kafka_bootstrap}"
-        print(f"""
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also where the shell started us ignoring them
+        signal.signal(sig, stop)
+    system = System(live_settings(defaults, args.data), data=args.data)
+    try:
+        system.start()
+        print(ready_text(system), flush=True)
+        while True:
+            system.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    finally:
+        system.stop(stopped)
+    return 0
+
+
+def ready_text(system: System) -> str:
+    """What to do next, once everything answers."""
+    s = system.settings
+    env = f"RECALL_KAFKA_BOOTSTRAP={s.kafka_bootstrap}"
+    return f"""
 Ready. Model {s.model_dir}, logs in {system.stack.dir}.
-  send a click:          {env} .venv/bin/python -m producers.click --user 1 --item 42
-  replay a dataset:      {env} .venv/bin/python -m producers.replay --rate 200 --limit 1000
-  watch recommendations: {env} .venv/bin/python -m consumers.recommendations
+  send a click:          {env} .venv/bin/recall-click --user 1 --item 42
+  replay a dataset:      {env} .venv/bin/recall-replay --rate 200 --limit 1000
+  watch recommendations: {env} .venv/bin/recall-follow
   HTTP API (docs):       http://{s.api_host}:{s.api_port}/docs
   live page:             http://{s.api_host}:{s.api_port}/live
   API metrics, health:   http://{s.api_host}:{s.api_port}/metrics /healthz /readyz
   worker metrics:        http://{s.worker_web_host}:{s.worker_web_port}/metrics /healthz /readyz
-Ctrl-C stops everything.""", flush=True)
-        try:
-            while True:
-                system.check_alive()
-                time.sleep(1)
-        except KeyboardInterrupt:
-            print("\nstopping...")
+Ctrl-C stops everything."""
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -47,6 +47,22 @@ def milvus_lib_dir() -> str:
     return str(Path(milvus_lite.__file__).parent / "lib")
 
 
+def stop_all(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float,
+             report: Callable[[str, int], None] | None = None) -> None:
+    """SIGTERM every live process, wait `timeout_s` for each (then SIGKILL), report each exit."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout_s)
+        if report is not None:
+            report(name, proc.returncode)
+
+
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the launching *thread* dies, so no server is orphaned."""
     with contextlib.suppress(OSError, AttributeError):
@@ -179,18 +195,11 @@ class LocalStack:
         self.stop_server(name, kill=kill)
         return self.start_server(name)
 
-    def stop(self) -> None:
-        """Terminate every child, wait, kill the ones that do not exit in time."""
+    def stop(self, report: Callable[[str, int], None] | None = None) -> None:
+        """Terminate every child, wait, kill the ones that do not exit in time; `report(name,
+        exit status)` for each."""
         try:
-            for proc in self._procs.values():
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in self._procs.values():
-                try:
-                    proc.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(STOP_TIMEOUT_S)
+            stop_all(self._procs, STOP_TIMEOUT_S, report)
         finally:
             self._procs.clear()
             for log in self._logs.values():
