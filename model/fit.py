@@ -128,7 +128,7 @@ def train_model(
         epoch = state["epoch"] + 1
         perm = rng.permutation(len(y))
         bar = tqdm(range(0, len(y), cfg.batch_size), desc=f"{kind} epoch {epoch}",
-                   disable=not progress, leave=False, mininterval=1.0)
+                   disable=None if progress else True, leave=False, mininterval=1.0)
         total = 0.0
         for step, s in enumerate(bar):
             idx = perm[s : s + cfg.batch_size]

@@ -77,7 +77,7 @@ def deletion_records(ids: Iterable[int]) -> Iterator[ItemEmbedding]:
 def publish(records: Iterable[ItemEmbedding], sender: Sender, progress: bool = False,
             total: int | None = None) -> None:
     """Send records keyed by item id; invalid ones (e.g. NaN vectors) are counted and skipped."""
-    for record in tqdm(records, total=total, disable=not progress, unit="item"):
+    for record in tqdm(records, total=total, disable=None if progress else True, unit="item"):
         sender.send_valid(record.item_id, record, f"item {record.item_id}")
 
 

@@ -78,7 +78,7 @@ def replay(clicks: Iterable[SourceClick | tuple[int, int]], sender: Sender, *, r
     """
     pacer = pacer or Pacer(rate, speed)
     stream = islice(clicks, limit) if limit is not None else clicks
-    bar = tqdm(stream, total=limit if total is None else total, disable=not progress,
+    bar = tqdm(stream, total=limit if total is None else total, disable=None if progress else True,
                unit="click")
     try:
         for index, click in enumerate(bar):

@@ -72,7 +72,8 @@ def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel,
         ids = np.concatenate([ids, SYNTHETIC_ID_BASE + np.arange(extra)])
         vectors = np.concatenate([vectors, directions * norms[:, None]]).astype(np.float32)
     chunk = 10_000
-    for start in tqdm(range(0, len(ids), chunk), desc=f"catalog {catalog.label}", unit="chunk"):
+    for start in tqdm(range(0, len(ids), chunk), desc=f"catalog {catalog.label}", unit="chunk",
+                      disable=None):
         index.upsert(ids[start:start + chunk], vectors[start:start + chunk])
     return index
 
@@ -89,7 +90,8 @@ def preseed_histories(settings: Settings, users: int, items: np.ndarray, seed: i
         clicked = rng.choice(items, len(owners))  # [C]
         offsets = itertools.count()
         chunk = 20_000
-        for start in tqdm(range(0, len(owners), chunk), desc="histories", unit="chunk"):
+        for start in tqdm(range(0, len(owners), chunk), desc="histories", unit="chunk",
+                              disable=None):
             store.append([ClickAt(int(u), int(i), 1.0 + n, 0, next(offsets), "preseed")
                           for n, (u, i) in enumerate(zip(owners[start:start + chunk],
                                                          clicked[start:start + chunk],

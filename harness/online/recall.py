@@ -91,7 +91,7 @@ def recall_rows(recaller: Recaller, rows: Sequence[Row], interests: int, desc: s
     lists: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(rows)
     fallbacks = np.zeros(len(rows), dtype=bool)
     start = 0
-    with tqdm(total=len(rows), desc=desc, unit="click", mininterval=2.0) as bar:
+    with tqdm(total=len(rows), desc=desc, unit="click", mininterval=2.0, disable=None) as bar:
         while start < len(order):
             end = start + 1
             while (end < len(order) and end - start < MAX_ROWS and (end - start + 1) * interests

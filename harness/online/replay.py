@@ -185,8 +185,8 @@ class Replay:
         news = self.collector.news
         with open_sender(settings.kafka_bootstrap, settings.clicks_topic, settings=settings,
                          linger_ms=0) as sender, \
-                tqdm(total=len(self.clicks), desc="replay", unit="click", disable=not progress,
-                     mininterval=2.0) as bar:
+                tqdm(total=len(self.clicks), desc="replay", unit="click",
+                     disable=None if progress else True, mininterval=2.0) as bar:
             while self.loops:
                 before = sent
                 news.clear()
@@ -216,7 +216,7 @@ class Replay:
         count = int(self.ledger.answered.sum())
         changed = time.monotonic()
         with tqdm(total=wanted, initial=count, desc="recommendations", unit="rec",
-                  mininterval=2.0) as bar:
+                  mininterval=2.0, disable=None) as bar:
             while count < wanted:
                 alive()
                 time.sleep(0.1)

@@ -108,7 +108,7 @@ def load_histories(settings: Settings, past: Sequence[Click], batch: int = 2000)
     store.start()
     try:
         for start in tqdm(range(0, len(past), batch), desc="past histories -> redis",
-                          unit="batch"):
+                          unit="batch", disable=None):
             store.append([ClickAt(c.user, c.item, c.ts, PAST_PARTITION, start + k)
                           for k, c in enumerate(past[start:start + batch])])
     finally:

@@ -86,8 +86,8 @@ def chunks(total: int, start: int, size: int, progress: bool = True
     """Consecutive ranges of events[start:total], `size` long: the micro-batches. Every click
     of a batch is scored against the lists served before the batch (what a user had when
     clicking, as the worker recalls once per user per batch)."""
-    bar = tqdm(total=total - start, desc="replay", disable=not progress, mininterval=1.0,
-               leave=False)
+    bar = tqdm(total=total - start, desc="replay", disable=None if progress else True,
+               mininterval=1.0, leave=False)
     for lo in range(start, total, size):
         hi = min(lo + size, total)
         bar.update(hi - lo)
