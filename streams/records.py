@@ -65,10 +65,15 @@ class Wire(faust.Record, abstract=True, include_metadata=False, serializer="json
         unknown = set(data) - set(cls._options.fields)
         if unknown:
             raise BadEvent(f"unknown fields {sorted(unknown)}")
+        fields = list(cls._options.fields)
+        missing = [f for f in fields if f not in data and f not in cls._options.defaults]
+        if missing:
+            raise BadEvent(f"missing field{'s' * (len(missing) > 1)} {', '.join(missing)} "
+                           f"({cls.__name__} fields: {', '.join(fields)})")
         try:
             record = cls(**data)
-        except TypeError as exc:
-            raise BadEvent(f"missing or wrong fields: {exc!s:.200}") from None
+        except TypeError as exc:  # not expected after the checks above; still the user's fault
+            raise BadEvent(f"wrong fields for a {cls.__name__}: {exc!s:.200}") from None
         record.check(limits)
         return record
 

@@ -35,7 +35,7 @@ REASONS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("empty", r"^empty message"),
         ("too_large", r"^value of \d+ bytes is over"),
         ("not_json", r"^not JSON|^expected a JSON object"),
-        ("schema", r"^unknown fields|^missing or wrong fields"),
+        ("schema", r"^unknown fields|^missing fields?|^wrong fields"),
         ("bad_id", r"^(user_id|item_id) must be"),
         ("bad_ts", r"^ts "),
         ("bad_vector", r"^vector|^deleted must be|^expected a (finite )?number"),

@@ -22,7 +22,9 @@ def test_click_round_trip_is_plain_json() -> None:
         (None, "empty"),
         (b"\xff\xfe", "not JSON"),
         (b"[1, 2]", "JSON object"),
-        (b'{"user_id": 1, "item_id": 2}', "missing"),
+        (b'{"user_id": 1, "item_id": 2}',
+         r"^missing field ts \(Click fields: user_id, item_id, ts\)$"),
+        (b'{"user_id": 1}', r"^missing fields item_id, ts "),
         (b'{"user_id": 1, "item_id": 2, "ts": 1, "extra": 0}', "unknown fields"),
         (b'{"user_id": "1", "item_id": 2, "ts": 1}', "user_id must be an integer"),
         (b'{"user_id": true, "item_id": 2, "ts": 1}', "user_id must be an integer"),
@@ -34,6 +36,14 @@ def test_click_round_trip_is_plain_json() -> None:
 def test_bad_clicks_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:
     with pytest.raises(BadEvent, match=reason):
         Click.parse(raw)
+
+
+def test_reasons_name_fields_not_python_internals() -> None:
+    with pytest.raises(BadEvent) as bad:
+        Click.parse(b"{}")
+    assert "__init__" not in str(bad.value) and "<locals>" not in str(bad.value)
+    with pytest.raises(BadEvent, match="^missing field item_id "):
+        ItemEmbedding.parse(b'{"vector": [1.0]}')
 
 
 def test_item_embedding_rules() -> None:
