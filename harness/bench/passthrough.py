@@ -17,8 +17,9 @@ import faust
 from streams import logs
 from streams.observe.metrics import WorkerMetrics
 from streams.settings import Settings
+from streams.worker.acks import hold, release
 from streams.worker.app import create_app, topics
-from streams.worker.batches import deliver, hold, release
+from streams.worker.delivery import deliver
 from streams.worker.pipeline import Output
 
 log = logging.getLogger("harness.bench.passthrough")

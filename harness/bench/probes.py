@@ -105,7 +105,7 @@ class Freshness(threading.Thread):
         sent = time.time()
         self.producer.send(self.settings.items_topic, key=str(item).encode(), value=value)
         self.producer.flush()
-        found = wait_until(lambda: int(self.index.search(direction[None, :], 1)[0][0, 0]) == item,
+        found = poll_until(lambda: int(self.index.search(direction[None, :], 1)[0][0, 0]) == item,
                            self.timeout_s, self.poll_s)
         if found:
             self.latencies_ms.append(1000.0 * (time.time() - sent))
@@ -121,7 +121,7 @@ class Freshness(threading.Thread):
                 "p99_ms": round(percentile(self.latencies_ms, 99), 1)}
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, poll_s: float) -> bool:
+def poll_until(check: Callable[[], bool], timeout_s: float, poll_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():

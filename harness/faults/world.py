@@ -37,7 +37,7 @@ WARMUP_USERS = range(700_000_001, 700_000_041)
 
 
 @dataclass
-class Worker:
+class WorkerProcess:
     name: str
     proc: subprocess.Popen[bytes]
     log: IO[bytes]
@@ -54,7 +54,7 @@ class World:
     partitions: int = 4
     static_membership: bool = False  # RECALL_GROUP_INSTANCE_ID=<worker name> for each worker
     log: Any = print
-    workers: dict[str, Worker] = field(default_factory=dict)
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
     crashes: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -120,7 +120,7 @@ class World:
             env["RECALL_GROUP_INSTANCE_ID"] = name
         proc = subprocess.Popen([sys.executable, "-m", "streams.worker"], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        self.workers[name] = Worker(name, proc, log, time.time())
+        self.workers[name] = WorkerProcess(name, proc, log, time.time())
         return self.workers[name].started_at
 
     def next_name(self) -> str:
@@ -152,7 +152,7 @@ class World:
         return {"signal": signal.Signals(sig).name, "exit_code": code,
                 "exit_s": round(time.monotonic() - sent, 2), "timed_out": timed_out}
 
-    def _reap(self, name: str) -> Worker:
+    def _reap(self, name: str) -> WorkerProcess:
         worker = self.workers.pop(name)
         worker.log.write(f"=== harness: {name} exited {worker.proc.returncode}\n".encode())
         worker.log.close()

@@ -18,7 +18,7 @@ from model.online.pretrain import click_sequences, train_past
 from producers.sources import LineReporter, read_csv
 
 
-class Click(NamedTuple):
+class LoggedClick(NamedTuple):
     """One click of the data, with the data's own timestamp."""
 
     user: int
@@ -26,11 +26,11 @@ class Click(NamedTuple):
     ts: float
 
 
-def read_clicks(path: str | Path, limit: int | None = None) -> list[Click]:
+def read_clicks(path: str | Path, limit: int | None = None) -> list[LoggedClick]:
     """`user,item,timestamp` rows (optional header), sorted by timestamp (stable: ties keep file
     order); with `limit`, only the first `limit` clicks of that order."""
-    rows = [Click(c.user_id, c.item_id, float(c.ts)) for c in read_csv(path, LineReporter(path))
-            if c.ts is not None]
+    rows = [LoggedClick(c.user_id, c.item_id, float(c.ts))
+            for c in read_csv(path, LineReporter(path)) if c.ts is not None]
     rows.sort(key=lambda c: c.ts)
     return rows[:limit] if limit else rows
 
@@ -39,8 +39,8 @@ def read_clicks(path: str | Path, limit: int | None = None) -> list[Click]:
 class Timeline:
     """The clicks cut in two at `cut_ts`: `past` trains the first model, `future` is replayed."""
 
-    past: list[Click]
-    future: list[Click]
+    past: list[LoggedClick]
+    future: list[LoggedClick]
 
     @property
     def cut_ts(self) -> float:
@@ -53,7 +53,7 @@ class Timeline:
         return frozenset(c.item for c in self.past)
 
 
-def cut(clicks: Sequence[Click], fraction: float = 0.5) -> Timeline:
+def cut(clicks: Sequence[LoggedClick], fraction: float = 0.5) -> Timeline:
     """Past = the first `fraction` of the clicks in time order (at least one), future = the rest
     (at least one)."""
     if not 0.0 < fraction < 1.0:
@@ -81,7 +81,7 @@ class Initial:
                 "items": self.items}
 
 
-def train_initial(past: Sequence[Click], model_root: str | Path, *, seed: int,
+def train_initial(past: Sequence[LoggedClick], model_root: str | Path, *, seed: int,
                   max_minutes: float, label: str, progress: bool = True) -> Initial:
     """Train MIND on the past and export it into `model_root` (model.online.pretrain)."""
     seqs = click_sequences((c.user, c.item) for c in past)

@@ -16,14 +16,14 @@ import numpy as np
 from kafka.errors import KafkaError
 from tqdm import tqdm
 
-from harness.online.data import Click
+from harness.online.data import LoggedClick
 from harness.online.served import Served
 from harness.online.watermark import Ahead, WatermarkWriter
 from harness.online.world import Collector, Where
 from producers.kafka import Sender, SendStats, open_sender
 from producers.replay import Pacer
 from streams.errors import BadEvent
-from streams.records import Click as ClickRecord
+from streams.records import Click
 from streams.settings import Settings
 
 
@@ -34,7 +34,7 @@ class UserLoops:
     goes to `given_up`). Other users' clicks, up to `window` clicks ahead in data order (and
     no later in data time than `due`'s `until_ts`), go on meanwhile."""
 
-    def __init__(self, clicks: Sequence[Click], answered: Callable[[int], bool] | None,
+    def __init__(self, clicks: Sequence[LoggedClick], answered: Callable[[int], bool] | None,
                  window: int = 2000, give_up_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.clicks, self.answered, self.window = clicks, answered, window
@@ -124,11 +124,11 @@ class Ledger:
         return {i: recs[key] for key, i in self.where.items() if key in recs}
 
 
-def send_click(sender: Sender, index: int, c: Click,
+def send_click(sender: Sender, index: int, c: LoggedClick,
                landed: Callable[[int, int, int], None]) -> None:
     """Send one click keyed by its user with its data time; `landed(index, partition, offset)`
     once the broker acknowledged it. Invalid or failed sends are counted by `sender`."""
-    record = ClickRecord(user_id=c.user, item_id=c.item, ts=c.ts)
+    record = Click(user_id=c.user, item_id=c.item, ts=c.ts)
     try:
         record.check()
         future = sender.producer.send(sender.topic, key=str(c.user).encode(),
@@ -154,7 +154,7 @@ class Replay:
     click, W written as it moves (kept here either way: only the writer knows whether it goes
     to Redis, so a run without the watermark replays in the same order)."""
 
-    def __init__(self, clicks: Sequence[Click], collector: Collector, writer: WatermarkWriter,
+    def __init__(self, clicks: Sequence[LoggedClick], collector: Collector, writer: WatermarkWriter,
                  open_loop: bool = False, window: int = 2000, give_up_s: float = 30.0,
                  ahead: Ahead | None = None) -> None:
         self.clicks, self.collector, self.writer = clicks, collector, writer

@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from harness.online.data import Click
+from harness.online.data import LoggedClick
 
 
 class Watermark:
     """W over the future clicks (data order), updated with `answered` and `sent`."""
 
-    def __init__(self, future: Sequence[Click]) -> None:
+    def __init__(self, future: Sequence[LoggedClick]) -> None:
         n = len(future)
         self.ts = np.fromiter((c.ts for c in future), dtype=np.float64, count=n)  # [F]
         self.next = np.full(n, -1, dtype=np.int64)  # [F] the user's next future click, or -1

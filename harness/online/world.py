@@ -11,15 +11,14 @@ from collections.abc import Callable, Sequence
 from tqdm import tqdm
 
 from consumers.kafka import make_consumer, poll_records
-from harness.online.data import Click
+from harness.online.data import LoggedClick
 from harness.online.served import Served
 from harness.stack.launch import System
 from harness.stack.servers import StackError
 from harness.stack.settings import StackSettings
 from producers.kafka import open_sender
 from streams.recall.core import history_store
-from streams.records import Click as ClickRecord
-from streams.records import Recommendation
+from streams.records import Click, Recommendation
 from streams.settings import Settings
 from streams.stores.history import ClickAt
 
@@ -99,7 +98,7 @@ def check_trainer() -> None:
                          "(run with --no-trainer, or ONLINE_NO_TRAINER=1)")
 
 
-def load_histories(settings: Settings, past: Sequence[Click], batch: int = 2000) -> int:
+def load_histories(settings: Settings, past: Sequence[LoggedClick], batch: int = 2000) -> int:
     """Append the past clicks to Redis as the worker would (partition PAST_PARTITION, offsets
     in data order), so each user starts the replay with their real last clicks, and the
     co-occurrence counts and live popularity hold the past (counted at once, watermark or
@@ -158,12 +157,12 @@ class Collector(threading.Thread):
         self.join(timeout=10)
 
 
-def warm_up(collector: Collector, settings: Settings, click: Click,
+def warm_up(collector: Collector, settings: Settings, click: LoggedClick,
             alive: Callable[[], None], timeout_s: float = 180.0) -> None:
     """One click of WARMUP_USER (`click`'s item and time: the last past click, learned at
     once); wait for its recommendation (the worker is in its group)."""
     with open_sender(settings.kafka_bootstrap, settings.clicks_topic, settings=settings) as s:
-        s.send_valid(WARMUP_USER, ClickRecord(user_id=WARMUP_USER, item_id=click.item,
+        s.send_valid(WARMUP_USER, Click(user_id=WARMUP_USER, item_id=click.item,
                                               ts=click.ts), "warm-up click")
     deadline = time.monotonic() + timeout_s
     while not collector.warm.wait(0.2):

@@ -19,7 +19,7 @@ def most_popular(counts: Counter[int], n: int) -> list[int]:
     return [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
-class Served:
+class ServedLists:
     """The list served after each user's latest click (best first)."""
 
     def __init__(self, k: int = max(TOP)) -> None:

@@ -29,7 +29,7 @@ from model.online.canary import Gate
 from model.online.dump import ListDump
 from model.online.learner import OnlineConfig, Snapshot, load_learner
 from model.online.pretrain import initial_export
-from model.online.score import Served, Tally, chunks, most_popular
+from model.online.score import ServedLists, Tally, chunks, most_popular
 
 VARIANTS = ("most_popular", "batch", "realtime", "continuous", "itemcf")
 
@@ -65,8 +65,8 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
         counts[i] += 1
     at_cut = {u: list(h) for u, h in hist.items()}
     train_hist: dict[int, list[int]] = defaultdict(list)  # the trainer sees only the stream
-    served = {v: Served(dump.k if dump else 50) for v in variants}
-    raw_cooccur, popular = Served(dump.k if dump else 50), Served(dump.k if dump else 50)
+    served = {v: ServedLists(dump.k if dump else 50) for v in variants}
+    raw_cooccur, popular = ServedLists(dump.k if dump else 50), ServedLists(dump.k if dump else 50)
     past_popular = most_popular(counts, 5000)
     serve_model: dict[str, Snapshot] = {v: frozen.snapshot(past_popular)
                                         for v in ("batch", "realtime") if v in variants}

@@ -80,7 +80,7 @@ def exclusions(request: RecallRequest, history: HistoryStore | None) -> list[lis
             for row, user in zip(request.hist_item, request.user_ids, strict=True)]
 
 
-class Candidates(BaseModel):
+class CandidateList(BaseModel):
     item_ids: list[int]
     scores: list[float]
     source: str
@@ -93,7 +93,7 @@ class Candidates(BaseModel):
 
 class RecallResponse(BaseModel):
     model_version: str
-    results: list[Candidates]
+    results: list[CandidateList]
 
 
 def create_api(core: Core, metrics: ApiMetrics | None = None,
@@ -147,7 +147,7 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
         version = found[0].model_version if found else core.model.version
         return RecallResponse(
             model_version=version,
-            results=[Candidates(item_ids=c.item_ids, scores=c.scores, source=c.source,
+            results=[CandidateList(item_ids=c.item_ids, scores=c.scores, source=c.source,
                                 interests=c.interests, channels=c.channels) for c in found],
         )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.online.data import Click, Timeline, cut, read_clicks, user_sequences
+from harness.online.data import LoggedClick, Timeline, cut, read_clicks, user_sequences
 from model.online.pretrain import past_split
 
 
@@ -15,18 +15,19 @@ def test_read_clicks_skips_the_header_and_sorts_by_time_keeping_file_order_on_ti
         tmp_path: Path) -> None:
     path = tmp_path / "clicks.csv"
     path.write_text("user_id,item_id,timestamp\n1,10,30\n2,20,10\n1,11,10\n3,30,20\n")
-    assert read_clicks(path) == [Click(2, 20, 10.0), Click(1, 11, 10.0), Click(3, 30, 20.0),
-                                 Click(1, 10, 30.0)]
-    assert read_clicks(path, limit=2) == [Click(2, 20, 10.0), Click(1, 11, 10.0)]
+    assert read_clicks(path) == [LoggedClick(2, 20, 10.0), LoggedClick(1, 11, 10.0),
+                                 LoggedClick(3, 30, 20.0), LoggedClick(1, 10, 30.0)]
+    assert read_clicks(path, limit=2) == [LoggedClick(2, 20, 10.0), LoggedClick(1, 11, 10.0)]
 
 
 def test_read_clicks_without_header(tmp_path: Path) -> None:
     path = tmp_path / "clicks.csv"
     path.write_text("5,50,2\n4,40,1\n")
-    assert read_clicks(path) == [Click(4, 40, 1.0), Click(5, 50, 2.0)]
+    assert read_clicks(path) == [LoggedClick(4, 40, 1.0), LoggedClick(5, 50, 2.0)]
 
 
-CLICKS = [Click(1, 10, 1), Click(2, 20, 2), Click(1, 11, 3), Click(3, 30, 4), Click(1, 12, 5)]
+CLICKS = [LoggedClick(1, 10, 1), LoggedClick(2, 20, 2), LoggedClick(1, 11, 3),
+          LoggedClick(3, 30, 4), LoggedClick(1, 12, 5)]
 
 
 def test_cut_puts_the_first_fraction_in_the_past() -> None:

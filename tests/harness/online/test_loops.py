@@ -3,11 +3,11 @@ its ledger of where each click landed and whether it was answered."""
 
 from __future__ import annotations
 
-from harness.online.data import Click
+from harness.online.data import LoggedClick
 from harness.online.replay import Ledger, UserLoops
 
-CLICKS = [Click(1, 10, 1.0), Click(1, 11, 2.0), Click(2, 20, 3.0), Click(1, 12, 4.0),
-          Click(3, 30, 5.0)]
+CLICKS = [LoggedClick(1, 10, 1.0), LoggedClick(1, 11, 2.0), LoggedClick(2, 20, 3.0),
+          LoggedClick(1, 12, 4.0), LoggedClick(3, 30, 5.0)]
 
 
 def test_a_users_next_click_waits_for_the_answer_to_the_previous_one() -> None:

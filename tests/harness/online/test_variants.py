@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.online.data import Click, Timeline, user_sequences
+from harness.online.data import LoggedClick, Timeline, user_sequences
 from harness.online.variants import (
     evaluated_points,
     most_popular_ranks,
@@ -13,8 +13,9 @@ from harness.online.variants import (
     summarize,
 )
 
-PAST = [Click(1, 10, 1), Click(2, 20, 2), Click(1, 11, 3), Click(3, 30, 4)]
-FUTURE = [Click(1, 12, 5), Click(4, 10, 6), Click(2, 10, 7), Click(4, 20, 8), Click(1, 10, 9)]
+PAST = [LoggedClick(1, 10, 1), LoggedClick(2, 20, 2), LoggedClick(1, 11, 3), LoggedClick(3, 30, 4)]
+FUTURE = [LoggedClick(1, 12, 5), LoggedClick(4, 10, 6), LoggedClick(2, 10, 7),
+          LoggedClick(4, 20, 8), LoggedClick(1, 10, 9)]
 TIMELINE = Timeline(PAST, FUTURE)
 
 

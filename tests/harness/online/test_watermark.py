@@ -6,15 +6,15 @@ from __future__ import annotations
 import math
 import random
 
-from harness.online.data import Click
+from harness.online.data import LoggedClick
 from harness.online.watermark import Ahead, Watermark, WatermarkWriter
 
 # user 1 clicked before the cut; user 2 did not
-FUTURE = [Click(1, 10, 1.0),  # 0: previous click in the past: scored from the start
-          Click(2, 20, 2.0),  # 1: user 2's first click: never scored, never holds W
-          Click(1, 11, 3.0),  # 2: scored once 0 is answered
-          Click(2, 21, 4.0),  # 3: scored once 1 is answered
-          Click(1, 12, 5.0)]  # 4: scored once 2 is answered
+FUTURE = [LoggedClick(1, 10, 1.0),  # 0: previous click in the past: scored from the start
+          LoggedClick(2, 20, 2.0),  # 1: user 2's first click: never scored, never holds W
+          LoggedClick(1, 11, 3.0),  # 2: scored once 0 is answered
+          LoggedClick(2, 21, 4.0),  # 3: scored once 1 is answered
+          LoggedClick(1, 12, 5.0)]  # 4: scored once 2 is answered
 
 
 def test_w_is_the_smallest_time_of_the_clicks_not_yet_scored() -> None:
@@ -41,8 +41,8 @@ def test_a_click_sent_before_it_is_scored_keeps_w_strictly_below_it() -> None:
 
 
 def test_ties_hold_w_at_their_time() -> None:
-    mark = Watermark([Click(1, 10, 7.0), Click(1, 11, 7.0), Click(2, 20, 7.0),
-                      Click(2, 21, 8.0)])
+    mark = Watermark([LoggedClick(1, 10, 7.0), LoggedClick(1, 11, 7.0), LoggedClick(2, 20, 7.0),
+                      LoggedClick(2, 21, 8.0)])
     assert mark.value() == 7.0  # click 1 unscored at 7: the others of second 7 may be learned
     mark.answered(0)
     assert mark.value() == 8.0
@@ -57,7 +57,7 @@ def test_w_never_lets_a_served_list_hold_a_later_click() -> None:
     for trial in range(30):
         n = rng.randint(5, 60)
         times = sorted(rng.choice(range(n // 2 + 1)) * 1.0 for _ in range(n))  # many ties
-        future = [Click(rng.randint(1, 6), i, t) for i, t in enumerate(times)]
+        future = [LoggedClick(rng.randint(1, 6), i, t) for i, t in enumerate(times)]
         past_users = {1, 2}
         mark = Watermark(future)
         last_w = -math.inf

@@ -12,7 +12,7 @@ from model.config import MindConfig
 from model.export import write_latest
 from model.network import MindUserTower
 from model.online.learner import OnlineConfig, OnlineLearner, ReplayBuffer
-from model.online.score import Served, Tally, chunks, most_popular
+from model.online.score import ServedLists, Tally, chunks, most_popular
 from model.online.state import StreamState, after_publish, changed_rows, prune_versions
 
 CFG = MindConfig(dim=8, num_interests=2, maxlen=4, negatives=16, seed=1)
@@ -108,7 +108,7 @@ def test_stream_state_round_trips_through_its_file(tmp_path: Path) -> None:
 
 def test_served_lists_leave_out_seen_items_and_tally_counts_hits() -> None:
     model = learner()
-    served = Served(k=5)
+    served = ServedLists(k=5)
     seen = {1: {101, 102}, 2: set()}
     served.recall(model.snapshot([103, 104]), [1, 2], [[101, 102], []], seen)
     assert len(served.get(1)) == 5 and not {101, 102} & set(served.get(1))
