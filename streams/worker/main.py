@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
-import faust
-
 from streams import logs
 from streams.observe.metrics import WorkerMetrics
 from streams.recall.core import open_core
@@ -22,13 +20,14 @@ from streams.settings import Settings
 from streams.worker import item_feed, observe
 from streams.worker.agents import recommend, reload_model, upsert_items
 from streams.worker.app import create_app, topics
-from streams.worker.batches import guard_commits
 from streams.worker.epochs import CommitGuard, LogEpochs, TopicIds
+from streams.worker.faust_compat import Worker, guard_commits
 from streams.worker.pipeline import ClickPipeline, ItemPipeline
 
 log = logging.getLogger("streams.worker")
 
 EXIT_STOP_TIMEOUT = 3  # exit status when the stop deadline forced the exit
+EXIT_WEB_PORT = 2  # exit status when the metrics port cannot be served (a setting)
 BATCH_THREAD = "recall-batch"
 
 
@@ -63,22 +62,6 @@ class StopDeadline:
         os._exit(self.exit_code)
 
 
-class Worker(faust.Worker):
-    """faust.Worker whose SIGTERM and SIGINT also arm a hard exit deadline."""
-
-    def __init__(self, app: faust.App, deadline: StopDeadline, **kwargs: object) -> None:
-        super().__init__(app, **kwargs)  # type: ignore[arg-type]
-        self.deadline = deadline
-
-    def _on_sigterm(self) -> None:
-        self.deadline.arm("SIGTERM")
-        super()._on_sigterm()
-
-    def _on_sigint(self) -> None:
-        self.deadline.arm("SIGINT")
-        super()._on_sigint()
-
-
 def parse_args(argv: Sequence[str] | None, defaults: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m streams.worker",
@@ -111,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "stop_timeout_s": args.stop_timeout}
     )
     logs.configure(settings.log_format, args.log_level)
+    problem = observe.web_port_problem(settings.worker_web_host, settings.worker_web_port)
+    if problem is not None:  # before loading anything; Faust's own error names no setting
+        log.error("cannot start the metrics and health server: %s", problem)
+        raise SystemExit(EXIT_WEB_PORT)
     metrics = WorkerMetrics()
     deadline = StopDeadline(settings.stop_timeout_s)
     # One thread runs every blocking step (Redis, model, Milvus): the event loop stays free
@@ -141,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             upsert_items.attach(app, channels, items, executor, settings, metrics)
             reload_model.attach(app, core, executor, metrics)
             observe.attach(app, core, settings, metrics, stack)
-            worker = Worker(app, deadline, loglevel=args.log_level, redirect_stdouts=False,
+            worker = Worker(app, deadline.arm, loglevel=args.log_level, redirect_stdouts=False,
                             logging_config=logs.logging_config(settings.log_format,
                                                                args.log_level))
             try:

@@ -4,12 +4,16 @@ Faust's own Prometheus sensor (`faust_*` metrics: messages in and out, send and 
 latency, rebalances) is registered into the worker's registry, so one /metrics answers both.
 A timer samples what no event reports: consumer lag per assigned partition (end offset minus
 committed offset), items in Milvus, the loaded model's version and each server's readiness.
+`web_port_problem` tells before the start that the port is taken (a second worker on the
+host, say), naming the setting to change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
@@ -22,6 +26,7 @@ from streams.observe.health import BrokerProbe, Readiness, model_probe
 from streams.observe.metrics import WorkerMetrics
 from streams.recall.core import Core
 from streams.settings import Settings
+from streams.worker.faust_compat import committed_offsets
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +47,42 @@ async def consumer_lag(app: faust.App, topics: set[str]) -> dict[tuple[str, int]
     if not assigned:
         return {}
     ends = await consumer.highwaters(*assigned)
-    committed: dict[TP, int | None] = dict(getattr(consumer, "_committed_offset", {}))
+    committed: dict[TP, int | None] = committed_offsets(consumer)
     missing = [tp for tp in assigned if committed.get(tp) is None]
     if missing:  # nothing committed by this group yet: it starts at the earliest offset
         committed.update(await consumer.earliest_offsets(*missing))
     return {(tp.topic, tp.partition): int(ends[tp]) - int(committed[tp] or 0)
             for tp in assigned if tp in ends and ends[tp] is not None}
+
+
+def web_port_problem(host: str, port: int) -> str | None:
+    """Why the web server could not listen on `host`:`port` now; None if it can (or port 0).
+
+    Binds (and closes) a socket per address as aiohttp's server will, with SO_REUSEADDR: only
+    a socket listening there (another worker, say) makes it fail, not old connections.
+    """
+    if port == 0:
+        return None
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"RECALL_WORKER_WEB_HOST={host!r} does not resolve ({exc})"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio's create_server
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (f"port {port} on {host} is already in use (another worker on this "
+                            f"host?): set RECALL_WORKER_WEB_PORT to a free port, or to 0 for "
+                            f"no metrics server")
+                return (f"cannot listen on {host}:{port} ({exc.strerror}): check "
+                        f"RECALL_WORKER_WEB_HOST and RECALL_WORKER_WEB_PORT")
+    return None
 
 
 def attach(app: faust.App, core: Core, settings: Settings, metrics: WorkerMetrics,

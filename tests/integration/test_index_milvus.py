@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from harness.stack.servers import LocalStack
-from streams.errors import InvalidRequest
+from streams.errors import InvalidRequest, is_retriable
 from streams.stores.index import ItemIndex
-from streams.worker.batches import is_retriable
 
 pytestmark = pytest.mark.integration
 

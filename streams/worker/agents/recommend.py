@@ -12,15 +12,10 @@ import faust
 
 from streams.observe.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.worker.batches import (
-    deliver,
-    hold,
-    raw_messages,
-    read_at,
-    release_or_drop,
-    run_step,
-)
+from streams.worker.acks import hold, raw_messages, read_at, release_or_drop
+from streams.worker.delivery import deliver
 from streams.worker.pipeline import ClickPipeline, Output
+from streams.worker.retry import run_step
 
 log = logging.getLogger(__name__)
 ITEMS_WAIT_S = 30.0

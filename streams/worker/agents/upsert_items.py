@@ -8,8 +8,10 @@ import faust
 
 from streams.observe.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.worker.batches import deliver, hold, raw_messages, release, run_step
+from streams.worker.acks import hold, raw_messages, release
+from streams.worker.delivery import deliver
 from streams.worker.pipeline import ItemPipeline
+from streams.worker.retry import run_step
 
 
 def attach(
