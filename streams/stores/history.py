@@ -1,5 +1,5 @@
 """Per-user click histories and seen items in Redis, appended one micro-batch per round trip
-and safe to replay (the stored format: streams/stores/history_lua.py)."""
+and safe to replay (the stored format: the header of streams/stores/lua/append.lua)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster, key_slot
 
 from model.cooccur import CooccurConfig
 from streams.errors import InvalidRequest, ServiceUnavailable
-from streams.stores.history_lua import APPEND_LUA, FIRST_CLICK_ARG
+from streams.stores.scripts import FIRST_CLICK_ARG, lua_script
 
 
 class ClickAt(NamedTuple):
@@ -144,7 +144,7 @@ class HistoryStore:
                         co.normalize]
         assert len(self._header) == FIRST_CLICK_ARG - 1
         self._client = redis_client(url, username, password, cluster, timeout_s)
-        self._append = self._client.register_script(APPEND_LUA)
+        self._append = self._client.register_script(lua_script("append.lua"))
 
     @property
     def client(self) -> Any:
@@ -158,7 +158,7 @@ class HistoryStore:
         """Ping Redis and load the append script once (EVALSHA afterwards)."""
         with unavailable("ping"):
             self._client.ping()
-            self._client.script_load(APPEND_LUA)
+            self._client.script_load(lua_script("append.lua"))
 
     def close(self) -> None:
         self._client.close()

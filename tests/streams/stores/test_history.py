@@ -7,13 +7,13 @@ import pytest
 from harness.stack.servers import free_ports
 from streams.errors import ServiceUnavailable
 from streams.stores.history import (
-    APPEND_LUA,
     ClickAt,
     HistoryStore,
     UserState,
     parse_history,
     parse_seen,
 )
+from streams.stores.scripts import lua_script
 
 
 def test_parse_history_reads_stored_format() -> None:
@@ -58,7 +58,9 @@ def test_key_prefix_and_script_is_one_eval() -> None:
     store = HistoryStore("redis://127.0.0.1:1/0", prefix="h:")
     try:
         assert store.key(12) == "h:12"
-        assert "HSET" in APPEND_LUA and "redis.call('HGETALL'" in APPEND_LUA
+        script = lua_script("append.lua")
+        assert "HSET" in script and "redis.call('HGETALL'" in script
+        assert "-- include" not in script and "local function n_of(item)" in script
     finally:
         store.close()
 

@@ -1,62 +1,42 @@
-"""The Lua script that appends a micro-batch of clicks to the users' Redis hashes in one call.
-
-One hash per user at `{prefix}{user_id}`:
-  h      -> "ts seq item;ts seq item;..." the last `history_len` clicks, oldest first by
-            (ts, seq); ts and item are kept as the exact strings Python sent (no float rounding)
-  n      -> arrival counter of this user (seq of the last applied click, breaks ts ties)
-  s      -> "item item ...": the user's seen items, each once, least recently clicked first,
-            at most `seen_max` (past it the least recently clicked is dropped); absent: none
-            seen (older hashes); a store keeping no seen items (seen_max 0) neither reads nor
-            writes it
-  o<p>   -> "offset epoch": last applied Kafka offset of partition p for this user and the
-            epoch (topic id) of the log it came from: the replay guard. A click of another
-            epoch (the topic was recreated: a broker reset) starts the guard afresh.
-
-Co-occurrence counts (model/cooccur.py has the rule and its reference copy), when ARGV co is
-1, in keys under the co prefix P, updated by the same call for each applied click:
-  P<item>  -> sorted set: the item's strongest neighbours (at most cap), stored weights
-  Pb       -> hash item -> base data time of the item's neighbour set
-  Pn, Pnb  -> sorted set item -> stored count n, and the counts' common base
-  Pts      -> data time of the newest click counted (what `counts_ts` reports)
-  Pq, Pqs  -> with a watermark key: clicks waiting to be counted (score ts, member
-              "seq item prev,prev,..."), and the sequence that orders equal times
-A click is counted at once, or, when a watermark key is given, queued and counted (in ts
-order) by the first call that finds the key's data time at or past it. A replayed click is
-not applied, so it is never counted twice.
-
-ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
-      co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
-      none), co normalize ("write" or "read"), then per click: key index, item, ts,
-      partition, offset, epoch.
-Returns, per touched key in KEYS order: {key index, seen ("item item ...", oldest first),
-      item, item, ...} with the history oldest first.
-
-The seen list stays one string while the script runs: a click's item is looked up with a
-plain `string.find` (C, about 7 KB at 1000 items), moved or appended with `string.sub` and
-concatenation, and the oldest item cut off the front; its length is counted once per user.
-Parsing it into a Lua table (list + item -> position set) per user was measured 4x slower: a
-batch of 64 users with 1000 seen items each ran 26 ms in Redis that way, 5-6 ms this way (the
-history alone: 2 ms; 200 seen items: 6.7 against 2.2-2.4 ms). A replayed click costs nothing.
-"""
-
-from __future__ import annotations
-
-FIRST_CLICK_ARG = 11  # ARGV index of the first click's key index
-
-# an item's stored count n, read once per script call (`ns` caches it; the append script keeps
-# it current as it counts); shared by the append and the scoring script
-N_OF_LUA = """
-local function n_of(item)
-  local n = ns[item]
-  if n == nil then
-    n = tonumber(redis.call('ZSCORE', P .. 'n', item) or '0')
-    ns[item] = n
-  end
-  return n
-end
-"""
-
-APPEND_LUA = """
+-- The Lua script that appends a micro-batch of clicks to the users' Redis hashes in one call.
+--
+-- One hash per user at `{prefix}{user_id}`:
+--   h      -> "ts seq item;ts seq item;..." the last `history_len` clicks, oldest first by
+--             (ts, seq); ts and item are kept as the exact strings Python sent (no float rounding)
+--   n      -> arrival counter of this user (seq of the last applied click, breaks ts ties)
+--   s      -> "item item ...": the user's seen items, each once, least recently clicked first,
+--             at most `seen_max` (past it the least recently clicked is dropped); absent: none
+--             seen (older hashes); a store keeping no seen items (seen_max 0) neither reads nor
+--             writes it
+--   o<p>   -> "offset epoch": last applied Kafka offset of partition p for this user and the
+--             epoch (topic id) of the log it came from: the replay guard. A click of another
+--             epoch (the topic was recreated: a broker reset) starts the guard afresh.
+--
+-- Co-occurrence counts (model/cooccur.py has the rule and its reference copy), when ARGV co is
+-- 1, in keys under the co prefix P, updated by the same call for each applied click:
+--   P<item>  -> sorted set: the item's strongest neighbours (at most cap), stored weights
+--   Pb       -> hash item -> base data time of the item's neighbour set
+--   Pn, Pnb  -> sorted set item -> stored count n, and the counts' common base
+--   Pts      -> data time of the newest click counted (what `counts_ts` reports)
+--   Pq, Pqs  -> with a watermark key: clicks waiting to be counted (score ts, member
+--               "seq item prev,prev,..."), and the sequence that orders equal times
+-- A click is counted at once, or, when a watermark key is given, queued and counted (in ts
+-- order) by the first call that finds the key's data time at or past it. A replayed click is
+-- not applied, so it is never counted twice.
+--
+-- ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
+--       co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
+--       none), co normalize ("write" or "read"), then per click: key index, item, ts,
+--       partition, offset, epoch.
+-- Returns, per touched key in KEYS order: {key index, seen ("item item ...", oldest first),
+--       item, item, ...} with the history oldest first.
+--
+-- The seen list stays one string while the script runs: a click's item is looked up with a
+-- plain `string.find` (C, about 7 KB at 1000 items), moved or appended with `string.sub` and
+-- concatenation, and the oldest item cut off the front; its length is counted once per user.
+-- Parsing it into a Lua table (list + item -> position set) per user was measured 4x slower: a
+-- batch of 64 users with 1000 seen items each ran 26 ms in Redis that way, 5-6 ms this way (the
+-- history alone: 2 ms; 200 seen items: 6.7 against 2.2-2.4 ms). A replayed click costs nothing.
 local hlen = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local smax = tonumber(ARGV[3])
@@ -115,7 +95,8 @@ local function count(item, ts)
   ns[item] = tonumber(redis.call('ZINCRBY', P .. 'n', fmt(2 ^ lg), item))
 end
 
-""" + N_OF_LUA + """
+-- include n_of.lua
+
 local function bump(i, j, ts)
   local key = P .. i
   local w = weight(i, ts)
@@ -268,4 +249,3 @@ for k = 1, #KEYS do
   out[k] = row
 end
 return out
-"""
