@@ -100,7 +100,3 @@ def classify(exc: BaseException) -> Kind:
         return Kind.OUTAGE
     return Kind.BUG
 
-
-def is_retriable(exc: BaseException) -> bool:
-    """`classify(exc).retriable`: whether trying again can help."""
-    return classify(exc).retriable

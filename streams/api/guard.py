@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-import redis
 from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -26,6 +25,7 @@ from pymilvus import MilvusException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from streams import errors
 from streams.errors import BadRequest, RecallError
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
                        description="X-API-Key: <RECALL_API_TOKEN>")
 RETRY_AFTER_S = "1"
-OUTAGES = (redis.ConnectionError, redis.TimeoutError, MilvusException, ConnectionError,
-           TimeoutError)
+OUTAGES = (*errors.OUTAGES, MilvusException)  # the API's own reads also meet raw Milvus errors
 
 
 def _json(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -152,7 +151,7 @@ def add_error_handlers(api: FastAPI) -> None:
     async def recall_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, BadRequest):
             return _json(422, str(exc))
-        if getattr(exc, "retriable", False):
+        if errors.classify(exc).retriable:
             return await outage(request, exc)
         log.error("%s %s failed: %r", request.method, request.url.path, exc)
         return _json(500, f"internal error ({type(exc).__name__})")

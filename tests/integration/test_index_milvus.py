@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.stack.servers import LocalStack
-from streams.errors import InvalidRequest, is_retriable
+from streams.errors import InvalidRequest, classify
 from streams.stores.index import ItemIndex
 
 pytestmark = pytest.mark.integration
@@ -101,4 +101,4 @@ def test_search_with_wrong_dimension_is_invalid_and_not_retriable(item_index: It
             item_index.search(_random(2, item_index.dim), 5)
     finally:
         item_index.dim -= 1
-    assert not info.value.retriable and not is_retriable(info.value)
+    assert not info.value.retriable and not classify(info.value).retriable

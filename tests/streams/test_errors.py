@@ -16,7 +16,6 @@ from streams.errors import (
     RecallError,
     ServiceUnavailable,
     classify,
-    is_retriable,
 )
 
 
@@ -49,7 +48,7 @@ from streams.errors import (
 ])
 def test_classify(exc: BaseException, kind: Kind) -> None:
     assert classify(exc) is kind
-    assert is_retriable(exc) == (kind is Kind.OUTAGE) == classify(exc).retriable
+    assert classify(exc).retriable == (kind is Kind.OUTAGE)
 
 
 def test_every_record_fault_is_a_bad_record() -> None:
