@@ -26,6 +26,15 @@ def _scalar(annotation: Any) -> Any:
     return annotation
 
 
+def options_parser(prog: str, description: str | None,
+                   options: EnvOptions) -> argparse.ArgumentParser:
+    """A parser for `python -m <prog>` holding every field of `options` (more may be added)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(parser, options)
+    return parser
+
+
 def add_options(parser: argparse.ArgumentParser, options: EnvOptions) -> None:
     """One `--field-name` per field of `options`, defaulting to its value (env, else default)."""
     prefix = str(options.model_config.get("env_prefix", ""))

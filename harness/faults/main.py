@@ -23,7 +23,7 @@ from pydantic_settings import SettingsConfigDict
 
 from harness.faults.scenarios import QUICK, SCENARIOS, Options, run
 from harness.faults.world import World
-from harness.options import EnvOptions, add_options
+from harness.options import EnvOptions, options_parser
 
 TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_broker",
           "recommendations_lost_by_broker",
@@ -54,9 +54,7 @@ class FaultsEnv(EnvOptions):
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.faults", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(p, FaultsEnv())
+    p = options_parser("harness.faults", __doc__, FaultsEnv())
     args = p.parse_args(argv)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))

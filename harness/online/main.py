@@ -39,7 +39,7 @@ from harness.online.run import run_seed
 from harness.online.table import write
 from harness.online.variants import evaluated_points, most_popular_ranks
 from harness.online.world import check_trainer
-from harness.options import EnvOptions, add_options
+from harness.options import EnvOptions, options_parser
 from harness.stack.servers import StackError
 
 
@@ -90,9 +90,7 @@ class OnlineEnv(EnvOptions):
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.online", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(p, OnlineEnv())
+    p = options_parser("harness.online", __doc__, OnlineEnv())
     args = p.parse_args(argv)
     if args.data is None:
         p.error("--data (or ONLINE_DATA) is required")
