@@ -47,7 +47,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m harness.stack $(if $(DATA),--data $(DATA))
+	$(PY) -m harness.stack.run $(if $(DATA),--data $(DATA))
 
 demo: $(STAMP)
 	$(PY) -m harness.demo --clicks $(DEMO_CLICKS) $(if $(DATA),--data $(DATA))

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
     "scripts"]
 # What the Makefile and the docs run as `python -m ...`.
-MODULES = ["streams.worker", "streams.api", "streams.training", "harness.stack", "harness.bench",
-           "harness.faults", "harness.online", "harness.demo", "model.train", "model.evaluate"]
+MODULES = ["streams.worker", "streams.api", "streams.training", "harness.stack",
+           "harness.stack.run", "harness.bench", "harness.faults", "harness.online", "harness.demo",
+           "model.train", "model.evaluate"]
 
 
 def test_users_get_one_script_per_face() -> None:

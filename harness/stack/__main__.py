@@ -1,5 +1,6 @@
-"""`python -m harness.stack`: the local stack, worker and API until Ctrl-C (make run)."""
+"""`python -m harness.stack`: just the three local servers until Ctrl-C (as before the packages;
+`make run`, the whole system, is `python -m harness.stack.run`)."""
 
-from harness.stack.run import main
+from harness.stack.servers import main
 
 raise SystemExit(main())

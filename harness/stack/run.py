@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     defaults = Settings()
     parser = argparse.ArgumentParser(
-        prog="python -m harness.stack", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m harness.stack.run", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Start broker, Redis, Milvus, model, worker and API; Ctrl-C stops them all. "
         "Ports and topics come from RECALL_* environment variables.")
     parser.add_argument("--data", default=None,

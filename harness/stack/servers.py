@@ -262,7 +262,7 @@ class LocalStack:
 def _parser() -> argparse.ArgumentParser:
     env = StackSettings()
     p = argparse.ArgumentParser(
-        prog="python -m harness.stack.servers", description=__doc__,
+        prog="python -m harness.stack", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--dir", default=env.stack_dir, help="data/log dir (env RECALL_STACK_DIR)")

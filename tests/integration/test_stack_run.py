@@ -1,6 +1,6 @@
-"""`make run`'s launcher (python -m harness.stack) stopped by Ctrl-C, as a terminal sends it: SIGINT
-to the whole process group (launcher, worker, API, servers at once). It must exit 0, print one
-line per stopped process and no traceback."""
+"""`make run`'s launcher (python -m harness.stack.run) stopped by Ctrl-C, as a terminal sends it:
+SIGINT to the whole process group (launcher, worker, API, servers at once). It must exit 0,
+print one line per stopped process and no traceback."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_ctrl_c_on_make_run_stops_everything_and_exits_0(model_dir: Path,
                 "RECALL_MODEL_DIR": str(model_dir)})
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "harness.stack"], stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "harness.stack.run"], stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             deadline = time.monotonic() + 300
