@@ -114,9 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kafka, redis, milvus, api, web = free_ports(5)
     base = Settings().model_copy(update={
-        "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus, "api_port": api,
-        "worker_web_port": web, "metrics_interval_s": 1.0})
-    with System(base, data=args.data, stack=StackSettings(stack_dir=".stack/demo")) as system:
+        "api_port": api, "worker_web_port": web, "metrics_interval_s": 1.0})
+    stack = StackSettings(stack_dir=".stack/demo", kafka_port=kafka, redis_port=redis,
+                          milvus_port=milvus)
+    with System(base, data=args.data, stack=stack) as system:
         settings = system.settings
         clicks = clicks_for(system, args.data, args.clicks, args.users)
         collector = Collector(settings)

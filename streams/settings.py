@@ -7,7 +7,8 @@ here: they belong to the harness (harness/stack/settings.py).
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,15 @@ class RecallEnv(BaseSettings):
     """Base of every concern: RECALL_* variables, frozen, unknown names ignored."""
 
     model_config = SettingsConfigDict(env_prefix="RECALL_", frozen=True, extra="ignore")
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self:
+        """A copy with `update` applied; a name that is no setting of this class is an error
+        (pydantic would silently keep it as an unused attribute)."""
+        unknown = sorted(set(update or {}) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no settings {unknown}")
+        return super().model_copy(update=update, deep=deep)
 
 
 class KafkaSettings(RecallEnv):

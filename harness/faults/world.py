@@ -60,7 +60,6 @@ class World:
     def __post_init__(self) -> None:
         kafka, redis, milvus = free_ports(3)
         base = Settings().model_copy(update={
-            "kafka_port": kafka, "redis_port": redis, "milvus_port": milvus,
             "partitions": self.partitions, "model_dir": str(self.model_dir),
             "reload_interval_s": 3600.0,
             # the oracle recalls each record's own history (`recall` below): the seen-items
@@ -69,7 +68,8 @@ class World:
             # the channels stay on (co-occurrence counted in the append script under fault);
             # records carry each channel's list so the MIND one can be checked exactly
             "record_channel_lists": True})
-        self.stack = LocalStack(base, stack_dir=self.stack_dir, fresh=True)
+        self.stack = LocalStack(base, stack_dir=self.stack_dir, kafka_port=kafka,
+                                redis_port=redis, milvus_port=milvus, fresh=True)
         self.settings = self.stack.settings
         self.epoch = Epoch()
         self._exit = ExitStack()

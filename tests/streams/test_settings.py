@@ -36,6 +36,12 @@ def test_settings_are_frozen() -> None:
         Settings().top_k = 3  # type: ignore[misc]
 
 
+def test_a_copy_refuses_names_that_are_no_setting() -> None:
+    assert Settings().model_copy(update={"top_k": 3}).top_k == 3
+    with pytest.raises(TypeError, match="kafka_port"):
+        Settings().model_copy(update={"kafka_port": 1})
+
+
 def test_stack_ports_belong_to_the_harness(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECALL_REDIS_PORT", "6390")
     assert "redis_port" not in Settings.model_fields
