@@ -1,6 +1,9 @@
 """Fault tests' checks: every click against its recommendation and every user against Redis.
 
 Pure functions over what was sent, what came back and what Redis holds; no process control.
+What each user's history and seen items should be is recomputed from the harness's own send
+log; what each recommendation should hold comes from `oracle.ExactOracle` (NumPy, not the
+serving code); who lost an unanswered click is proven by `attribution.attribute`.
 """
 
 from __future__ import annotations
@@ -12,44 +15,57 @@ from typing import Any
 
 import redis
 
+from harness.faults.attribution import BrokerStop, attribute
+from harness.faults.oracle import Expected
 from harness.faults.poison import POISON_ITEMS
 from harness.faults.traffic import Received, Sent, SentClick
 from model.fusion import FusionConfig, fuse
 from streams.records import DeadLetter
 
 Entry = tuple[str, int, int]  # one stored click: (ts as sent, arrival seq, item)
-Recall = Callable[[Sequence[Sequence[int]]], list[tuple[list[int], list[float], str]]]
+Expect = Callable[[Sequence[Sequence[int]], Sequence[Sequence[int]]], list[Expected]]
 EXAMPLES = 3
+COMMIT_INTERVAL_S = 1.0  # streams/worker/app.py: broker_commit_interval
+DUPLICATE_WINDOW_S = COMMIT_INTERVAL_S + 2.0  # + a batch in its step and one publishing
 
 
-RECS_IN_FLIGHT_S = 1.0  # a recommendation reaches the collector well within this
-
-
-def read_raw_histories(redis_url: str, users: Iterable[int],
-                       prefix: str = "hist:") -> dict[int, list[Entry]]:
-    """Each user's stored `h` field (streams/stores/history.py: "ts seq item;..."), parsed."""
+def read_redis(redis_url: str, users: Iterable[int], prefix: str = "hist:"
+               ) -> tuple[dict[int, list[Entry]], dict[int, list[int]]]:
+    """Each user's stored history `h` ("ts seq item;...", streams/stores/history.py), parsed,
+    and seen items `s` ("item item ...", least recently clicked first)."""
     users = list(users)
     client = redis.Redis.from_url(redis_url, socket_timeout=10)
     try:
         pipe = client.pipeline(transaction=False)
         for u in users:
-            pipe.hget(f"{prefix}{u}", "h")
+            pipe.hmget(f"{prefix}{u}", ["h", "s"])
         raws = pipe.execute()
     finally:
         client.close()
-    out: dict[int, list[Entry]] = {}
-    for user, raw in zip(users, raws, strict=True):
+    histories: dict[int, list[Entry]] = {}
+    seen: dict[int, list[int]] = {}
+    for user, (h, s) in zip(users, raws, strict=True):
         entries = []
-        for part in (raw.decode().split(";") if raw else []):
+        for part in (h.decode().split(";") if h else []):
             ts, seq, item = part.split(" ")
             entries.append((ts, int(seq), int(item)))
-        out[user] = entries
-    return out
+        histories[user] = entries
+        seen[user] = [int(i) for i in s.decode().split()] if s else []
+    return histories, seen
 
 
 def ts_text(ts: float) -> str:
     """How a click's ts reaches Redis: the repr of the float the worker parsed."""
     return repr(float(ts))
+
+
+def seen_after(items: Sequence[int], seen_max: int) -> list[int]:
+    """The seen list after clicking `items` in order: each item once, least recent first."""
+    order: dict[int, None] = {}
+    for item in items:
+        order.pop(item, None)
+        order[item] = None
+    return list(order)[-seen_max:] if seen_max else []
 
 
 @dataclass
@@ -60,8 +76,11 @@ class ClickRun:
     recs: list[Received]
     final: dict[int, list[Entry]]
     history_len: int
-    broker_stop_at: float | None = None  # wall clock of a broker stop, if the scenario had one
+    seen: dict[int, list[int]] | None = None  # Redis `s` per user (None: not checked)
+    seen_max: int = 0  # RECALL_SEEN_MAX when the worker excludes seen items, else 0
+    broker: BrokerStop | None = None  # a broker restart, if the scenario had one
     snapshot: dict[int, list[Entry]] = field(default_factory=dict)  # histories after the stop
+    killed_at: float | None = None  # wall clock of a SIGKILL, if the scenario sent one
 
 
 def tie_equal(got: tuple[list[int], list[float]], want: tuple[list[int], list[float]],
@@ -78,7 +97,7 @@ def tie_equal(got: tuple[list[int], list[float]], want: tuple[list[int], list[fl
     return len(set(gi)) == len(gi)
 
 
-def check_clicks(run: ClickRun, recall: Recall,
+def check_clicks(run: ClickRun, expect: Expect,
                  fusion: FusionConfig | None = None) -> dict[str, Any]:
     """Counts and examples of every click check of one scenario."""
     by_key = {c.key: c for c in run.clicks}
@@ -94,27 +113,19 @@ def check_clicks(run: ClickRun, recall: Recall,
     stored = {u: {e[0] for e in entries} for u, entries in run.final.items()}
     snap = {u: {e[0] for e in entries} for u, entries in run.snapshot.items()}
 
-    def in_store(c: SentClick, where: dict[int, set[str]]) -> bool:
-        return ts_text(c.ts) in where.get(c.user, set())
+    def applied(c: SentClick) -> bool:
+        return ts_text(c.ts) in stored.get(c.user, set()) | snap.get(c.user, set())
 
-    by_broker = [c for c in run.clicks if run.broker_stop_at is not None and c.state == "acked"
-                 and c.sent_at < run.broker_stop_at and not recs.get(c.key)
-                 and not in_store(c, snap) and not in_store(c, stored)]
-    broker_keys = {c.key for c in by_broker}
+    unanswered = [c for c in run.clicks if c.state == "acked" and not recs.get(c.key)]
+    who = attribute(unanswered, applied, run.broker)
+    broker_keys = {c.key for c in who.clicks_by_broker}
     delivered = [c for c in run.clicks if c.key not in broker_keys and (
-        c.state == "acked" or recs.get(c.key) or in_store(c, stored) or in_store(c, snap))]
-    unanswered = [c for c in delivered if c.state == "acked" and not recs.get(c.key)]
-    # Applied before the stop and sent in its last RECS_IN_FLIGHT_S: the recommendation was
-    # published to the old broker and lost with it before the collector read it.
-    recs_by_broker = [c for c in unanswered if run.broker_stop_at is not None
-                      and run.broker_stop_at - RECS_IN_FLIGHT_S <= c.sent_at < run.broker_stop_at
-                      and in_store(c, snap)]
-    lost = [c for c in unanswered if c not in recs_by_broker]
+        c.state == "acked" or recs.get(c.key) or applied(c))]
 
     sequences: dict[int, list[SentClick]] = defaultdict(list)
     for c in sorted(delivered, key=lambda c: c.ts):
         sequences[c.user].append(c)
-    history_errors, duplicates = [], []
+    history_errors, duplicates, seen_errors = [], [], []
     for user in sorted(users):
         want = [(ts_text(c.ts), c.item) for c in sequences[user][-run.history_len:]]
         got = [(ts, item) for ts, _, item in run.final.get(user, [])]
@@ -123,33 +134,28 @@ def check_clicks(run: ClickRun, recall: Recall,
                                    "got": [i for _, i in got]})
         if len({ts for ts, _ in got}) != len(got):
             duplicates.append(user)
+        want_seen = seen_after([c.item for c in sequences[user]], run.seen_max)
+        if run.seen is not None and run.seen.get(user, []) != want_seen:
+            seen_errors.append({"user": user, "want": want_seen, "got": run.seen.get(user)})
 
-    prefixes: dict[int, list[list[int]]] = {
-        u: [[c.item for c in seq[max(0, j + 1 - run.history_len):j + 1]] for j in range(len(seq))]
-        for u, seq in sequences.items()}
-    position = {c.key: j for seq in sequences.values() for j, c in enumerate(seq)}
-    bad_history, checked = [], []
-    for key, got_recs in recs.items():
-        j = position.get(key)
-        for r in got_recs:
-            if j is None or r.rec.history not in prefixes[key[0]][j:]:
-                bad_history.append({"click": list(key), "history": r.rec.history,
-                                    "partition": r.rec.click_partition,
-                                    "offset": r.rec.click_offset})
-            else:
-                checked.append(r)
-    bad_items = check_items(checked, recall, fusion=fusion)
+    checked, bad_history = match_histories(recs, sequences, run.history_len, run.seen_max)
+    bad_items = check_items(checked, expect, fusion=fusion)
     hijacked = sum(any(i >= POISON_ITEMS for i in r.rec.item_ids) for r in run.recs)
+    dup_keys = [k for k, v in recs.items() for _ in v[1:]]
+    unexplained = [k for k in dup_keys if run.killed_at is None or not (
+        run.killed_at - DUPLICATE_WINDOW_S <= by_key[k].sent_at <= run.killed_at)]
     return {
         "clicks_sent": sum(c.state == "acked" for c in run.clicks),
         "click_sends_failed": sum(c.state == "failed" for c in run.clicks),
         "failed_sends_delivered": sum(c.state == "failed" for c in delivered),
-        "clicks_lost": len(lost),
-        "clicks_lost_by_broker": len(by_broker),
-        "recommendations_lost_by_broker": len(recs_by_broker),
+        "clicks_lost": len(who.pipeline),
+        "clicks_lost_by_broker": len(who.clicks_by_broker),
+        "recommendations_lost_by_broker": len(who.recs_by_broker),
         "history_errors": len(history_errors),
         "history_duplicates": len(duplicates),
-        "duplicate_recommendations": sum(len(v) - 1 for v in recs.values()),
+        "seen_errors": len(seen_errors),
+        "duplicate_recommendations": len(dup_keys),
+        "duplicates_unexplained": len(unexplained),
         "recommendation_history_errors": len(bad_history),
         "recommendation_item_errors": len(bad_items),
         "recommendation_errors": len(bad_history) + len(bad_items),
@@ -157,27 +163,53 @@ def check_clicks(run: ClickRun, recall: Recall,
         "hijacked_recommendations": hijacked,
         "examples": {
             "clicks_lost": [[c.user, c.item, c.ts, c.partition, c.offset]
-                            for c in lost[:EXAMPLES]],
+                            for c in who.pipeline[:EXAMPLES]],
             "history_errors": history_errors[:EXAMPLES],
+            "seen_errors": seen_errors[:EXAMPLES],
+            "duplicates_unexplained": [list(k) for k in unexplained[:EXAMPLES]],
             "recommendation_history_errors": bad_history[:EXAMPLES],
             "recommendation_item_errors": bad_items[:EXAMPLES],
         },
     }
 
 
-def check_items(received: list[Received], recall: Recall, batch: int = 256,
-                fusion: FusionConfig | None = None) -> list[Any]:
-    """Recommendations whose items differ from what the Recaller returns for their history;
-    a fused record: its MIND list against the MIND Recaller, and its list against the fusion
-    of its own channel lists (`fusion`)."""
-    unique = sorted({tuple(r.rec.history) for r in received})
-    want: dict[tuple[int, ...], tuple[list[int], list[float], str]] = {}
+def match_histories(recs: dict[tuple[int, int, float], list[Received]],
+                    sequences: dict[int, list[SentClick]], history_len: int, seen_max: int
+                    ) -> tuple[list[tuple[Received, list[int]]], list[dict[str, Any]]]:
+    """Each recommendation's history must be the user's last clicks as of its click or a
+    later click of the same batch; returns (record, its seen items then) pairs and errors."""
+    position = {c.key: j for seq in sequences.values() for j, c in enumerate(seq)}
+    checked, bad = [], []
+    for key, got_recs in recs.items():
+        seq, j = sequences.get(key[0], []), position.get(key)
+        for r in got_recs:
+            later = [] if j is None else [
+                n for n in range(j, len(seq))
+                if [c.item for c in seq[max(0, n + 1 - history_len):n + 1]] == r.rec.history]
+            if later:
+                seen = (seen_after([c.item for c in seq[:later[0] + 1]], seen_max)
+                        if seen_max else list(r.rec.history))  # what serving leaves out
+                checked.append((r, seen))
+            else:
+                bad.append({"click": list(key), "history": r.rec.history,
+                            "partition": r.rec.click_partition, "offset": r.rec.click_offset})
+    return checked, bad
+
+
+def check_items(received: list[tuple[Received, list[int]]], expect: Expect,
+                batch: int = 256, fusion: FusionConfig | None = None) -> list[Any]:
+    """Recommendations whose MIND items differ from the exact oracle's for their history and
+    seen items; a fused record: its MIND list against the oracle, and its list against the
+    fusion of its own channel lists (`fusion`)."""
+    unique = sorted({(tuple(r.rec.history), tuple(seen)) for r, seen in received})
+    want: dict[tuple[tuple[int, ...], tuple[int, ...]], Expected] = {}
     for start in range(0, len(unique), batch):
         rows = unique[start:start + batch]
-        want.update(zip(rows, recall([list(h) for h in rows]), strict=True))
+        want.update(zip(rows, expect([list(h) for h, _ in rows], [list(s) for _, s in rows]),
+                        strict=True))
     bad = []
-    for r in received:
-        ids, scores, version = want[tuple(r.rec.history)]
+    for r, seen in received:
+        ids, scores, version = want[(tuple(r.rec.history), tuple(seen))]
         got = _unpoisoned(r.rec.item_ids, r.rec.scores)
         lists = r.rec.channel_lists
         if lists is not None and "mind" in lists:  # fused: MIND's own list, with the scores
@@ -189,7 +221,6 @@ def check_items(received: list[Received], recall: Recall, batch: int = 256,
                 bad.append({"click": [r.rec.user_id, r.rec.click_item, r.rec.click_ts],
                             "fused_list_differs_from_its_channel_lists": True})
                 continue
-        ids, scores = _unpoisoned(ids, scores)
         cut = min(len(got[0]), len(ids))  # poison items (counted as hijacks) push others out
         if r.rec.model_version != version or not tie_equal(
                 (got[0][:cut], got[1][:cut]), (ids[:cut], scores[:cut])):
@@ -207,29 +238,6 @@ def _unpoisoned(ids: list[int], scores: list[float]) -> tuple[list[int], list[fl
     worker's search and this check; hijacks are counted on their own."""
     keep = [n for n, i in enumerate(ids) if i < POISON_ITEMS]
     return [ids[n] for n in keep], [scores[n] for n in keep]
-
-
-def recovery_s(clicks: Sequence[SentClick], recs: Sequence[Received], since: float,
-               partitions: int, until: float) -> tuple[float, list[int]]:
-    """Seconds from `since` until every partition answered a click sent after `since`.
-
-    Returns (seconds, partitions that never answered); a partition that never answered counts
-    as `until - since` (a lower bound).
-    """
-    first: dict[int, float] = {}
-    answered = {(r.rec.user_id, r.rec.click_item, r.rec.click_ts): r.at for r in recs}
-    sent_on: set[int] = set()
-    for c in clicks:
-        if c.state != "acked" or c.sent_at < since:
-            continue
-        sent_on.add(c.partition)
-        at = answered.get(c.key)
-        if at is not None and at < first.get(c.partition, float("inf")):
-            first[c.partition] = at
-    missing = sorted(p for p in range(partitions) if p in sent_on and p not in first)
-    worst = max([t - since for t in first.values()] + [until - since] * bool(missing),
-                default=0.0)
-    return round(worst, 2), missing
 
 
 def check_bad_inputs(bad: Sequence[tuple[str, Sent]], dead: Sequence[tuple[int, DeadLetter]],

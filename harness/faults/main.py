@@ -27,7 +27,8 @@ from harness.options import EnvOptions, options_parser
 
 TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_broker",
           "recommendations_lost_by_broker",
-          "history_errors", "history_duplicates", "duplicate_recommendations",
+          "history_errors", "history_duplicates", "seen_errors", "duplicate_recommendations",
+          "duplicates_unexplained",
           "recommendation_errors", "recommendation_history_errors", "recommendation_item_errors",
           "recommendations_for_unsent_clicks", "hijacked_recommendations", "bad_inputs_sent",
           "bad_inputs_refused_by_broker", "bad_inputs_dead_lettered",
@@ -84,14 +85,19 @@ def line(n: int, total: int, r: dict[str, Any]) -> str:
     bad = (f" bad {r['bad_inputs_dead_lettered']}/{r['bad_inputs_sent']} dead-lettered"
            f" ({r['bad_inputs_refused_by_broker']} refused by broker)"
            if "bad_inputs_sent" in r else "")
-    return (f"[{n}/{total}] {r['name']}: {verdict} | sent {r['clicks_sent']} lost "
-            f"{r['clicks_lost']} (by broker {r['clicks_lost_by_broker']}, recs by broker "
-            f"{r['recommendations_lost_by_broker']}) history err "
-            f"{r['history_errors']} dup {r['history_duplicates']} | recs dup "
-            f"{r['duplicate_recommendations']} err {r['recommendation_errors']} | recovery "
-            f"{r['recovery_s']}s{bad} | crashes {r['worker_crashes_unplanned']} "
-            f"agent crashes {r['agent_crashes']} "
-            f"| {r['elapsed_s']}s")
+    return (f"[{n}/{total}] {r['name']}: {verdict} | sent {r['clicks_sent']} | lost: "
+            f"pipeline {r['clicks_lost']}, broker {r['clicks_lost_by_broker']} clicks + "
+            f"{r['recommendations_lost_by_broker']} recs (proven) | duplicates "
+            f"{r['duplicate_recommendations']} ({r['duplicates_unexplained']} unexplained) | "
+            f"errors: history {r['history_errors']}, seen {r['seen_errors']}, recs "
+            f"{r['recommendation_errors']} | recovery from the fault: first "
+            f"{_s(r['recovery_first_s'])}, all {_s(r['recovery_last_s'])} "
+            f"(every partition {r['recovery_s']}s after it ended){bad} | crashes "
+            f"{r['worker_crashes_unplanned']} agent {r['agent_crashes']} | {r['elapsed_s']}s")
+
+
+def _s(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds}s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

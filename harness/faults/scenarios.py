@@ -15,15 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.faults.checks import (
-    EXAMPLES,
-    ClickRun,
-    check_bad_inputs,
-    check_clicks,
-    read_raw_histories,
-    recovery_s,
-)
+from harness.faults.attribution import BrokerStop
+from harness.faults.checks import EXAMPLES, ClickRun, check_bad_inputs, check_clicks, read_redis
 from harness.faults.poison import flood, item_value
+from harness.faults.recovery import from_injection, recovery_s
 from harness.faults.traffic import ClickTraffic, Sent, producer, send
 from harness.faults.world import World
 from harness.stack.launch import wait_until
@@ -31,6 +26,7 @@ from streams.recall.core import fusion_config
 
 MAX_RECOVERY_S = 10.0
 SIGTERM_TIMEOUT_S = 30.0
+FREEZE_S = 0.3  # workers frozen before a broker stop, for the committed offsets
 
 
 @dataclass
@@ -48,12 +44,14 @@ class Options:
 
 @dataclass
 class Fault:
-    """What a fault did: the recovery reference time and what the checks need to know."""
+    """What a fault did: when it was injected, when it ended and what the checks need."""
 
-    since: float  # wall clock: recovery is measured from here
+    since: float  # wall clock: the fault is over (server back, new worker started)
+    injected_at: float  # wall clock: the fault began
     info: dict[str, Any] = field(default_factory=dict)
-    broker_stop_at: float | None = None
+    broker: BrokerStop | None = None
     snapshot: dict[int, Any] = field(default_factory=dict)
+    killed_at: float | None = None  # a SIGKILL: clicks just before it may be answered twice
     bad: list[tuple[str, Sent]] = field(default_factory=list)
     valid: list[Sent] = field(default_factory=list)
 
@@ -62,55 +60,71 @@ Inject = Callable[[World, ClickTraffic, Options], Fault]
 
 
 def worker_sigkill(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
-    name = world.main_worker()
+    name, injected = world.main_worker(), time.time()
     info = world.signal_worker(name, signal.SIGKILL)
-    return Fault(world.spawn_worker(name), {"stopped": info})
+    return Fault(world.spawn_worker(name), injected, {"stopped": info}, killed_at=injected)
 
 
 def worker_sigterm(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
-    name = world.main_worker()
+    name, injected = world.main_worker(), time.time()
     info = world.signal_worker(name, signal.SIGTERM, SIGTERM_TIMEOUT_S)
-    return Fault(world.spawn_worker(name), {"stopped": info})
+    return Fault(world.spawn_worker(name), injected, {"stopped": info})
 
 
 def restart(server: str) -> Inject:
     def inject(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+        injected = time.time()
         world.stack.stop_server(server)
         time.sleep(opts.outage_s)
         took = world.stack.start_server(server)
-        return Fault(time.time(), {"down_s": opts.outage_s, "start_s": round(took, 2)})
+        return Fault(time.time(), injected, {"down_s": opts.outage_s, "start_s": round(took, 2)})
     return inject
 
 
 def sigterm_in_milvus_outage(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
+    injected = time.time()
     world.stack.stop_server("milvus")
     time.sleep(opts.outage_s)  # the worker is now retrying a batch
     name = world.main_worker()
     info = world.signal_worker(name, signal.SIGTERM, SIGTERM_TIMEOUT_S)
     world.stack.start_server("milvus")
-    return Fault(world.spawn_worker(name), {"stopped": info})
+    return Fault(world.spawn_worker(name), injected, {"stopped": info})
 
 
 def broker_restart(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
     """Memory storage: every topic, offset and group is gone after the restart.
 
     The broker stops mid-stream (clicks it acked but the worker has not consumed yet are gone
-    with it); the senders pause while it is down (their sends fail), so that the histories
-    read after the restart show which of the acked clicks the worker had applied.
+    with it). Right before, the workers are frozen for an instant so that the group's committed
+    offsets and the recommendations log's end can be read exactly (attribution.py's proof);
+    the senders pause while the broker is down (their sends fail), so that the histories read
+    after the restart show which of the acked clicks the worker had applied.
     """
-    stop_at = time.time()
-    world.stack.stop_server("kafka")
+    injected = time.time()
+    frozen = world.freeze_workers()
+    try:
+        time.sleep(FREEZE_S)  # what the workers sent before the freeze has landed
+        committed = world.committed_offsets()
+        recs_end = sum(world.end_offsets(world.settings.recs_topic).values())
+        world.stack.stop_server("kafka")
+        stop_at = time.time()
+    finally:
+        world.thaw_workers(frozen)
+    unread = recs_end - world.recs.read_in(world.epoch.value)
     world.epoch.bump()
     traffic.pause()
     time.sleep(opts.outage_s)
     took = world.stack.start_server("kafka")
+    restarted_at = time.time()
     world.recs.broker_restarted()
     world.dead.broker_restarted()
     time.sleep(3.0)  # a batch the worker held may still be applied and published
-    snapshot = read_raw_histories(world.settings.redis_url, traffic.users)
+    snapshot, _ = read_redis(world.settings.redis_url, traffic.users)
     traffic.resume()
-    return Fault(time.time(), {"start_s": round(took, 2)}, broker_stop_at=stop_at,
-                 snapshot=snapshot)
+    broker = BrokerStop(stop_at, restarted_at, committed, unread)
+    return Fault(time.time(), injected, {"start_s": round(took, 2), "committed": committed,
+                                         "recs_unread_at_stop": unread},
+                 broker=broker, snapshot=snapshot)
 
 
 def two_workers_one_killed(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
@@ -123,8 +137,9 @@ def two_workers_one_killed(world: World, traffic: ClickTraffic, opts: Options) -
     time.sleep(2.0)  # both now hold partitions
     kill_at = time.time()
     info = world.signal_worker(old, signal.SIGKILL)
-    return Fault(kill_at, {"second_worker_ready_s": round(joined, 2), "killed": old,
-                           "survivor": new, "stopped": info})
+    return Fault(time.time(), kill_at, {"second_worker_ready_s": round(joined, 2),
+                                        "killed": old, "survivor": new, "stopped": info},
+                 killed_at=kill_at)
 
 
 def poison_flood(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
@@ -136,7 +151,7 @@ def poison_flood(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
     n_items = opts.poison // 3
     bad_msgs = flood(rng, opts.poison - n_items, n_items, world.item_ids[0], time.time(),
                      world.item_vectors.shape[1])
-    fault = Fault(since)
+    fault = Fault(since, since)
     topics = {"clicks": s.clicks_topic, "items": s.items_topic}
     for n, (role, label, key, value) in enumerate(bad_msgs):
         record = Sent(topics[role], value, time.time())
@@ -196,14 +211,20 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     traffic.finish()
     _drain(world, traffic, fault, first_rec, first_dead, opts.idle_s)
     recs = world.recs.recs[first_rec:]
-    final = read_raw_histories(world.settings.redis_url, users)
-    run_data = ClickRun(traffic.sent, recs, final, world.settings.history_len,
-                        fault.broker_stop_at, fault.snapshot)
-    checks = check_clicks(run_data, world.recall, fusion_config(world.settings))
+    final, seen = read_redis(world.settings.redis_url, users)
+    if fault.broker is not None:
+        fault.broker.new_log = world.read_back_clicks(list(users))
+    s = world.settings
+    run_data = ClickRun(traffic.sent, recs, final, s.history_len, seen,
+                        s.seen_max if s.exclude_seen else 0, fault.broker, fault.snapshot,
+                        fault.killed_at)
+    checks = check_clicks(run_data, world.oracle.expect, fusion_config(s))
     result: dict[str, Any] = {"name": name, **checks}
     examples = result.pop("examples")
     rec_s, missing = recovery_s(traffic.sent, recs, fault.since, parts, time.time())
-    result.update(recovery_s=rec_s, unrecovered_partitions=missing)
+    first, last, measured = from_injection(traffic.sent, recs, fault.injected_at, fault.since)
+    result.update(recovery_s=rec_s, unrecovered_partitions=missing, recovery_first_s=first,
+                  recovery_last_s=last, recovery_clicks=measured)
     if fault.bad or fault.valid:
         bad = check_bad_inputs(fault.bad, world.dead.dead[first_dead:],
                                fault.valid + list(traffic.sent))
@@ -225,8 +246,9 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
 
 
 def failed_checks(r: dict[str, Any]) -> list[str]:
-    zero = ("clicks_lost", "history_errors", "history_duplicates", "recommendation_errors",
-            "recommendations_for_unsent_clicks", "hijacked_recommendations",
+    zero = ("clicks_lost", "history_errors", "history_duplicates", "seen_errors",
+            "recommendation_errors", "recommendations_for_unsent_clicks",
+            "hijacked_recommendations", "duplicates_unexplained", "duplicate_dead_letters",
             "worker_crashes_unplanned", "agent_crashes", "valid_inputs_dead_lettered",
             "sigterm_unclean")
     out = [k for k in zero if r.get(k, 0)]

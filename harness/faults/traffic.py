@@ -47,10 +47,11 @@ class Sent:
     partition: int = -1
     offset: int = -1
     error: str = ""
+    acked_at: float = 0.0  # wall clock of the broker's answer (0: none)
 
     def ack(self, epoch: Epoch, metadata: Any) -> None:
         self.epoch, self.partition, self.offset = epoch.value, metadata.partition, metadata.offset
-        self.state = "acked"
+        self.state, self.acked_at = "acked", time.time()
 
     def fail(self, exc: BaseException) -> None:
         self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"[:200]
@@ -170,6 +171,8 @@ class Received:
     rec: Recommendation
     at: float  # wall clock when read
     epoch: int
+    partition: int = -1  # where the record was in the recommendations topic
+    offset: int = -1
 
 
 class Collector(threading.Thread):
@@ -218,11 +221,16 @@ class Collector(threading.Thread):
         self._seen.add(where)
         try:
             if self.kind == "recs":
-                self.recs.append(Received(Recommendation.parse(m.value), now, epoch))
+                self.recs.append(Received(Recommendation.parse(m.value), now, epoch,
+                                          m.partition, m.offset))
             else:
                 self.dead.append((epoch, DeadLetter.parse(m.value)))
         except BadEvent:
             self.unparsable += 1
+
+    def read_in(self, epoch: int) -> int:
+        """How many records of the broker's `epoch` this collector has read."""
+        return sum(where[0] == epoch for where in list(self._seen))
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -10,6 +10,7 @@ the run can go on).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -21,15 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from consumers.kafka import make_consumer
+from harness.faults.oracle import ExactOracle
 from harness.faults.poison import POISON_ITEMS
 from harness.faults.traffic import ClickTraffic, Collector, Epoch, SentClick
 from harness.stack.launch import to_env, wait_until
 from harness.stack.servers import LocalStack, StackError, free_ports
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
-from streams.errors import ServiceUnavailable
-from streams.recall.core import Core, open_core
-from streams.recall.fused import FusedRecaller
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
 
@@ -62,9 +64,7 @@ class World:
         base = Settings().model_copy(update={
             "partitions": self.partitions, "model_dir": str(self.model_dir),
             "reload_interval_s": 3600.0,
-            # the oracle recalls each record's own history (`recall` below): the seen-items
-            # filter would also drop earlier clicks that only the whole click log knows
-            "exclude_seen": False,
+            # every other setting is the production default (seen items excluded included);
             # the channels stay on (co-occurrence counted in the append script under fault);
             # records carry each channel's list so the MIND one can be checked exactly
             "record_channel_lists": True})
@@ -73,7 +73,6 @@ class World:
         self.settings = self.stack.settings
         self.epoch = Epoch()
         self._exit = ExitStack()
-        self._core: Core | None = None
         self._serial = 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -90,6 +89,9 @@ class World:
         _, ids, vectors = read_item_table(self.model_dir)
         self.item_ids = [int(i) for i in ids]
         self.item_vectors = vectors
+        s = self.settings
+        self.oracle = ExactOracle(self.model_dir, s.top_k, s.interest_pruning,
+                                  s.interest_dedup_cosine)
         with open_sender(self.settings.kafka_bootstrap, self.settings.items_topic) as sender:
             publish(embedding_records(ids, vectors), sender)
         index = ItemIndex(self.settings.milvus_uri, self.settings.milvus_collection,
@@ -102,7 +104,6 @@ class World:
             index.close()
 
     def close(self) -> None:
-        self._close_core()
         self._exit.close()
 
     # --- workers ---------------------------------------------------------------------------
@@ -199,26 +200,6 @@ class World:
         return path.is_file() and text in path.read_text(errors="replace")[since:]
 
     # --- checks' helpers -------------------------------------------------------------------
-    def recall(self, histories: Sequence[Sequence[int]]
-               ) -> list[tuple[list[int], list[float], str]]:
-        """What the MIND channel returns for these histories, on the same model and Milvus
-        (the co-occurrence counts move with every click: a record's fused list is checked
-        against its own channel lists instead)."""
-        for attempt in range(5):
-            try:
-                if self._core is None:
-                    self._core_cm = open_core(self.settings, with_history=False)
-                    self._core = self._core_cm.__enter__()
-                recaller = self._core.recaller
-                mind = recaller.mind if isinstance(recaller, FusedRecaller) else recaller
-                return [(c.item_ids, [round(s, 6) for s in c.scores], c.model_version)
-                        for c in mind.recall(histories, recaller.top_k)]
-            except ServiceUnavailable as exc:  # e.g. an idle gRPC channel got GOAWAY
-                self.log(f"  (harness recall: {exc!r}; reconnecting)")
-                self._close_core()
-                time.sleep(1.0 + attempt)
-        raise StackError("the harness cannot reach Milvus to check recommendations")
-
     def remove_poison_items(self) -> int:
         """Delete poison item ids the worker let into Milvus (counted as hijacks already), so
         the scenarios after the flood are checked on a clean index; returns how many."""
@@ -235,11 +216,59 @@ class World:
         finally:
             index.close()
 
-    def _close_core(self) -> None:
-        if self._core is not None:
-            self._core = None
-            with contextlib.suppress(Exception):
-                self._core_cm.__exit__(None, None, None)
+    def freeze_workers(self) -> list[str]:
+        """SIGSTOP every running worker: nothing is consumed, applied, published or committed
+        until `thaw_workers` (the broker-loss proof reads the committed offsets meanwhile)."""
+        frozen = [n for n, w in self.workers.items() if w.proc.poll() is None]
+        for name in frozen:
+            self.workers[name].proc.send_signal(signal.SIGSTOP)
+        return frozen
+
+    def thaw_workers(self, names: Sequence[str]) -> None:
+        for name in names:
+            if name in self.workers:
+                self.workers[name].proc.send_signal(signal.SIGCONT)
+
+    def committed_offsets(self) -> dict[int, int]:
+        """The workers' consumer group's committed offset of each clicks partition."""
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                 request_timeout_ms=5000)
+        try:
+            got = admin.list_consumer_group_offsets(self.settings.consumer_group)
+        finally:
+            admin.close()
+        return {tp.partition: meta.offset for tp, meta in got.items()
+                if tp.topic == self.settings.clicks_topic and meta.offset >= 0}
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Each partition's end offset (the next offset to be written)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                 request_timeout_ms=6000)
+        try:
+            parts = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+            return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+        finally:
+            consumer.close()
+
+    def read_back_clicks(self, users: Sequence[int]) -> set[tuple[int, int, float]]:
+        """(user, item, ts) of every click of `users` in the clicks log as it is now."""
+        end = self.end_offsets(self.settings.clicks_topic)
+        consumer = make_consumer(self.settings.kafka_bootstrap, self.settings.clicks_topic,
+                                 from_beginning=True, auto_offset_reset="earliest")
+        wanted, keys, deadline = set(users), set(), time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline and any(
+                    consumer.position(TopicPartition(self.settings.clicks_topic, p)) < n
+                    for p, n in end.items() if n > 0):
+                for messages in consumer.poll(timeout_ms=200).values():
+                    for m in messages:
+                        with contextlib.suppress(ValueError, KeyError, TypeError):
+                            c = json.loads(m.value)
+                            if c["user_id"] in wanted:
+                                keys.add((c["user_id"], c["item_id"], c["ts"]))
+        finally:
+            consumer.close()
+        return keys
 
     def warm_up(self, timeout_s: float = 180.0) -> float:
         """One click per warm-up user until every partition answers; returns seconds taken."""

@@ -7,16 +7,18 @@ from collections.abc import Sequence
 
 import pytest
 
+from harness.faults.attribution import BrokerStop
 from harness.faults.checks import (
     ClickRun,
     check_bad_inputs,
     check_clicks,
-    recovery_s,
+    seen_after,
     tie_equal,
     ts_text,
 )
 from harness.faults.main import parse_args
 from harness.faults.poison import HUGE, POISON_ITEMS, flood
+from harness.faults.recovery import from_injection, recovery_s
 from harness.faults.scenarios import QUICK, SCENARIOS
 from harness.faults.traffic import Received, Sent, SentClick
 from model.fusion import FusionConfig, fuse
@@ -28,6 +30,7 @@ def clicks(user: int, items: Sequence[int], t0: float = 1000.0) -> list[SentClic
     for n, item in enumerate(items):
         c = SentClick("clicks", b"", sent_at=t0 + n, user=user, item=item, ts=t0 + n)
         c.state, c.epoch, c.partition, c.offset = "acked", 0, user % 2, n
+        c.acked_at = c.sent_at + 0.01
         out.append(c)
     return out
 
@@ -44,7 +47,8 @@ def stored(cs: Sequence[SentClick], keep: int = 3) -> list[tuple[str, int, int]]
     return [(ts_text(c.ts), n, c.item) for n, c in enumerate(cs)][-keep:]
 
 
-def recall(histories: Sequence[Sequence[int]]) -> list[tuple[list[int], list[float], str]]:
+def recall(histories: Sequence[Sequence[int]], seen: Sequence[Sequence[int]]
+           ) -> list[tuple[list[int], list[float], str]]:
     return [([1, 2], [0.9, 0.8], "v1") for _ in histories]
 
 
@@ -96,29 +100,91 @@ def test_items_must_match_the_recaller_and_poison_is_a_hijack() -> None:
     assert out["hijacked_recommendations"] == 1 and out["recommendation_item_errors"] == 0
 
 
-def test_broker_loss_is_told_apart_from_worker_loss() -> None:
-    cs = clicks(7, [11, 12, 13, 14])
-    stop_at = cs[2].sent_at + 0.5  # clicks 0-2 before the broker stop, 3 after
-    recs = [rec_for(cs[0], [11]), rec_for(cs[3], [11, 12, 14])]
-    # 13 vanished with the broker; 12 was applied (in the snapshot) but never answered
-    snapshot = {7: stored(cs[:2])}
-    final = stored([cs[0], cs[1], cs[3]])
-    run = ClickRun(cs, recs, {7: final}, 3, broker_stop_at=stop_at, snapshot=snapshot)
+def broker_run(cs: list[SentClick], recs: list[Received], final: list[tuple[str, int, int]],
+               snapshot: list[tuple[str, int, int]], committed: int, unread: int = 0,
+               new_log: set[tuple[int, int, float]] | None = None) -> ClickRun:
+    stop = BrokerStop(stop_at=cs[-1].sent_at + 0.5, restarted_at=cs[-1].sent_at + 3.0,
+                      committed={cs[0].partition: committed}, recs_unread=unread,
+                      new_log=new_log or set())
+    return ClickRun(cs, recs, {7: final}, 3, broker=stop, snapshot={7: snapshot})
+
+
+def test_broker_loss_needs_a_proof() -> None:
+    cs = clicks(7, [11, 12, 13])  # offsets 0, 1, 2; the group had committed up to offset 2
+    recs = [rec_for(cs[0], [11])]
+    # 12 (offset 1) was committed yet is nowhere: the pipeline lost it; 13 was never
+    # committed nor applied, and is not in the new log: the broker lost it
+    out = check_clicks(broker_run(cs, recs, stored(cs[:1]), stored(cs[:1]), committed=2),
+                       recall)
+    assert out["clicks_lost"] == 1 and out["examples"]["clicks_lost"][0][1] == 12
+    assert out["clicks_lost_by_broker"] == 1 and out["recommendations_lost_by_broker"] == 0
+    # the same click found in the new log is no broker loss
+    out = check_clicks(broker_run(cs, recs, stored(cs[:1]), stored(cs[:1]), committed=2,
+                                  new_log={cs[2].key}), recall)
+    assert out["clicks_lost"] == 2 and out["clicks_lost_by_broker"] == 0
+
+
+def test_a_finished_click_is_the_brokers_loss_only_within_the_unread_records() -> None:
+    cs = clicks(7, [11, 12, 13])
+    recs = [rec_for(cs[0], [11])]
+    # 12 and 13 applied and committed (offset 3): their recommendations were published to the
+    # old log; one record of it was unread at the stop, so one of the two is the pipeline's
+    run = broker_run(cs, recs, stored(cs), stored(cs), committed=3, unread=1)
     out = check_clicks(run, recall)
-    assert out["clicks_lost_by_broker"] == 1 and out["clicks_lost"] == 1
-    assert out["history_errors"] == 0 and out["recommendation_errors"] == 0
-    assert out["recommendations_lost_by_broker"] == 0  # 12 was sent 1.5 s before the stop
+    assert out["recommendations_lost_by_broker"] == 1 and out["clicks_lost"] == 1
+    run = broker_run(cs, recs, stored(cs), stored(cs), committed=3, unread=2)
+    assert check_clicks(run, recall)["clicks_lost"] == 0
+    # applied but not committed: its output could not be finished after the restart
+    run = broker_run(cs, recs, stored(cs), stored(cs), committed=1)
+    out = check_clicks(run, recall)
+    assert out["recommendations_lost_by_broker"] == 2 and out["clicks_lost"] == 0
 
 
-def test_a_recommendation_published_just_before_a_broker_stop_is_the_brokers_loss() -> None:
+def test_a_click_acked_by_the_new_broker_is_never_the_old_brokers_loss() -> None:
     cs = clicks(7, [11, 12])
-    stop_at = cs[1].sent_at + 0.3  # 12 applied, its recommendation went down with the broker
-    snapshot = {7: stored(cs)}
-    run = ClickRun(cs, [rec_for(cs[0], [11])], {7: stored(cs)}, 3, broker_stop_at=stop_at,
-                   snapshot=snapshot)
-    out = check_clicks(run, recall)
-    assert out["recommendations_lost_by_broker"] == 1 and out["clicks_lost"] == 0
-    assert out["clicks_lost_by_broker"] == 0
+    cs[1].acked_at = cs[1].sent_at + 10.0  # after the restart
+    out = check_clicks(broker_run(cs, [rec_for(cs[0], [11])], stored(cs[:1]), stored(cs[:1]),
+                                  committed=0), recall)
+    assert out["clicks_lost"] == 1 and out["clicks_lost_by_broker"] == 0
+
+
+def test_seen_items_are_checked_and_excluded_as_of_each_click() -> None:
+    cs = clicks(7, [11, 12, 11, 13])
+    asked: list[list[int]] = []
+
+    def spy(histories: Sequence[Sequence[int]], seen: Sequence[Sequence[int]]
+            ) -> list[tuple[list[int], list[float], str]]:
+        asked.extend(list(s) for s in seen)
+        return recall(histories, seen)
+
+    run = ClickRun(cs, prefix_recs(cs), {7: stored(cs)}, 3, seen={7: [12, 11, 13]},
+                   seen_max=1000)
+    out = check_clicks(run, spy)
+    assert out["seen_errors"] == 0 and out["recommendation_errors"] == 0
+    assert sorted(asked) == sorted([[11], [11, 12], [12, 11], [12, 11, 13]])
+    run.seen = {7: [11, 12, 13]}
+    assert check_clicks(run, recall)["seen_errors"] == 1
+    assert seen_after([1, 2, 3, 1], 2) == [3, 1] and seen_after([1], 0) == []
+
+
+def test_duplicates_are_explained_only_next_to_a_kill() -> None:
+    cs = clicks(7, [11, 12, 13])
+    recs = prefix_recs(cs) + [prefix_recs(cs)[1]]  # click 12 answered twice
+    out = check_clicks(ClickRun(cs, recs, {7: stored(cs)}, 3), recall)
+    assert out["duplicate_recommendations"] == 1 and out["duplicates_unexplained"] == 1
+    run = ClickRun(cs, recs, {7: stored(cs)}, 3, killed_at=cs[1].sent_at + 0.5)
+    assert check_clicks(run, recall)["duplicates_unexplained"] == 0
+    run.killed_at = cs[1].sent_at + 60  # far later: not in the uncommitted window
+    assert check_clicks(run, recall)["duplicates_unexplained"] == 1
+
+
+def test_recovery_from_injection_to_first_and_last_answer() -> None:
+    cs = clicks(7, [1, 2, 3, 4])  # sent at 1000..1003
+    recs = [rec_for(cs[1], [1, 2], at=1005.0), rec_for(cs[2], [1, 2, 3], at=1007.5)]
+    assert from_injection(cs, recs, injected_at=1000.5, fault_end=1002.5) == (4.5, 7.0, 2)
+    assert from_injection(cs, recs[:1], injected_at=1000.5, fault_end=1002.5) == (4.5, None, 2)
+    # nothing sent during the fault: the clicks of the second after it
+    assert from_injection(cs, recs, injected_at=1001.2, fault_end=1001.5) == (6.3, 6.3, 1)
 
 
 def test_failed_send_counts_only_when_seen() -> None:
