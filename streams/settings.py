@@ -218,9 +218,17 @@ class ApiSettings(RecallEnv):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_auth: Literal["token", "off"] = Field(
+        "token", description="token: the calls that change state (/insert, /drop, the live "
+        "page's POST /live/clicks) need the API token; off: every call is open (tests, a "
+        "trusted host)")
     api_token: SecretStr | None = Field(
-        None, description="bearer token for /insert and /drop (all calls with api_token_all)")
-    api_token_all: bool = Field(False, description="require the API token on every call")
+        None, description="the API token, sent as 'Authorization: Bearer <token>' or "
+        "'X-API-Key: <token>' (unset with api_auth=token: the API makes one at start, "
+        "secrets.token_urlsafe, and logs it once)")
+    api_token_all: bool = Field(
+        False, description="require the API token on the reading calls too (/recall, /count, "
+        "the live page's JSON routes); health, metrics, /docs and the page's HTML stay open")
     max_api_batch: int = Field(1024, ge=1, description="most rows in one /recall request")
     max_api_history: int = Field(200, ge=1, description="most item ids in one /recall row")
     max_api_body_bytes: int = Field(1 << 20, ge=1024, description="largest HTTP request body")

@@ -18,6 +18,7 @@ from harness.stack.servers import LocalStack, StackError, stop_all
 from harness.stack.settings import StackSettings
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
+from streams.api.auth import with_token
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
 
@@ -71,10 +72,14 @@ def wait_until(what: str, ready: Callable[[], bool], timeout_s: float,
 
 
 class System:
-    """The local stack plus a trained model, its item vectors in Milvus, the worker and the API."""
+    """The local stack plus a trained model, its item vectors in Milvus, the worker and the API.
+
+    With the API and RECALL_API_AUTH=token but no RECALL_API_TOKEN, a token is made here and
+    given to the API in its environment (`token_generated`: show it to the user, once)."""
 
     def __init__(self, base: Settings, data: str | None = None, api: bool = True,
                  stack: StackSettings | None = None):
+        base, self.token_generated = with_token(base) if api else (base, False)
         self.base = base.model_copy(update={"model_dir": model_dir_for(base, data)})
         self.data = data
         self.api = api
@@ -117,9 +122,12 @@ class System:
 
     def spawn(self, name: str, module: str, extra_env: dict[str, str] | None = None) -> None:
         log = open(self.log_path(name), "wb")  # noqa: SIM115 - lives as long as the process
+        env = to_env(self.settings)
+        if module != "streams.api":  # only the API needs its token
+            env.pop("RECALL_API_TOKEN", None)
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT,
-            env={**_base_env(), **to_env(self.settings), **(extra_env or {})},
+            env={**_base_env(), **env, **(extra_env or {})},
         )
 
     def check_alive(self) -> None:

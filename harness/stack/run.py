@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.stack.launch import System
+from streams.api.auth import live_link
 from streams.settings import Settings
 
 
@@ -67,16 +68,37 @@ def ready_text(system: System) -> str:
     """What to do next, once everything answers."""
     s = system.settings
     env = f"RECALL_KAFKA_BOOTSTRAP={s.kafka_bootstrap}"
+    api = f"http://{s.api_host}:{s.api_port}"
     return f"""
 Ready. Model {s.model_dir}, logs in {system.stack.dir}.
   send a click:          {env} .venv/bin/recall-click --user 1 --item 42
   replay a dataset:      {env} .venv/bin/recall-replay --rate 200 --limit 1000
   watch recommendations: {env} .venv/bin/recall-follow
-  HTTP API (docs):       http://{s.api_host}:{s.api_port}/docs
-  live page:             http://{s.api_host}:{s.api_port}/live
-  API metrics, health:   http://{s.api_host}:{s.api_port}/metrics /healthz /readyz
+  HTTP API (docs):       {api}/docs
+{access_text(system)}
+  API metrics, health:   {api}/metrics /healthz /readyz
   worker metrics:        http://{s.worker_web_host}:{s.worker_web_port}/metrics /healthz /readyz
 Ctrl-C stops everything."""
+
+
+def access_text(system: System) -> str:
+    """The API token (when the launcher made it: its only appearance), a call that needs it and
+    the live page's link, which hands the token to the page in its fragment."""
+    s = system.settings
+    api = f"http://{s.api_host}:{s.api_port}"
+    if s.api_auth == "off":
+        return (f"  API auth:              off (RECALL_API_AUTH=off): anyone may call /insert, "
+                f"/drop and send clicks\n  live page:             {live_link(s, None)}")
+    if system.token_generated and s.api_token is not None:
+        token = s.api_token.get_secret_value()
+        return (f"  API token:             {token} (new each run; RECALL_API_TOKEN sets one)\n"
+                f"  reload item vectors:   curl -XPOST -H \"Authorization: Bearer {token}\" "
+                f"{api}/insert\n"
+                f"  live page:             {live_link(s, s.api_token)}")
+    return ("  API token:             $RECALL_API_TOKEN (from your environment)\n"
+            f"  reload item vectors:   curl -XPOST -H \"Authorization: Bearer $RECALL_API_TOKEN\" "
+            f"{api}/insert\n"
+            f"  live page:             {live_link(s, None)} (paste the token into its field)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from streams import logs
+from streams.api.auth import announce, required_token, with_token
 from streams.api.guard import BodyLimit, TokenGate, add_error_handlers, token_dependency
 from streams.api.live import LivePage
 from streams.api.observe import add_observability, api_readiness, watch_metrics
@@ -25,7 +26,8 @@ from streams.stores.history import HistoryStore, UserState
 
 log = logging.getLogger(__name__)
 TOKEN_HELP = (" Calls marked with a lock need `Authorization: Bearer <token>` or"
-              " `X-API-Key: <token>` (RECALL_API_TOKEN); use Authorize above.")
+              " `X-API-Key: <token>` (RECALL_API_TOKEN, or the token the API logged or"
+              " `make run` printed at start); use Authorize above.")
 
 Id = Annotated[StrictInt, Field(gt=0, le=INT64_MAX)]
 
@@ -80,6 +82,22 @@ def exclusions(request: RecallRequest, history: HistoryStore | None) -> list[lis
             for row, user in zip(request.hist_item, request.user_ids, strict=True)]
 
 
+class DropRequest(BaseModel):
+    """`confirm`: the name of the Milvus collection to empty (RECALL_MILVUS_COLLECTION), so a
+    stray POST cannot wipe the index, token or not."""
+
+    model_config = ConfigDict(extra="forbid")
+    confirm: str = Field("", max_length=255, description="the collection's name")
+
+
+def check_drop(body: DropRequest | None, collection: str) -> None:
+    """422 unless the body names the collection /drop would empty."""
+    if body is None or body.confirm != collection:
+        given = "no body" if body is None else f"confirm {body.confirm!r}"
+        raise HTTPException(422, f"/drop removes every item of the collection {collection!r}; "
+                                 f'send {{"confirm": "{collection}"}} to do it (got {given})')
+
+
 class CandidateList(BaseModel):
     item_ids: list[int]
     scores: list[float]
@@ -98,23 +116,22 @@ class RecallResponse(BaseModel):
 
 def create_api(core: Core, metrics: ApiMetrics | None = None,
                readiness: Readiness | None = None, live: LivePage | None = None) -> FastAPI:
-    """The FastAPI app over an open core; interactive docs at /docs; the live page with `live`."""
-    settings = core.settings
+    """The FastAPI app over an open core; interactive docs at /docs; the live page with `live`.
+
+    With RECALL_API_AUTH=token and no RECALL_API_TOKEN, a token is made here and logged once;
+    `api.state.api_token` holds the token the app checks (None with auth off)."""
+    settings, generated = with_token(core.settings)
+    token = required_token(settings)
+    announce(settings, generated)
     metrics = metrics if metrics is not None else ApiMetrics()
-    guard: list[Any] = []
-    if settings.api_token is None:
-        log.warning("RECALL_API_TOKEN is not set: /insert and /drop are unprotected; "
-                    "set it before exposing this API")
-    else:
-        guard = [Depends(token_dependency(settings.api_token))]
-        log.info("API token required for %s", "every call but /health"
-                 if settings.api_token_all else "/insert and /drop")
+    guard: list[Any] = [] if token is None else [Depends(token_dependency(token))]
     mutating = guard
     reading = guard if settings.api_token_all else []
     api = FastAPI(title="Streaming recall", version="1.0",
                   description="MIND multi-interest recall over Milvus (insert/recall/count/drop)."
-                              + ("" if settings.api_token is None else TOKEN_HELP),
+                              + ("" if token is None else TOKEN_HELP),
                   lifespan=live.lifespan if live is not None else None)
+    api.state.api_token = token
     api.add_middleware(BodyLimit, limit=settings.max_api_body_bytes)
     add_error_handlers(api)
 
@@ -157,18 +174,20 @@ def create_api(core: Core, metrics: ApiMetrics | None = None,
         return {"count": core.index.count()}
 
     @api.post("/drop", dependencies=mutating)
-    def drop() -> dict[str, bool]:
-        """Remove every item from Milvus."""
+    def drop(body: DropRequest | None = None) -> dict[str, bool]:
+        """Remove every item from Milvus; the body must name the collection:
+        `{"confirm": "<RECALL_MILVUS_COLLECTION>"}` (else 422, nothing removed)."""
+        check_drop(body, core.index.collection)
         core.index.drop()
         return {"dropped": True}
 
     if live is not None:
         api.include_router(live.router(reading, mutating))
 
-    if settings.api_token is not None:  # outermost: no body is read for a caller without it
+    if token is not None:  # outermost: no body is read for a caller without it
         paths = {route.path for route in api.routes
                  if isinstance(route, APIRoute) and route.dependencies == guard}
-        api.add_middleware(TokenGate, token=settings.api_token, paths=paths)
+        api.add_middleware(TokenGate, token=token, paths=paths)
     add_observability(api, core, metrics, readiness or api_readiness(core))
     return api
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -18,11 +19,23 @@ from streams.stores.history import ClickAt
 pytestmark = pytest.mark.integration
 
 
+def token_client(app: FastAPI) -> TestClient:
+    """A client that sends the token the app made at start (no RECALL_API_TOKEN configured)."""
+    token = app.state.api_token
+    return TestClient(app, headers={"Authorization": f"Bearer {token.get_secret_value()}"})
+
+
 @pytest.fixture()
 def api(core_settings: Settings) -> Iterator[tuple[TestClient, Core]]:
-    with open_core(core_settings, with_history=False) as core, TestClient(create_api(core)) as c:
+    with open_core(core_settings, with_history=False) as core, \
+            token_client(create_api(core)) as c:
         yield c, core
         core.index.destroy()
+
+
+def confirm(core: Core) -> dict[str, str]:
+    """The body /drop needs: the collection's name."""
+    return {"confirm": core.settings.milvus_collection}
 
 
 def test_insert_count_recall_drop(api: tuple[TestClient, Core]) -> None:
@@ -42,7 +55,22 @@ def test_insert_count_recall_drop(api: tuple[TestClient, Core]) -> None:
         assert set(got["channels"]) <= {"mind", "popular"} and "mind" in got["channels"]
         assert all((n >= 0) == (c == "mind")
                    for n, c in zip(got["interests"], got["channels"], strict=True))
-    assert client.post("/drop").json() == {"dropped": True}
+    assert client.post("/drop", json=confirm(core)).json() == {"dropped": True}
+    assert client.get("/count").json() == {"count": 0}
+
+
+def test_drop_without_the_collections_name_removes_nothing(
+        api: tuple[TestClient, Core]) -> None:
+    client, core = api
+    inserted = client.post("/insert").json()["inserted"]
+    name = core.settings.milvus_collection
+    for body in (None, {}, {"confirm": ""}, {"confirm": "items-typo"}, {"confirm": name.upper()}):
+        refused = client.post("/drop", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert f'send {{"confirm": "{name}"}}' in refused.json()["detail"], refused.text
+    assert client.post("/drop", json={"confirm": name, "all": True}).status_code == 422
+    assert client.get("/count").json() == {"count": inserted}  # nothing was dropped
+    assert client.post("/drop", json={"confirm": name}).json() == {"dropped": True}
     assert client.get("/count").json() == {"count": 0}
 
 
@@ -77,7 +105,7 @@ def test_bad_requests_get_a_clear_4xx(
 def test_user_ids_leave_out_each_users_seen_items(core_settings: Settings) -> None:
     # MIND alone: the clicks below would move the co-occurrence channel's lists too
     settings = core_settings.model_copy(update={"max_user_id": 1000, "channels": "mind"})
-    with open_core(settings) as core, TestClient(create_api(core)) as client:
+    with open_core(settings) as core, token_client(create_api(core)) as client:
         store = core.history
         assert store is not None
         try:
@@ -175,7 +203,7 @@ RECALL = {"hist_item": [[1, 2]]}
 
 
 @pytest.mark.parametrize("guarded", [False], indirect=True)
-def test_token_protects_insert_and_drop(guarded: TestClient,
+def test_token_protects_insert_and_drop(guarded: TestClient, core_settings: Settings,
                                         caplog: pytest.LogCaptureFixture) -> None:
     client = guarded
     for path in ("/insert", "/drop"):
@@ -187,9 +215,10 @@ def test_token_protects_insert_and_drop(guarded: TestClient,
     assert client.post("/insert", headers=BEARER).json()["inserted"] > 0
     assert client.post("/recall", json=RECALL).status_code == 200  # reads stay open
     assert client.get("/count").json()["count"] > 0
-    assert client.post("/drop", headers=KEY).json() == {"dropped": True}
+    drop = {"confirm": core_settings.milvus_collection}  # guarded's collection
+    assert client.post("/drop", headers=KEY, json=drop).json() == {"dropped": True}
     assert TOKEN not in caplog.text
-    assert "unprotected" not in caplog.text
+    assert "is not set" not in caplog.text
 
 
 @pytest.mark.parametrize("guarded", [True], indirect=True)
@@ -210,11 +239,41 @@ def test_token_all_protects_every_call_but_health(guarded: TestClient,
     assert TOKEN not in caplog.text and TOKEN not in json.dumps(schema)
 
 
-def test_no_token_warns_at_start(core_settings: Settings,
-                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_without_a_configured_token_the_api_makes_one_and_logs_it_once(
+        core_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    assert core_settings.api_token is None and core_settings.api_auth == "token"
+    caplog.set_level(logging.DEBUG)
     with open_core(core_settings, with_history=False) as core:
         try:
-            create_api(core)
+            app = create_api(core)
+            token = app.state.api_token.get_secret_value()
+            assert len(token) >= 40
+            assert create_api(core).state.api_token.get_secret_value() != token  # per start
+            with TestClient(app) as client:
+                for path in ("/insert", "/drop"):
+                    refused = client.post(path, json=confirm(core))
+                    assert refused.status_code == 401, (path, refused.text)
+                assert client.get("/count").json() == {"count": 0}  # reads stay open
+                auth = {"Authorization": f"Bearer {token}"}
+                assert client.post("/insert", headers=auth).json()["inserted"] > 0
+                assert client.post("/drop", headers=auth, json=confirm(core)).json() == \
+                    {"dropped": True}
         finally:
             core.index.destroy()
-    assert "RECALL_API_TOKEN is not set: /insert and /drop are unprotected" in caplog.text
+    assert caplog.text.count(token) == 1  # the start's one line, nowhere else
+    assert "RECALL_API_TOKEN is not set: this run's API token is " + token in caplog.text
+
+
+def test_auth_off_opens_the_mutating_calls(core_settings: Settings,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    settings = core_settings.model_copy(update={"api_auth": "off"})
+    with open_core(settings, with_history=False) as core, TestClient(create_api(core)) as c:
+        try:
+            assert c.app.state.api_token is None  # type: ignore[attr-defined]
+            assert c.post("/insert").json()["inserted"] > 0
+            assert c.post("/drop").status_code == 422  # the confirmation still applies
+            assert c.post("/drop", json=confirm(core)).json() == {"dropped": True}
+            assert "security" not in c.get("/openapi.json").json()["paths"]["/drop"]["post"]
+        finally:
+            core.index.destroy()
+    assert "RECALL_API_AUTH=off: /insert, /drop need no token" in caplog.text

@@ -1,8 +1,9 @@
 """Property-based fuzzing of the HTTP API from its own OpenAPI schema (schemathesis).
 
 Every operation, with inputs that fit the schema and inputs that do not, on the real core
-(trained model, Milvus): no answer may be a 5xx. Three ways in: no token configured; token
-required on every call and sent; token required and not sent (a 401 is fine, a 5xx is not).
+(trained model, Milvus): no answer may be a 5xx. Three ways in: auth off (RECALL_API_AUTH=off);
+token required on every call and sent; token required and not sent (a 401 is fine, a 5xx is
+not).
 
 schemathesis' own pytest wiring (`schema.parametrize`, `from_fixture`) reads a private pytest
 attribute that pytest 9 removed, so each operation's Hypothesis strategy is driven directly.
@@ -34,7 +35,7 @@ MODES: dict[str, tuple[SecretStr | None, dict[str, str]]] = {
     "token-sent": (SecretStr(TOKEN), {"Authorization": f"Bearer {TOKEN}"}),
     "token-missing": (SecretStr(TOKEN), {}),
 }
-EXAMPLES = 60  # per operation with a body (POST /recall) and generation mode
+EXAMPLES = 60  # per operation with a body (POST /recall, POST /drop) and generation mode
 NO_BODY_EXAMPLES = 5  # the others vary only in headers; /insert upserts the whole item table
 OPERATIONS = {"GET /health", "POST /insert", "POST /recall", "GET /count", "POST /drop",
               "GET /healthz", "GET /readyz"}
@@ -62,7 +63,9 @@ def fuzz_operation(operation: Any, mode: GenerationMode, headers: dict[str, str]
 @pytest.mark.parametrize("mode", list(MODES))
 def test_no_input_gets_a_server_error(core_settings: Settings, mode: str) -> None:
     token, headers = MODES[mode]
-    fuzz = core_settings.model_copy(update={"api_token": token, "api_token_all": True})
+    fuzz = core_settings.model_copy(update={
+        "api_auth": "off" if token is None else "token", "api_token": token,
+        "api_token_all": True})
     statuses: dict[str, list[int]] = {}
     with open_core(fuzz, with_history=False) as core:
         try:

@@ -37,8 +37,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @pytest.fixture()
-def live_url(worker: Settings, tmp_path: Path) -> Iterator[str]:
-    """The API with the live page on a free port, beside a worker, item vectors in Milvus."""
+def live_api(worker: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The API with the live page on a free port, beside a worker, item vectors in Milvus;
+    yields its URL and the token it made at start (no RECALL_API_TOKEN, as `recall-api`)."""
     _, items, _ = stream_model_items(worker)
     titles = tmp_path / "titles.csv"
     titles.write_text("itemId,title,genres\n" + "".join(
@@ -56,7 +57,7 @@ def live_url(worker: Settings, tmp_path: Path) -> Iterator[str]:
             wait_until("live page connected to the broker",
                        lambda: server.started and httpx.get(f"{url}/live/feed").json()["connected"],
                        30)
-            yield url
+            yield url, app.state.api_token.get_secret_value()
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -69,14 +70,20 @@ def user_state(url: str, user: int, k: int) -> dict[str, Any]:
 
 
 def test_live_routes_show_history_interests_and_the_published_candidates(
-        live_url: str, worker: Settings) -> None:
+        live_api: tuple[str, str], worker: Settings) -> None:
+    live_url, token = live_api
     recs = Reader(worker, worker.recs_topic, Recommendation)
     user = uuid.uuid4().int % 10**9 + 1
     catalog = httpx.get(f"{live_url}/live/catalog", params={"limit": 5}).json()
     assert len(catalog) == 5 and all(i["title"].startswith("Title ") for i in catalog[:1])
     clicked = [item["id"] for item in catalog[:3]]
+    click = {"user_id": user, "item_id": clicked[0]}
+    for headers in ({}, {"X-API-Key": token[:-1]}):  # a click changes state: token only
+        refused = httpx.post(f"{live_url}/live/clicks", json=click, headers=headers)
+        assert refused.status_code == 401, refused.text
     for item in clicked:
-        sent = httpx.post(f"{live_url}/live/clicks", json={"user_id": user, "item_id": item})
+        sent = httpx.post(f"{live_url}/live/clicks", json={"user_id": user, "item_id": item},
+                          headers={"X-API-Key": token})
         assert sent.status_code == 200, sent.text
     wait_until("three recommendations", lambda: len(
         [r for r in recs.drain() if r.user_id == user]) == 3, 60)
@@ -101,7 +108,8 @@ def test_live_routes_show_history_interests_and_the_published_candidates(
     assert all(0 < e["latency_ms"] < 30_000 for e in mine)
     assert [i["interest"] for i in mine[-1]["items"]] == last.interests[:5]
     assert [i["channel"] for i in mine[-1]["items"]] == (last.channels or [])[:5]
-    refused = httpx.post(f"{live_url}/live/clicks", json={"user_id": 0, "item_id": 1})
+    refused = httpx.post(f"{live_url}/live/clicks", json={"user_id": 0, "item_id": 1},
+                         headers={"X-API-Key": token})
     assert refused.status_code == 422
 
 
@@ -133,16 +141,24 @@ def history_of(length: int) -> Callable[[Any], bool]:
     return lambda driver: len(ids(driver, "#history li")) == length
 
 
-def test_live_page_in_a_browser_updates_interests_and_candidates(live_url: str,
+def test_live_page_in_a_browser_updates_interests_and_candidates(live_api: tuple[str, str],
                                                                   worker: Settings) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
+    live_url, token = live_api
     driver = browser()
     user = uuid.uuid4().int % 10**9 + 1
     try:
         wait = WebDriverWait(driver, 60, poll_frequency=0.2)
-        driver.get(f"{live_url}/live#user={user}")
+        driver.get(f"{live_url}/live")  # without the token a click is refused, and says so
         wait.until(lambda d: len(ids(d, "#catalog button")) >= 3)
+        driver.find_element("css selector", "#catalog button").click()
+        wait.until(lambda d: "needs the API token" in d.find_element("id", "status").text)
+        driver.get("about:blank")  # (else the next address is the same page, a new fragment)
+        # the link make run prints: the page takes the token and drops it from the address bar
+        driver.get(f"{live_url}/live#user={user}&token={token}")
+        wait.until(lambda d: len(ids(d, "#catalog button")) >= 3)
+        assert token not in driver.current_url and driver.current_url.endswith(f"#user={user}")
         buttons = driver.find_elements("css selector", "#catalog button")
         clicked = [buttons[n].get_attribute("data-id") for n in (0, 2)]
         seen: list[list[str]] = []
