@@ -40,15 +40,17 @@ def recovery_s(clicks: Sequence[SentClick], recs: Sequence[Received], since: flo
 
 
 def from_injection(clicks: Sequence[SentClick], recs: Sequence[Received], injected_at: float,
-                   fault_end: float) -> tuple[float | None, float | None, int]:
+                   fault_end: float, sendable: bool = True
+                   ) -> tuple[float | None, float | None, int]:
     """(seconds to the first, to the last recommendation, clicks measured) for the clicks sent
-    during the fault; None where a click of them never got its recommendation."""
+    during the fault (unless not `sendable`: those the fault itself took, as a broker restart
+    does); None where a click of them never got its recommendation."""
     answered: dict[tuple[int, int, float], float] = {}
     for r in recs:
         key = (r.rec.user_id, r.rec.click_item, r.rec.click_ts)
         answered[key] = min(r.at, answered.get(key, r.at))
     acked = [c for c in clicks if c.state == "acked"]
-    during = [c for c in acked if injected_at <= c.sent_at <= fault_end] or [
+    during = [c for c in acked if sendable and injected_at <= c.sent_at <= fault_end] or [
         c for c in acked if fault_end < c.sent_at <= fault_end + AFTER_S]
     times = [answered.get(c.key) for c in during]
     if not times:

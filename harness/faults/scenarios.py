@@ -27,6 +27,7 @@ from streams.recall.core import fusion_config
 MAX_RECOVERY_S = 10.0
 SIGTERM_TIMEOUT_S = 30.0
 FREEZE_S = 0.3  # workers frozen before a broker stop, for the committed offsets
+REBALANCE_S = 3.0  # a rebalance's join and sync rounds on the local broker
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Fault:
     info: dict[str, Any] = field(default_factory=dict)
     broker: BrokerStop | None = None
     snapshot: dict[int, Any] = field(default_factory=dict)
-    killed_at: float | None = None  # a SIGKILL: clicks just before it may be answered twice
+    handovers: list[tuple[float, float]] = field(default_factory=list)  # from, to: partitions
+    # moved without a clean stop (a SIGKILL, a worker joining): a click may be answered twice
     bad: list[tuple[str, Sent]] = field(default_factory=list)
     valid: list[Sent] = field(default_factory=list)
 
@@ -59,10 +61,18 @@ class Fault:
 Inject = Callable[[World, ClickTraffic, Options], Fault]
 
 
+def after_kill(world: World, kill_at: float) -> tuple[float, float]:
+    """A SIGKILL moves partitions twice: the killed worker's uncommitted clicks go to another
+    owner, and the rebalance once the group notices (session timeout) re-assigns every
+    partition, each resuming from its last commit."""
+    return kill_at, kill_at + world.settings.session_timeout_s + REBALANCE_S
+
+
 def worker_sigkill(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
     name, injected = world.main_worker(), time.time()
     info = world.signal_worker(name, signal.SIGKILL)
-    return Fault(world.spawn_worker(name), injected, {"stopped": info}, killed_at=injected)
+    return Fault(world.spawn_worker(name), injected, {"stopped": info},
+                 handovers=[after_kill(world, injected)])
 
 
 def worker_sigterm(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
@@ -106,11 +116,11 @@ def broker_restart(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
         time.sleep(FREEZE_S)  # what the workers sent before the freeze has landed
         committed = world.committed_offsets()
         recs_end = sum(world.end_offsets(world.settings.recs_topic).values())
-        world.stack.stop_server("kafka")
+        world.stack.stop_server("kafka", kill=True)  # at once: memory storage loses all anyway
         stop_at = time.time()
     finally:
         world.thaw_workers(frozen)
-    unread = recs_end - world.recs.read_in(world.epoch.value)
+    unread = max(0, recs_end - world.recs.read_in(world.epoch.value))
     world.epoch.bump()
     traffic.pause()
     time.sleep(opts.outage_s)
@@ -133,13 +143,14 @@ def two_workers_one_killed(world: World, traffic: ClickTraffic, opts: Options) -
     new = world.next_name()
     world.spawn_worker(new)
     wait_until(f"{new} ready", lambda: world.log_has(new, "Ready"), 120, world.raise_if_crashed)
-    joined = time.time() - new_at
+    ready_at = time.time()
+    joined = ready_at - new_at
     time.sleep(2.0)  # both now hold partitions
     kill_at = time.time()
     info = world.signal_worker(old, signal.SIGKILL)
     return Fault(time.time(), kill_at, {"second_worker_ready_s": round(joined, 2),
                                         "killed": old, "survivor": new, "stopped": info},
-                 killed_at=kill_at)
+                 handovers=[(new_at, ready_at), after_kill(world, kill_at)])
 
 
 def poison_flood(world: World, traffic: ClickTraffic, opts: Options) -> Fault:
@@ -203,7 +214,8 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     def recovered() -> bool:
         _, missing = recovery_s(traffic.sent, world.recs.recs[first_rec:], fault.since, parts,
                                 time.time())
-        sent_on = {c.partition for c in traffic.sent if c.sent_at >= fault.since}
+        sent_on = {c.partition for c in traffic.sent
+                   if c.state == "acked" and c.sent_at >= fault.since}
         return not missing and len(sent_on) == parts and time.time() - fault.since > 1
 
     _wait(world, recovered, opts.recover_timeout_s)
@@ -217,12 +229,13 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     s = world.settings
     run_data = ClickRun(traffic.sent, recs, final, s.history_len, seen,
                         s.seen_max if s.exclude_seen else 0, fault.broker, fault.snapshot,
-                        fault.killed_at)
+                        fault.handovers)
     checks = check_clicks(run_data, world.oracle.expect, fusion_config(s))
     result: dict[str, Any] = {"name": name, **checks}
     examples = result.pop("examples")
     rec_s, missing = recovery_s(traffic.sent, recs, fault.since, parts, time.time())
-    first, last, measured = from_injection(traffic.sent, recs, fault.injected_at, fault.since)
+    first, last, measured = from_injection(traffic.sent, recs, fault.injected_at, fault.since,
+                                           sendable=fault.broker is None)
     result.update(recovery_s=rec_s, unrecovered_partitions=missing, recovery_first_s=first,
                   recovery_last_s=last, recovery_clicks=measured)
     if fault.bad or fault.valid:
@@ -240,7 +253,8 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     stopped = fault.info.get("stopped", {})
     result["sigterm_unclean"] = int(stopped.get("signal") == "SIGTERM" and (
         stopped["exit_code"] != 0 or stopped["timed_out"]))
-    result.update(info=fault.info, elapsed_s=round(time.time() - started, 1),
+    result.update(info={**fault.info, "injected_at": fault.injected_at, "ended_at": fault.since,
+                        "handovers": fault.handovers}, elapsed_s=round(time.time() - started, 1),
                   examples=examples, failed=failed_checks(result))
     return result
 

@@ -234,11 +234,13 @@ class World:
         admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
                                  request_timeout_ms=5000)
         try:
-            got = admin.list_consumer_group_offsets(self.settings.consumer_group)
+            parts = [TopicPartition(self.settings.clicks_topic, p)
+                     for p in range(self.settings.partitions)]
+            group = self.settings.consumer_group
+            got = admin.list_group_offsets({group: parts})[group]
         finally:
             admin.close()
-        return {tp.partition: meta.offset for tp, meta in got.items()
-                if tp.topic == self.settings.clicks_topic and meta.offset >= 0}
+        return {tp.partition: meta.offset for tp, meta in got.items() if meta.offset >= 0}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Each partition's end offset (the next offset to be written)."""

@@ -172,9 +172,9 @@ def test_duplicates_are_explained_only_next_to_a_kill() -> None:
     recs = prefix_recs(cs) + [prefix_recs(cs)[1]]  # click 12 answered twice
     out = check_clicks(ClickRun(cs, recs, {7: stored(cs)}, 3), recall)
     assert out["duplicate_recommendations"] == 1 and out["duplicates_unexplained"] == 1
-    run = ClickRun(cs, recs, {7: stored(cs)}, 3, killed_at=cs[1].sent_at + 0.5)
+    run = ClickRun(cs, recs, {7: stored(cs)}, 3, handovers=[(cs[1].sent_at + 0.5,) * 2])
     assert check_clicks(run, recall)["duplicates_unexplained"] == 0
-    run.killed_at = cs[1].sent_at + 60  # far later: not in the uncommitted window
+    run.handovers = [(cs[1].sent_at + 60,) * 2]  # far later: not in the uncommitted window
     assert check_clicks(run, recall)["duplicates_unexplained"] == 1
 
 
