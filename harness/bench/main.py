@@ -22,26 +22,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
-
 from harness.bench.cpu import CpuMeter
 from harness.bench.load import run_step
+from harness.bench.options import HEADLINE, parse_args, parse_value
 from harness.bench.probes import Freshness, sample_histories, search_ceiling
 from harness.bench.report import markdown_table, plot
 from harness.bench.sweep import Step, check_shape, mode_summary, stage_means, sweep, targets
 from harness.bench.world import Catalog, WorkerRun, fill_catalog, prepare_model, preseed_histories
 from harness.milvus_eval import compare, holdout_users
-from harness.options import EnvOptions, add_options
 from harness.stack.servers import LocalStack, free_ports
 from model.serving import InterestModel
 from streams.recall.core import search_params
 from streams.recall.recaller import Recaller
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
-
-BEAUTY = "../shared/data/amazon-beauty.txt"
-HEADLINE = "12k"
 
 
 def catalogs(model_root: str, data: str) -> dict[str, Catalog]:
@@ -197,14 +191,6 @@ def headline(result: dict[str, Any]) -> None:
     result["targets"] = targets(result)
 
 
-def parse_value(text: str) -> object:
-    """A --variant value: JSON when it parses (false, 0.05, 128), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def missing_modes(result: dict[str, Any]) -> bool:
     cat = result["catalogs"][HEADLINE]
     return "passthrough" not in result or "naive" not in cat or "pipeline" not in cat
@@ -215,59 +201,8 @@ def machine() -> dict[str, Any]:
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
-class BenchEnv(EnvOptions):
-    """`make bench` options (BENCH_* variables)."""
-
-    model_config = SettingsConfigDict(env_prefix="BENCH_")
-
-    out: str = Field("bench-results.json", description="JSON results; the plot and table go "
-                     "beside it")
-    quick: bool = Field(False, description="12k catalog only, shorter steps, < 5 min")
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_options(p, BenchEnv())
-    p.add_argument("--model-root", default=Settings().model_dir,
-                   help="demo model dir; the Beauty model is <root>-amazon-beauty "
-                   "(env RECALL_MODEL_DIR); trained when missing")
-    p.add_argument("--data", default=BEAUTY, help="Beauty dataset for the 12k/100k model")
-    p.add_argument("--users", type=int, default=50_000, help="distinct users clicking")
-    p.add_argument("--catalogs", default=None, help="comma list of 1k,12k,100k (default: all; "
-                   "quick: 12k)")
-    p.add_argument("--step-s", type=float, default=None, help="seconds per rate step "
-                   "(default 8, quick 4)")
-    p.add_argument("--drain-s", type=float, default=None, help="wait for answers after a step "
-                   "(default 10, quick 6)")
-    p.add_argument("--factor", type=float, default=None, help="rate step factor "
-                   "(default 1.5, quick 1.7)")
-    p.add_argument("--ceiling-s", type=float, default=None, help="seconds per ceiling run")
-    p.add_argument("--modes", default="passthrough,naive,pipeline",
-                   help="what to sweep (leaving one out gives an incomplete JSON: for tuning)")
-    p.add_argument("--variant", action="append", default=[], metavar="FIELD=VALUE,...",
-                   help="also sweep the pipeline with these Settings fields changed, side by "
-                   "side in the same run (repeatable; e.g. interest_pruning=none)")
-    p.add_argument("--naive-start", type=float, default=20.0)
-    p.add_argument("--pipeline-start", type=float, default=100.0)
-    p.add_argument("--passthrough-start", type=float, default=200.0)
-    p.add_argument("--max-rate", type=float, default=6000.0, help="highest rate offered")
-    p.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=None,
-                   help="also sweep 2 pipeline workers (default: full run only)")
-    args = p.parse_args(argv)
-    q = args.quick
-    args.modes = args.modes.split(",")
-    args.catalogs = (args.catalogs or (HEADLINE if q else "1k,12k,100k")).split(",")
-    args.step_s = args.step_s or (4.0 if q else 8.0)
-    args.drain_s = args.drain_s or (6.0 if q else 10.0)
-    args.factor = args.factor or (1.7 if q else 1.5)
-    args.ceiling_s = args.ceiling_s or (2.0 if q else 4.0)
-    args.two_workers = (not q) if args.two_workers is None else args.two_workers
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, __doc__)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     if HEADLINE not in args.catalogs:
         sys.exit(f"--catalogs must include {HEADLINE} (the headline figures)")
