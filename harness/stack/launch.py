@@ -14,7 +14,8 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from harness.stack.servers import LocalStack, StackError, stop_all
+from harness.stack.procs import stop_all
+from harness.stack.servers import LocalStack, StackError
 from harness.stack.settings import StackSettings
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender

