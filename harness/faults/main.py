@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from harness.faults.scenarios import QUICK, SCENARIOS, Options, run
+from harness.faults.runner import run
+from harness.faults.scenarios import QUICK, SCENARIOS, Options
 from harness.faults.world import World
 from harness.options import EnvOptions, options_parser
 
