@@ -1,37 +1,80 @@
-"""A real Prometheus scrapes a worker process and an API server; every dashboard query has data.
+"""A real Prometheus scrapes a worker process and an API server; every dashboard panel moves.
 
 Needs the `prometheus` binary (Debian: `apt-get install prometheus`); skipped without it.
+
+Each target of each panel of deploy/grafana/dashboards/recall.json is evaluated with its own
+PromQL by the real Prometheus (HTTP API) right after the event that should move it, and must
+then show the expected value (finite and non-zero unless said) on the series that event is
+about (`expected`; a target added to the dashboard without an entry there fails the test):
+
+- traffic (three rounds of clicks a scrape apart, each with a malformed click and a fresh user
+  whose only click has no vector, item vectors, and /recall calls with known and unknown
+  items): clicks and recommendations /s, dead letters by reason (`not_json` on the clicks
+  topic), batch size mean and p95 (both agents), Faust's messages in (clicks, items) and out
+  (recommendations, dead letters), stage latency p95 and mean of every stage of both
+  processes, click to publish p50/p90/p99, API requests and latency of /recall, Faust's send
+  and commit latency, items in Milvus, popular fallbacks and history items without a vector
+  (both processes), the model version (the trained one), server reachable 1 everywhere,
+  targets up 1. Rounds, because a series born with its first event (a new `reason`,
+  `path`/`status` or `topic` label) shows no rate until a later scrape sees it grow. Run
+  again at the end, after the outages and on the new model.
+- Milvus stopped (`LocalStack.stop_server`) while clicks arrive: retries and outages of
+  `server="milvus"`, lag of the clicks topic above 0, server reachable 0 for Milvus in both
+  processes. Then a click must come out as a recommendation again.
+- Redis stopped while clicks arrive: the same for `server="redis"` (the worker's probe).
+- a newer model exported into the model dir: model version loaded shows it in both
+  processes, and the old version's series is gone.
+- last (tansu loses every topic and offset on a restart): a batch held by a Milvus outage,
+  the broker killed, Milvus back: retries of `server="kafka"` and the worker's Kafka probe 0.
+- the API server stopped: targets up 0 for `recall-api`.
+
+Not provoked: the `kafka` line of the outages panel. A broker outage counts as an outage only
+when it is the first failure of a batch (or of a send); with the broker down the worker fetches
+no new batch, a held batch already counted its outage on the server that held it (its retries
+then go on under `kafka`, as here), and Faust's producer keeps a send until the broker
+answers or `producer_request_timeout` (1200 s) passes. The size of the lag is not checked:
+tansu 0.6.0 answers a partition's end offset as its last record batch's base offset + 1, so
+on the local broker lag is short by that batch's size - 1 (docs/operations.md).
 """
+
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 from kafka import KafkaProducer
 
 from harness.stack.launch import wait_until
-from harness.stack.servers import free_ports
-from streams.api.main import create_api
+from harness.stack.servers import LocalStack, free_ports
+from producers.items import embedding_records, publish
+from producers.kafka import open_sender
+from streams.api.main import create_api, watch_models
 from streams.api.observe import api_readiness, watch_metrics
-from streams.observe.metrics import ApiMetrics
+from streams.observe.metrics import RECALL_STAGES, SERVERS, WORKER_STAGES, ApiMetrics
 from streams.recall.core import open_core
+from streams.records import Recommendation
 from streams.settings import Settings
-from tests.integration.conftest import stream_model_items
+from tests.integration.conftest import Reader, stream_model_items, train_small_model
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "recall.json"
+UNKNOWN_ITEM = 10**6  # no vector anywhere: skipped in a history, a popular fallback alone
+WORKER, API = {"job": "recall-worker"}, {"job": "recall-api"}
 
 
 @pytest.fixture()
@@ -40,50 +83,143 @@ def core_settings(core_settings: Settings) -> Settings:
     return core_settings.model_copy(update={"log_format": "json"})
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every target of every panel."""
+def nonzero(value: float) -> bool:
+    return math.isfinite(value) and value != 0
+
+
+def zero(value: float) -> bool:
+    return value == 0
+
+
+@dataclass(frozen=True)
+class Expect:
+    """After `phase`, each label set of `series` matches a series whose value passes `check`."""
+
+    phase: str
+    series: tuple[Mapping[str, str], ...] = ({},)
+    check: Callable[[float], bool] = nonzero
+
+
+Wants = dict[tuple[str, str], tuple[Expect, ...]]
+
+
+def expected(s: Settings, serving: str, reloaded: str) -> Wants:
+    """(panel title, refId) -> what the panel's query shows after each event provoking it;
+    `serving`: the model version loaded during traffic, `reloaded`: the one a reload brings."""
+    stages = tuple({"job": "recall-worker", "stage": st} for st in WORKER_STAGES) + tuple(
+        {"job": "recall-api", "stage": st} for st in RECALL_STAGES)
+    traffic = (Expect("traffic"),)
+
+    def away(server: str) -> tuple[Expect, ...]:
+        return (Expect(f"{server} away", ({"server": server},)),)
+
+    def unreachable(server: str, jobs: tuple[dict[str, str], ...]) -> Expect:
+        return Expect(f"{server} away", tuple(job | {"server": server} for job in jobs), zero)
+
+    return {
+        ("Clicks consumed /s", "A"): traffic,
+        ("Recommendations published /s", "A"): traffic,
+        ("Dead letters by reason /s", "A"):
+            (Expect("traffic", ({"topic": s.clicks_topic, "reason": "not_json"},)),),
+        ("Batch size (mean)", "A"):
+            (Expect("traffic", ({"agent": "recommend"}, {"agent": "upsert_items"})),),
+        ("Batch size (p95)", "A"):
+            (Expect("traffic", ({"agent": "recommend"}, {"agent": "upsert_items"})),),
+        ("Kafka messages in/out per topic (Faust) /s", "A"):
+            (Expect("traffic", ({"topic": s.clicks_topic}, {"topic": s.items_topic})),),
+        ("Kafka messages in/out per topic (Faust) /s", "B"):
+            (Expect("traffic", ({"topic": f"topic.{s.recs_topic}"},  # Faust's label value
+                                {"topic": f"topic.{s.dead_letter_topic}"})),),
+        ("Stage latency p95 (per batch)", "A"): (Expect("traffic", stages),),
+        ("Stage latency mean (per batch)", "A"): (Expect("traffic", stages),),
+        ("Click to publish", "A"): traffic,
+        ("Click to publish", "B"): traffic,
+        ("Click to publish", "C"): traffic,
+        ("API requests by route and status /s", "A"):
+            (Expect("traffic", ({"path": "/recall", "status": "200"},)),),
+        ("API latency p95 by route", "A"): (Expect("traffic", ({"path": "/recall"},)),),
+        ("Kafka send and commit latency p95 (Faust)", "A"): traffic,
+        ("Kafka send and commit latency p95 (Faust)", "B"): traffic,
+        ("Items in Milvus", "A"): (Expect("traffic", (WORKER, API)),),
+        ("Popular fallbacks /s", "A"): (Expect("traffic", (WORKER, API)),),
+        ("History items without a vector /s", "A"): (Expect("traffic", (WORKER, API)),),
+        ("Retries by server /s", "A"): away("milvus") + away("kafka") + away("redis"),
+        # the broker's outage is not counted here (see the module's docstring)
+        ("Outages by server (1h)", "A"): away("milvus") + away("redis"),
+        ("Consumer lag per partition", "A"):
+            (Expect("milvus away", ({"topic": s.clicks_topic},)),
+             Expect("redis away", ({"topic": s.clicks_topic},))),
+        ("Server reachable (readiness)", "A"):
+            (Expect("traffic", tuple(WORKER | {"server": x} for x in SERVERS + ("model",))
+                    + (API | {"server": "milvus"}, API | {"server": "model"})),
+             unreachable("milvus", (WORKER, API)), unreachable("kafka", (WORKER,)),
+             unreachable("redis", (WORKER,))),
+        ("Model version loaded", "A"):
+            (Expect("traffic", (WORKER | {"version": serving}, API | {"version": serving})),
+             Expect("reload", (WORKER | {"version": reloaded}, API | {"version": reloaded}))),
+        ("Targets up", "A"): (Expect("traffic", (WORKER, API)),
+                              Expect("api stopped", (API,), zero)),
+    }
+
+
+def dashboard_targets() -> dict[tuple[str, str], str]:
+    """(panel title, refId) -> PromQL, for every target of every panel."""
     panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [(p["title"], t["expr"]) for p in panels for t in p.get("targets", [])]
+    return {(p["title"], t["refId"]): t["expr"] for p in panels for t in p.get("targets", [])}
+
+
+@dataclass
+class Api:
+    url: str
+    stop: Callable[[], None]
 
 
 @pytest.fixture()
-def api_url(worker: Settings) -> Iterator[str]:
-    """The API on a real uvicorn server, on the worker's Milvus collection, sampling every 1 s."""
+def api(worker: Settings) -> Iterator[Api]:
+    """The API on a real uvicorn server, on the worker's Milvus collection and model dir,
+    sampling every 1 s and looking for a newer model every 1 s; `stop()` ends the server."""
     (port,) = free_ports(1)
     stop = threading.Event()
     with open_core(worker, with_history=False) as core:
         metrics, readiness = ApiMetrics(), api_readiness(core)
         watch_metrics(core, metrics, readiness, stop)
+        watch_models(core, stop)
         server = uvicorn.Server(uvicorn.Config(create_api(core, metrics, readiness),
                                                host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        try:
-            wait_until("uvicorn", lambda: server.started, 20)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop.set()
+
+        def end() -> None:
             server.should_exit = True
             thread.join(timeout=10)
+
+        try:
+            wait_until("uvicorn", lambda: server.started, 20)
+            yield Api(f"http://127.0.0.1:{port}", end)
+        finally:
+            stop.set()
+            end()
             readiness.close()
 
 
 @pytest.fixture()
-def prometheus(worker: Settings, api_url: str, tmp_path: Path) -> Iterator[str]:
-    """Prometheus scraping the worker and the API every second; yields its base URL."""
+def prometheus(worker: Settings, api: Api, tmp_path: Path) -> Iterator[str]:
+    """Prometheus scraping the worker and the API every second; yields its base URL.
+
+    The config is deploy/prometheus/prometheus.yml with the targets (compose service names)
+    replaced by the local ones, and a 1 s interval."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("no `prometheus` binary on PATH (Debian: apt-get install prometheus)")
     (port,) = free_ports(1)
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "recall-worker", "static_configs": [
+    jobs = [{"job_name": "recall-worker", "static_configs": [
                 {"targets": [f"127.0.0.1:{worker.worker_web_port}"]}]},
             {"job_name": "recall-api", "static_configs": [
-                {"targets": [api_url.removeprefix("http://")]}]},
-        ],
-    }
+                {"targets": [api.url.removeprefix("http://")]}]}]
+    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+              "scrape_configs": jobs}
+    deployed = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    assert all(f"job_name: {job['job_name']}" in deployed for job in jobs)
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -107,72 +243,230 @@ def _ok(url: str) -> bool:
         return False
 
 
-def send_clicks(settings: Settings, items: list[int]) -> None:
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=1)
-    now = time.time()
-    for n in range(60):
-        value = {"user_id": 80_001 + n % 6, "item_id": items[n % len(items)], "ts": now}
-        producer.send(settings.clicks_topic, key=b"8", value=json.dumps(value).encode())
-    producer.send(settings.clicks_topic, key=b"8", value=b"{not json")
-    producer.send(settings.clicks_topic, key=b"8",
-                  value=json.dumps({"user_id": 80_001, "item_id": 10**6, "ts": now}).encode())
-    producer.flush()
-    producer.close()
-
-
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
     assert answer["status"] == "success", answer
     return list(answer["data"]["result"])
 
 
-def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
-        worker: Settings, api_url: str, prometheus: str, tmp_path: Path) -> None:
+def unmet(prometheus: str, expr: str, want: Expect) -> list[Mapping[str, str]]:
+    """The label sets of `want` that no series of `expr` now matches with a passing value."""
+    rows = [(r["metric"], float(r["value"][1])) for r in query(prometheus, expr)]
+    return [labels for labels in want.series
+            if not any(labels.items() <= metric.items() and want.check(value)
+                       for metric, value in rows)]
+
+
+def _labels(metric: Mapping[str, str]) -> str:
+    return "{" + ",".join(f"{k}={v}" for k, v in sorted(metric.items())
+                          if k not in ("__name__", "instance")) + "}"
+
+
+class Panels:
+    """The dashboard's targets and what each must show; `wait(phase)` checks a phase's."""
+
+    def __init__(self, prometheus: str, want: Wants) -> None:
+        self.prometheus, self.want, self.targets = prometheus, want, dashboard_targets()
+        assert set(self.targets) == set(want), "every dashboard target needs an Expect here"
+        self.moved: dict[tuple[str, str], set[str]] = {key: set() for key in want}
+
+    def wait(self, phase: str, timeout_s: float = 45) -> None:
+        """Wait until every target with an Expect for `phase` shows it; print what they show."""
+        todo = {key: w for key, wants in self.want.items() for w in wants if w.phase == phase}
+        assert todo, phase
+        keys = sorted(todo)
+        missing: dict[tuple[str, str], list[Mapping[str, str]]] = {}
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while todo and time.monotonic() < deadline:
+            missing = {key: unmet(self.prometheus, self.targets[key], w)
+                       for key, w in todo.items()}
+            for key in [key for key, labels in missing.items() if not labels]:
+                self.moved[key].add(phase)
+                del todo[key]
+            if todo:
+                time.sleep(0.5)
+        print(f"{phase}: {time.monotonic() - started:.1f} s")
+        for key in keys:
+            print(f"  {key[0]} [{key[1]}]: " + ", ".join(
+                f"{_labels(r['metric'])}={float(r['value'][1]):.4g}"
+                for r in query(self.prometheus, self.targets[key])))
+        assert not todo, f"after {phase}, panels that did not move: " + "; ".join(
+            f"{key} {self.targets[key]} wants {missing[key]}: "
+            f"{query(self.prometheus, self.targets[key])}" for key in sorted(todo))
+
+    def unmoved(self) -> dict[tuple[str, str], set[str]]:
+        """Targets and the phases of theirs not (yet) shown."""
+        return {key: missing for key, wants in self.want.items()
+                if (missing := {w.phase for w in wants} - self.moved[key])}
+
+
+class Traffic:
+    """Clicks (one malformed, one fresh user on an item without a vector), item vectors and
+    API calls."""
+
+    def __init__(self, settings: Settings, api_url: str, ids: np.ndarray,
+                 vectors: np.ndarray) -> None:
+        self.settings, self.items = settings, [int(i) for i in ids[:20]]
+        self.table = ids[:10], vectors[:10]
+        self.api = httpx.Client(base_url=api_url, timeout=30)
+        self.fresh_user = 90_000
+        self.sent = 0
+
+    def click(self, user: int, item: int) -> None:
+        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap)
+        producer.send(self.settings.clicks_topic, key=str(user).encode(), value=json.dumps(
+            {"user_id": user, "item_id": item, "ts": time.time()}).encode())
+        producer.flush()
+        producer.close()
+
+    def clicks(self, n: int = 20) -> None:
+        """A fresh producer each time: the broker may have been restarted since."""
+        s, now = self.settings, time.time()
+        producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, linger_ms=1)
+        for k in range(n):
+            value = {"user_id": 80_001 + k % 6, "item_id": self.items[k % len(self.items)],
+                     "ts": now}
+            producer.send(s.clicks_topic, key=b"8", value=json.dumps(value).encode())
+        self.fresh_user += 1
+        producer.send(s.clicks_topic, key=b"9", value=json.dumps(
+            {"user_id": self.fresh_user, "item_id": UNKNOWN_ITEM, "ts": now}).encode())
+        producer.send(s.clicks_topic, key=b"8", value=b"{not json")
+        producer.flush()
+        producer.close()
+        self.sent += n + 2
+
+    def calls(self) -> None:
+        for n in range(3):
+            answer = self.api.post("/recall", json={"hist_item": [[self.items[n]],
+                                                                  [UNKNOWN_ITEM]]})
+            assert answer.is_success, answer.text
+            assert answer.json()["results"][1]["source"] == "popular"  # no usable history
+
+    def item_vectors(self) -> None:
+        with open_sender(self.settings.kafka_bootstrap, self.settings.items_topic) as sender:
+            publish(embedding_records(*self.table), sender)
+
+    def rounds(self, count: int = 3, pause_s: float = 1.5) -> None:
+        for n in range(count):
+            if n:
+                time.sleep(pause_s)
+            self.clicks()
+            self.item_vectors()
+            self.calls()
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def test_every_dashboard_panel_moves_on_the_event_it_shows(
+        stack: LocalStack, worker: Settings, api: Api, prometheus: str, tmp_path: Path) -> None:
     worker_url = f"http://127.0.0.1:{worker.worker_web_port}"
-    _, ids, _ = stream_model_items(worker)
-    send_clicks(worker, [int(i) for i in ids[:20]])
-    with httpx.Client(base_url=api_url, timeout=30) as api:
-        for n in range(5):
-            assert api.post("/recall", json={"hist_item": [[int(ids[n])], [10**6]]}).is_success
-        assert api.get("/healthz").json()["status"] == "ok"
-        ready = api.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"milvus": "ok",
-                                                                        "model": "ok"}
-    assert httpx.get(f"{worker_url}/healthz").json()["status"] == "ok"
-    assert httpx.get(f"{worker_url}/router/").status_code == 404  # Faust's debug pages are off
+    old_version, ids, vectors = stream_model_items(worker)
     wait_until("worker ready", lambda: _ok(f"{worker_url}/readyz"), 30)
     checks = httpx.get(f"{worker_url}/readyz", timeout=10).json()["checks"]
     assert checks == {"kafka": "ok", "redis": "ok", "milvus": "ok", "model": "ok"}
-
+    assert httpx.get(f"{worker_url}/router/").status_code == 404  # Faust's debug pages are off
+    ready = httpx.get(f"{api.url}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["checks"] == {"milvus": "ok", "model": "ok"}
     exposition = httpx.get(f"{worker_url}/metrics").text
-    print("\n".join(line for line in exposition.splitlines()
-                    if line.startswith(("recall_", "faust_messages_received_per_topic"))))
     assert "faust_topic_messages_sent_total" in exposition  # Faust's own sensor, same registry
 
-    queries = dashboard_queries()
-    assert len(queries) >= 20
-    empty = list(queries)
-    deadline = time.monotonic() + 40
-    while empty and time.monotonic() < deadline:
-        empty = [(title, expr) for title, expr in empty if not query(prometheus, expr)]
-        time.sleep(1)
-    assert not empty, f"dashboard queries without data: {empty}"
+    traffic = Traffic(worker, api.url, ids, vectors)
 
-    # the values move with what was sent
     def total(expr: str) -> float:
         return sum(float(r["value"][1]) for r in query(prometheus, expr))
 
-    assert total("sum(recall_clicks_consumed_total)") >= 61
-    assert total("sum(recall_recommendations_published_total)") >= 61
-    assert total('sum(recall_dead_letters_total{reason="not_json"})') >= 1
-    assert total("sum(recall_history_items_without_vector_total)") >= 1
-    assert total('sum(recall_api_requests_total{path="/recall",status="200"})') == 5
-    assert total('max(recall_milvus_items{job="recall-worker"})') >= len(ids)
-    assert total('min(recall_server_up{job="recall-worker"})') == 1
+    def restart_stopped() -> None:
+        for server in ("kafka", "redis", "milvus"):
+            if not stack.running(server):
+                stack.start_server(server)
+
     lag = f'sum(recall_consumer_lag{{topic="{worker.clicks_topic}"}})'
-    wait_until("consumer lag 0", lambda: total(lag) == 0 and len(query(prometheus, lag)) == 1, 20)
-    topics = {r["metric"]["topic"] for r in query(prometheus, "recall_consumer_lag")}
-    assert topics == {worker.clicks_topic, worker.items_topic}
+    probe_user = 95_000
+
+    def recovered() -> None:
+        """Every server up again, and a click sent now comes out as a recommendation."""
+        nonlocal probe_user
+        started = time.monotonic()
+        wait_until("every server up again", lambda: total("min(recall_server_up)") == 1, 60)
+        probe_user += 1
+        recs = Reader(worker, worker.recs_topic, Recommendation)
+        try:
+            traffic.click(probe_user, traffic.items[0])
+            wait_until("a recommendation after the outage",
+                       lambda: any(r.user_id == probe_user for r in recs.drain()), 90)
+        finally:
+            recs.consumer.close()
+        wait_until("consumer lag 0", lambda: total(lag) == 0, 30)
+        print(f"recovered: {time.monotonic() - started:.1f} s")
+
+    panels = Panels(prometheus, expected(worker, old_version, "?"))
+    try:
+        # traffic: throughput, latency, dead letters, fallbacks; the old model everywhere
+        traffic.rounds()
+        panels.wait("traffic")
+        wait_until("consumer lag 0", lambda: total(lag) == 0 and len(query(prometheus, lag)) == 1,
+                   20)
+        assert total("sum(recall_clicks_consumed_total)") >= traffic.sent
+        assert total('sum(recall_dead_letters_total{reason="not_json"})') >= 3
+        assert total('sum(recall_api_requests_total{path="/recall",status="200"})') == 9
+        assert total('max(recall_milvus_items{job="recall-worker"})') >= len(ids)
+        topics = {r["metric"]["topic"] for r in query(prometheus, "recall_consumer_lag")}
+        assert topics == {worker.clicks_topic, worker.items_topic}
+
+        # Milvus away while clicks arrive: retries, an outage, lag, Milvus unreachable
+        stack.stop_server("milvus")
+        try:
+            traffic.clicks()
+            panels.wait("milvus away")
+            assert httpx.get(f"{api.url}/readyz", timeout=10).status_code == 503
+        finally:
+            restart_stopped()
+        recovered()
+        stack.stop_server("redis")  # the next batch waits for Redis
+        try:
+            traffic.clicks()
+            panels.wait("redis away")
+        finally:
+            restart_stopped()
+        recovered()
+
+        # a newer model: both processes switch, the old version's series goes stale
+        train_small_model(Path(worker.model_dir), seed=1)
+        new_version = (Path(worker.model_dir) / "LATEST").read_text().strip()
+        assert new_version > old_version
+        panels.want = expected(worker, new_version, new_version)
+        panels.wait("reload")
+        versions = {r["metric"]["version"] for r in query(prometheus, "recall_model_info")}
+        assert versions == {new_version}
+
+        # every rate still moves, on the new model, after the outages
+        consumed = total("sum(recall_clicks_consumed_total)")
+        traffic.rounds(2)
+        panels.wait("traffic")
+        wait_until("the new clicks counted",
+                   lambda: total("sum(recall_clicks_consumed_total)") >= consumed + 44, 30)
+
+        # last, as tansu loses every topic and offset on a restart: a batch held by Milvus,
+        # the broker killed, Milvus back: the batch now retries on the broker
+        retries = 'sum(recall_retries_total{server="milvus"})'
+        before = total(retries)
+        stack.stop_server("milvus")
+        try:
+            traffic.clicks()
+            wait_until("a batch held by Milvus", lambda: total(retries) > before, 30)
+            stack.stop_server("kafka", kill=True)
+            stack.start_server("milvus")
+            panels.wait("kafka away")
+        finally:
+            restart_stopped()
+    finally:
+        traffic.close()
+
+    api.stop()
+    panels.wait("api stopped")
+    assert not panels.unmoved()
 
     # RECALL_LOG_FORMAT=json: Faust's lines and ours are JSON objects; a dead letter's line
     # says where the event was
@@ -180,6 +474,9 @@ def test_prometheus_scrapes_worker_and_api_for_every_dashboard_query(
              if line.startswith("{")]
     events = [json.loads(line) for line in lines]
     assert any(e["logger"].startswith("faust.") for e in events)
-    (bad,) = [e for e in events
-              if e["message"].startswith("dead letter") and "not JSON" in e["message"]]
-    assert bad["topic"] == worker.clicks_topic and bad["partition"] >= 0 and bad["offset"] >= 0
+    bad = [e for e in events
+           if e["message"].startswith("dead letter") and "not JSON" in e["message"]]
+    assert bad and all(e["topic"] == worker.clicks_topic and e["partition"] >= 0
+                       and e["offset"] >= 0 for e in bad)
+    retried = [e for e in events if e["message"].startswith("batch of")]
+    assert retried and all(e["topic"] == worker.clicks_topic for e in retried)
