@@ -86,6 +86,8 @@ class ClickRun:
     snapshot: dict[int, list[Entry]] = field(default_factory=dict)  # histories after the stop
     handovers: Sequence[tuple[float, float]] = ()  # partitions changed owner without a clean
     # stop between these times (a SIGKILL, a worker joining the group)
+    recs_in_log: set[tuple[int, int, float]] = field(default_factory=set)  # clicks answered in
+    # the recommendations log read back at the end (a record the collector did not see)
 
 
 def tie_equal(got: tuple[list[int], list[float]], want: tuple[list[int], list[float]],
@@ -121,7 +123,10 @@ def check_clicks(run: ClickRun, expect: Expect,
     def applied(c: SentClick) -> bool:
         return ts_text(c.ts) in stored.get(c.user, set()) | snap.get(c.user, set())
 
-    unanswered = [c for c in run.clicks if c.state == "acked" and not recs.get(c.key)]
+    missed = [c for c in run.clicks if c.state == "acked" and not recs.get(c.key)
+              and c.key in run.recs_in_log]  # published: the collector missed the record
+    unanswered = [c for c in run.clicks if c.state == "acked" and not recs.get(c.key)
+                  and c.key not in run.recs_in_log]
     who = attribute(unanswered, applied, run.broker)
     broker_keys = {c.key for c in who.clicks_by_broker}
     delivered = [c for c in run.clicks if c.key not in broker_keys and (
@@ -156,6 +161,7 @@ def check_clicks(run: ClickRun, expect: Expect,
         "clicks_lost": len(who.pipeline),
         "clicks_lost_by_broker": len(who.clicks_by_broker),
         "recommendations_lost_by_broker": len(who.recs_by_broker),
+        "recommendations_missed_by_collector": len(missed),
         "history_errors": len(history_errors),
         "history_duplicates": len(duplicates),
         "seen_errors": len(seen_errors),

@@ -46,12 +46,16 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
     _drain(world, traffic, fault, first_rec, first_dead, opts.idle_s)
     recs = world.recs.recs[first_rec:]
     final, seen = read_redis(world.settings.redis_url, users)
-    if fault.broker is not None:
-        fault.broker.new_log = world.read_back_clicks(list(users))
     s = world.settings
+    if fault.broker is not None:
+        fault.broker.new_log = world.read_back(s.clicks_topic, list(users),
+                                               ("user_id", "item_id", "ts"))
+    collected = {(r.rec.user_id, r.rec.click_item, r.rec.click_ts) for r in recs}
+    in_log = world.read_back(s.recs_topic, list(users), ("user_id", "click_item", "click_ts")) \
+        if any(c.state == "acked" and c.key not in collected for c in traffic.sent) else set()
     run_data = ClickRun(traffic.sent, recs, final, s.history_len, seen,
                         s.seen_max if s.exclude_seen else 0, fault.broker, fault.snapshot,
-                        fault.handovers)
+                        fault.handovers, in_log)
     checks = check_clicks(run_data, world.oracle.expect, fusion_config(s))
     result: dict[str, Any] = {"name": name, **checks}
     examples = result.pop("examples")

@@ -252,22 +252,26 @@ class World:
         finally:
             consumer.close()
 
-    def read_back_clicks(self, users: Sequence[int]) -> set[tuple[int, int, float]]:
-        """(user, item, ts) of every click of `users` in the clicks log as it is now."""
-        end = self.end_offsets(self.settings.clicks_topic)
-        consumer = make_consumer(self.settings.kafka_bootstrap, self.settings.clicks_topic,
-                                 from_beginning=True, auto_offset_reset="earliest")
+    def read_back(self, topic: str, users: Sequence[int], fields: Sequence[str]
+                  ) -> set[tuple[int, int, float]]:
+        """The click keys (user, item, ts) in the log of `topic` as it is now, for `users`:
+        `fields` name them in its records (clicks: user_id, item_id, ts; recommendations:
+        user_id, click_item, click_ts)."""
+        end = self.end_offsets(topic)
+        consumer = make_consumer(self.settings.kafka_bootstrap, topic, from_beginning=True,
+                                 auto_offset_reset="earliest")
+        user, item, ts = fields
         wanted, keys, deadline = set(users), set(), time.monotonic() + 60
         try:
             while time.monotonic() < deadline and any(
-                    consumer.position(TopicPartition(self.settings.clicks_topic, p)) < n
+                    consumer.position(TopicPartition(topic, p)) < n
                     for p, n in end.items() if n > 0):
                 for messages in consumer.poll(timeout_ms=200).values():
                     for m in messages:
                         with contextlib.suppress(ValueError, KeyError, TypeError):
                             c = json.loads(m.value)
-                            if c["user_id"] in wanted:
-                                keys.add((c["user_id"], c["item_id"], c["ts"]))
+                            if c[user] in wanted:
+                                keys.add((c[user], c[item], c[ts]))
         finally:
             consumer.close()
         return keys
