@@ -29,7 +29,7 @@ from harness.options import EnvOptions, options_parser
 TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_broker",
           "recommendations_lost_by_broker",
           "history_errors", "history_duplicates", "seen_errors", "duplicate_recommendations",
-          "duplicates_unexplained",
+          "duplicates_unexplained", "recommendations_missed_by_collector",
           "recommendation_errors", "recommendation_history_errors", "recommendation_item_errors",
           "recommendations_for_unsent_clicks", "hijacked_recommendations", "bad_inputs_sent",
           "bad_inputs_refused_by_broker", "bad_inputs_dead_lettered",
@@ -88,7 +88,8 @@ def line(n: int, total: int, r: dict[str, Any]) -> str:
            if "bad_inputs_sent" in r else "")
     return (f"[{n}/{total}] {r['name']}: {verdict} | sent {r['clicks_sent']} | lost: "
             f"pipeline {r['clicks_lost']}, broker {r['clicks_lost_by_broker']} clicks + "
-            f"{r['recommendations_lost_by_broker']} recs (proven) | duplicates "
+            f"{r['recommendations_lost_by_broker']} recs (proven), "
+            f"{r['recommendations_missed_by_collector']} read back | duplicates "
             f"{r['duplicate_recommendations']} ({r['duplicates_unexplained']} unexplained) | "
             f"errors: history {r['history_errors']}, seen {r['seen_errors']}, recs "
             f"{r['recommendation_errors']} | recovery from the fault: first "

@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,7 +177,7 @@ class Received:
 
 
 class Collector(threading.Thread):
-    """Reads one topic from its start in the background; a re-read position is skipped."""
+    """Reads one topic from its start in the background; a record read again is skipped."""
 
     def __init__(self, settings: Settings, topic: str, epoch: Epoch, kind: str):
         super().__init__(daemon=True)
@@ -186,11 +187,14 @@ class Collector(threading.Thread):
         self.unparsable = 0
         self.stop_event = threading.Event()
         self._reseek = threading.Event()
-        self._seen: set[tuple[int, int, int]] = set()
-        self.consumer = make_consumer(settings.kafka_bootstrap, topic, from_beginning=True,
-                                      auto_offset_reset="earliest",
-                                      fetch_max_wait_ms=settings.fetch_max_wait_ms,
-                                      reconnect_backoff_max_ms=200)
+        self._seen: set[tuple[int, int, int, int]] = set()
+        self.consumer = self._consumer()
+
+    def _consumer(self) -> Any:
+        return make_consumer(self.settings.kafka_bootstrap, self.topic, from_beginning=True,
+                             auto_offset_reset="earliest",
+                             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                             reconnect_backoff_max_ms=200)
 
     def broker_restarted(self) -> None:
         """The topic was recreated empty: read it again from its (new) beginning."""
@@ -215,7 +219,9 @@ class Collector(threading.Thread):
             self.consumer.close()
 
     def _take(self, m: Any, now: float, epoch: int) -> None:
-        where = (epoch, m.partition, m.offset)
+        # a position names a record only within one log: a topic recreated right after a
+        # broker restart (the local stack fixes a wrongly auto-created one) reuses positions
+        where = (epoch, m.partition, m.offset, zlib.crc32(m.value or b""))
         if where in self._seen:
             return
         self._seen.add(where)

@@ -19,7 +19,7 @@ from harness.faults.scenarios import SCENARIOS
 pytestmark = pytest.mark.integration
 
 LINE = re.compile(r"\[\d+/\d+\] (?P<name>[a-z-]+): (?P<verdict>ok|FAIL [a-z_,]+) \| sent \d+ "
-                  r"\| lost: pipeline \d+, broker \d+ clicks \+ \d+ recs \(proven\) \| "
+                  r"\| lost: pipeline \d+, broker \d+ clicks \+ \d+ recs \(proven\), \d+ read back \| "
                   r"duplicates \d+ \(\d+ unexplained\) \| errors: history \d+, seen \d+, "
                   r"recs \d+ \| recovery from the fault: first \S+, all \S+ ")
 
@@ -44,7 +44,10 @@ def test_every_fault_scenario_loses_nothing_it_cannot_prove(model_dir: Path,
     assert named == list(SCENARIOS)
     assert summary["clicks_sent"] > 3000 and summary["bad_inputs_sent"] >= 990
     for r in results["scenarios"]:  # every scenario measured its recovery from the injection
-        assert r["recovery_clicks"] > 0 and r["recovery_last_s"] is not None, r["name"]
+        assert r["recovery_clicks"] > 0, r["name"]
+        # the last answer's time is unknown only for a record the collector did not read (it
+        # is in the recommendations log: the read-back found it)
+        assert r["recovery_last_s"] is not None or r["recommendations_missed_by_collector"]
     failures = {k: summary[k] for k in (
         "clicks_lost", "history_errors", "history_duplicates", "seen_errors",
         "recommendation_errors", "hijacked_recommendations", "duplicates_unexplained",
