@@ -19,8 +19,9 @@ from harness.faults.scenarios import SCENARIOS
 pytestmark = pytest.mark.integration
 
 LINE = re.compile(r"\[\d+/\d+\] (?P<name>[a-z-]+): (?P<verdict>ok|FAIL [a-z_,]+) \| sent \d+ "
-                  r"\| lost: pipeline \d+, broker \d+ clicks \+ \d+ recs \(proven\), \d+ read back \| "
-                  r"duplicates \d+ \(\d+ unexplained\) \| errors: history \d+, seen \d+, "
+                  r"\| lost: pipeline \d+, broker \d+ clicks \+ \d+ recs \(proven\), "
+                  r"\d+ read back \| duplicates \d+ \(\d+ unexplained\) \| errors: history \d+, "
+                  r"seen \d+, "
                   r"recs \d+ \| recovery from the fault: first \S+, all \S+ ")
 
 
