@@ -73,7 +73,7 @@ def unavailable(what: str) -> Iterator[None]:
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
         raise InvalidRequest(f"redis refused {what}: {exc} (check RECALL_REDIS_*)") from exc
     except (redis.ConnectionError, redis.TimeoutError, *CLUSTER_OUTAGES) as exc:
-        raise ServiceUnavailable(f"redis {what} failed: {exc!r}") from exc
+        raise ServiceUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def redis_client(url: str, username: str | None = None, password: SecretStr | None = None,
