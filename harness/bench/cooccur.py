@@ -1,0 +1,103 @@
+"""`python -m harness.bench.cooccur`: what the co-occurrence channel costs Redis per micro-batch.
+
+Starts a private redis-server, replays a user,item,ts stream through `HistoryStore.append` in
+micro-batches (the worker's step), once with the counts off and once on, then scores batches of
+users with `CooccurReader.read` (the channel's one script call per batch). Prints the median
+milliseconds per batch of each, side by side in one run, and the clicks/s one Redis core
+would sustain at that cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+
+import redis
+
+from harness.online.data import read_clicks
+from harness.stack.probes import free_ports
+from harness.stack.procs import redis_bin
+from model.cooccur import CooccurConfig
+from streams.recall.cooccur_reader import CooccurReader
+from streams.stores.history import ClickAt, HistoryStore
+
+DEFAULT_DATA = "../shared/data/movielens-small/clicks.csv"
+
+
+def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([redis_bin(), "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", workdir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def append_ms(url: str, clicks: Sequence[ClickAt], batch: int, counts: CooccurConfig | None,
+              seen_max: int) -> tuple[list[float], HistoryStore]:
+    """Milliseconds of each append call over the stream, into an emptied store."""
+    store = HistoryStore(url, history_len=10, seen_max=seen_max, cooccur=counts)
+    store.start()
+    store.flush()
+    times = []
+    for start in range(0, len(clicks), batch):
+        t0 = time.perf_counter()
+        store.append(clicks[start:start + batch])
+        times.append(1000 * (time.perf_counter() - t0))
+    return times, store
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.bench.cooccur", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=DEFAULT_DATA, help="user,item,ts CSV")
+    p.add_argument("--limit", type=int, default=30_000, help="clicks replayed")
+    p.add_argument("--batch", type=int, default=64, help="clicks (and users) per batch")
+    p.add_argument("--reads", type=int, default=200, help="score calls timed")
+    p.add_argument("--seen-max", type=int, default=1000, help="RECALL_SEEN_MAX")
+    args = p.parse_args(argv)
+    logged = read_clicks(args.data, args.limit)
+    clicks = [ClickAt(c.user, c.item, c.ts, 0, n) for n, c in enumerate(logged)]
+    cfg = CooccurConfig()
+    (port,) = free_ports(1)
+    with tempfile.TemporaryDirectory() as workdir:
+        proc = start_redis(port, workdir)
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            off, store = append_ms(url, clicks, args.batch, None, args.seen_max)
+            store.close()
+            on, store = append_ms(url, clicks, args.batch, cfg, args.seen_max)
+            reader = CooccurReader(store.client, cfg)
+            reader.start()
+            users = sorted({c.user_id for c in clicks})
+            histories, seen = store.get(users), store.seen(users)
+            read = []
+            for n in range(args.reads):
+                rows = [users[(n * args.batch + k) % len(users)] for k in range(args.batch)]
+                t0 = time.perf_counter()
+                reader.read([histories[u] for u in rows], [seen[u] for u in rows], 100,
+                            popular=100)
+                read.append(1000 * (time.perf_counter() - t0))
+            store.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    print(f"{len(clicks)} clicks of {args.data}, batches of {args.batch} (median ms per batch)")
+    for name, times in (("append, counts off", off), ("append, counts on", on),
+                        ("score a batch of users", read)):
+        ms = statistics.median(times)
+        print(f"  {name:24s} {ms:8.2f} ms   ({args.batch / ms * 1000:8.0f} per s on one core)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
