@@ -130,10 +130,33 @@ def browser() -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def ids(driver: Any, selector: str) -> list[str]:
-    """The data-id of every element `selector` finds, in page order."""
-    found = driver.find_elements("css selector", selector)
-    return [e.get_attribute("data-id") or "" for e in found]
+def ids(driver: Any, selector: str, attribute: str = "data-id") -> list[str]:
+    """`attribute` of every element `selector` finds, in page order, read in one script (the
+    page re-renders its lists on timers: element handles kept across calls go stale)."""
+    return list(driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]))"
+        ".map(e => e.getAttribute(arguments[1]) || '')", selector, attribute))
+
+
+def text_of(driver: Any, selector: str) -> str:
+    """The text of the first element `selector` finds ("" if none), read in one script."""
+    return str(driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+        selector))
+
+
+def click(driver: Any, selector: str, tries: int = 20) -> None:
+    """Click the element `selector` finds, again if the page re-rendered it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(tries):
+        try:
+            driver.find_element("css selector", selector).click()
+            return
+        except StaleElementReferenceException:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1)
 
 
 def history_of(length: int) -> Callable[[Any], bool]:
@@ -152,19 +175,19 @@ def test_live_page_in_a_browser_updates_interests_and_candidates(live_api: tuple
         wait = WebDriverWait(driver, 60, poll_frequency=0.2)
         driver.get(f"{live_url}/live")  # without the token a click is refused, and says so
         wait.until(lambda d: len(ids(d, "#catalog button")) >= 3)
-        driver.find_element("css selector", "#catalog button").click()
-        wait.until(lambda d: "needs the API token" in d.find_element("id", "status").text)
+        click(driver, "#catalog button")
+        wait.until(lambda d: "needs the API token" in text_of(d, "#status"))
         driver.get("about:blank")  # (else the next address is the same page, a new fragment)
         # the link make run prints: the page takes the token and drops it from the address bar
         driver.get(f"{live_url}/live#user={user}&token={token}")
         wait.until(lambda d: len(ids(d, "#catalog button")) >= 3)
         assert token not in driver.current_url and driver.current_url.endswith(f"#user={user}")
-        buttons = driver.find_elements("css selector", "#catalog button")
-        clicked = [buttons[n].get_attribute("data-id") for n in (0, 2)]
+        buttons = ids(driver, "#catalog button")
+        clicked = [buttons[n] for n in (0, 2)]
         seen: list[list[str]] = []
         for n, item in enumerate(clicked, start=1):
             before = ids(driver, "#candidates li")
-            driver.find_element("css selector", f'#catalog button[data-id="{item}"]').click()
+            click(driver, f'#catalog button[data-id="{item}"]')
             started = time.monotonic()
             wait.until(history_of(n))
             seen.append(ids(driver, "#candidates li"))
@@ -172,20 +195,20 @@ def test_live_page_in_a_browser_updates_interests_and_candidates(live_api: tuple
             assert ids(driver, "#history li")[0] == item  # newest first
             assert seen[-1] and seen[-1] != before
             assert item not in seen[-1]
-        columns = driver.find_elements("css selector", "#interests .interest")
-        assert len(columns) == worker.num_interests
-        assert all(c.find_elements("css selector", "li") for c in columns)
-        marks = {e.get_attribute("data-interest")
-                 for e in driver.find_elements("css selector", "#candidates li")}
+        items_per_column = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#interests .interest'))"
+            ".map(c => c.querySelectorAll('li').length)")
+        assert len(items_per_column) == worker.num_interests and all(items_per_column)
+        marks = set(ids(driver, "#candidates li", "data-interest"))
         assert marks <= {str(k) for k in range(-1, worker.num_interests)}
-        channels = {e.get_attribute("data-channel")
-                    for e in driver.find_elements("css selector", "#candidates li")}
+        channels = set(ids(driver, "#candidates li", "data-channel"))
         assert channels and channels <= {"mind", "cooccur", "popular"}
-        assert driver.find_element("css selector", "#candidates li .tag").is_displayed()
-        wait.until(lambda d: len(d.find_elements("css selector", f'#feed tr[data-user="{user}"]'))
-                   == len(clicked))
-        latency = driver.find_element("css selector", f'#feed tr[data-user="{user}"] .latency')
-        assert latency.text.endswith(" ms") and float(latency.text[:-3]) > 0
+        assert driver.execute_script(  # a tag shows (it has a layout box)
+            "const t = document.querySelector('#candidates li .tag');"
+            "return t !== null && t.offsetParent !== null")
+        wait.until(lambda d: len(ids(d, f'#feed tr[data-user="{user}"]')) == len(clicked))
+        latency = text_of(driver, f'#feed tr[data-user="{user}"] .latency').strip()
+        assert latency.endswith(" ms") and float(latency[:-3]) > 0
         shot = os.environ.get("LIVE_SCREENSHOT")  # where to save a picture of the page
         if shot:
             driver.save_screenshot(shot)
