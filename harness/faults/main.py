@@ -53,6 +53,8 @@ class FaultsEnv(EnvOptions):
     dir: str = Field(".stack/faults", description="stack data and logs, wiped at start")
     model_dir: str = Field("", description="exported model to use (default: DIR-model, where "
                            "a small one is trained on the first run)")
+    max_recovery_s: float = Field(10.0, description="fail a scenario whose partitions do not "
+                                  "all answer within this many seconds of the fault's end")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -106,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # clients reconnecting through faults
     started = time.time()
-    opts = Options(rate=args.rate, users=args.users, poison=args.poison)
+    opts = Options(rate=args.rate, users=args.users, poison=args.poison,
+                   max_recovery_s=args.max_recovery_s)
     if args.quick:
         opts.pre_s, opts.post_s, opts.outage_s = 2.0, 2.0, 1.0
     stack_dir = Path(args.dir).absolute()

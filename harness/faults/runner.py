@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.faults.checks import EXAMPLES, ClickRun, check_bad_inputs, check_clicks, read_redis
 from harness.faults.recovery import from_injection, recovery_s
-from harness.faults.scenarios import MAX_RECOVERY_S, SCENARIOS, Fault, Options
+from harness.faults.scenarios import SCENARIOS, Fault, Options
 from harness.faults.traffic import ClickTraffic
 from harness.faults.world import World
 from streams.recall.core import fusion_config
@@ -81,18 +81,18 @@ def run(world: World, name: str, number: int, opts: Options) -> dict[str, Any]:
         stopped["exit_code"] != 0 or stopped["timed_out"]))
     result.update(info={**fault.info, "injected_at": fault.injected_at, "ended_at": fault.since,
                         "handovers": fault.handovers}, elapsed_s=round(time.time() - started, 1),
-                  examples=examples, failed=failed_checks(result))
+                  examples=examples, failed=failed_checks(result, opts.max_recovery_s))
     return result
 
 
-def failed_checks(r: dict[str, Any]) -> list[str]:
+def failed_checks(r: dict[str, Any], max_recovery_s: float) -> list[str]:
     zero = ("clicks_lost", "history_errors", "history_duplicates", "seen_errors",
             "recommendation_errors", "recommendations_for_unsent_clicks",
             "hijacked_recommendations", "duplicates_unexplained", "duplicate_dead_letters",
             "worker_crashes_unplanned", "agent_crashes", "valid_inputs_dead_lettered",
             "sigterm_unclean")
     out = [k for k in zero if r.get(k, 0)]
-    if r["recovery_s"] > MAX_RECOVERY_S or r["unrecovered_partitions"]:
+    if r["recovery_s"] > max_recovery_s or r["unrecovered_partitions"]:
         out.append("recovery_s")
     if r.get("bad_inputs_dead_lettered", 0) < r.get("bad_inputs_sent", 0):
         out.append("bad_inputs_dead_lettered")
