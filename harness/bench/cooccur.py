@@ -1,45 +1,28 @@
 """`python -m harness.bench.cooccur`: what the co-occurrence channel costs Redis per micro-batch.
 
-Starts a private redis-server, replays a user,item,ts stream through `HistoryStore.append` in
-micro-batches (the worker's step), once with the counts off and once on, then scores batches of
-users with `CooccurReader.read` (the channel's one script call per batch). Prints the median
-milliseconds per batch of each, side by side in one run, and the clicks/s one Redis core
-would sustain at that cost.
+Starts a private redis-server (the local stack's, with its append-only file, as it runs),
+replays a user,item,ts stream through `HistoryStore.append` in micro-batches (the worker's
+step), once with the counts off and once on, then scores batches of users with
+`CooccurReader.read` (the channel's one script call per batch). Prints the median milliseconds
+per batch of each, side by side in one run, and the clicks/s one Redis core would sustain at
+that cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 
-import redis
-
 from harness.online.data import read_clicks
-from harness.stack.probes import free_ports
-from harness.stack.procs import redis_bin
+from harness.stack.servers import LocalStack, free_ports
 from model.cooccur import CooccurConfig
 from streams.recall.cooccur_reader import CooccurReader
 from streams.stores.history import ClickAt, HistoryStore
 
 DEFAULT_DATA = "../shared/data/movielens-small/clicks.csv"
-
-
-def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([redis_bin(), "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
 
 
 def append_ms(url: str, clicks: Sequence[ClickAt], batch: int, counts: CooccurConfig | None,
@@ -70,9 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = CooccurConfig()
     (port,) = free_ports(1)
     with tempfile.TemporaryDirectory() as workdir:
-        proc = start_redis(port, workdir)
+        stack = LocalStack(stack_dir=workdir, redis_port=port)  # its Redis only, AOF as run
+        stack.start_server("redis")
         try:
-            url = f"redis://127.0.0.1:{port}/0"
+            url = stack.settings.redis_url
             off, store = append_ms(url, clicks, args.batch, None, args.seen_max)
             store.close()
             on, store = append_ms(url, clicks, args.batch, cfg, args.seen_max)
@@ -89,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 read.append(1000 * (time.perf_counter() - t0))
             store.close()
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stack.stop()
     print(f"{len(clicks)} clicks of {args.data}, batches of {args.batch} (median ms per batch)")
     for name, times in (("append, counts off", off), ("append, counts on", on),
                         ("score a batch of users", read)):
