@@ -242,27 +242,30 @@ class World:
             admin.close()
         return {tp.partition: meta.offset for tp, meta in got.items() if meta.offset >= 0}
 
-    def end_offsets(self, topic: str) -> dict[int, int]:
-        """Each partition's end offset (the next offset to be written)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                 request_timeout_ms=6000)
+    def end_offsets(self, topic: str, consumer: KafkaConsumer | None = None) -> dict[int, int]:
+        """Each partition's end offset (the next offset to be written); through `consumer`
+        when given, else a short-lived one."""
+        own = consumer is None
+        client = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                               request_timeout_ms=6000) if consumer is None else consumer
         try:
             parts = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
-            return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+            return {tp.partition: off for tp, off in client.end_offsets(parts).items()}
         finally:
-            consumer.close()
+            if own:
+                client.close()
 
     def read_back(self, topic: str, users: Sequence[int], fields: Sequence[str]
                   ) -> set[tuple[int, int, float]]:
         """The click keys (user, item, ts) in the log of `topic` as it is now, for `users`:
         `fields` name them in its records (clicks: user_id, item_id, ts; recommendations:
         user_id, click_item, click_ts)."""
-        end = self.end_offsets(topic)
         consumer = make_consumer(self.settings.kafka_bootstrap, topic, from_beginning=True,
                                  auto_offset_reset="earliest")
         user, item, ts = fields
         wanted, keys, deadline = set(users), set(), time.monotonic() + 60
         try:
+            end = self.end_offsets(topic, consumer)
             while time.monotonic() < deadline and any(
                     consumer.position(TopicPartition(topic, p)) < n
                     for p, n in end.items() if n > 0):
