@@ -45,7 +45,7 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float,
             report(name, proc.returncode)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: SIGTERM when the launching *thread* dies, so no server is orphaned."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

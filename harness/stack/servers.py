@@ -15,8 +15,8 @@ from typing import IO, Any
 
 from harness.stack.probes import free_ports as free_ports  # re-exported: harnesses import it here
 from harness.stack.probes import kafka_ready, milvus_ready, port_open, redis_ready
-from harness.stack.procs import _die_with_parent, milvus_lib_dir, stop_all
 from harness.stack.procs import broker_bin as broker_bin  # re-exported, as free_ports
+from harness.stack.procs import die_with_parent, milvus_lib_dir, stop_all
 from harness.stack.procs import redis_bin as redis_bin
 from harness.stack.settings import StackSettings
 from streams.settings import Settings
@@ -174,7 +174,7 @@ class LocalStack:
         self._logs[name] = log
         self._procs[name] = subprocess.Popen(
             list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.dir, env=env, preexec_fn=_die_with_parent,
+            cwd=self.dir, env=env, preexec_fn=die_with_parent,
         )
         self.startup_s[name] = time.monotonic()
 
