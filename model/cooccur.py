@@ -27,8 +27,9 @@ needs no n(j).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -124,6 +125,80 @@ def score_users(histories: Sequence[Sequence[int]], view: CountsView, cfg: Coocc
         gone = set(drop)
         ranked = sorted(((-s, j) for j, s in scores.items() if j not in gone))[:top_k]
         out.append(([j for _, j in ranked], [-s for s, _ in ranked]))
+    return out
+
+
+@dataclass(frozen=True)
+class NearArrays:
+    """One history item's counts as arrays (what streams/stores/lua/near.lua returns): its
+    count n and base, its first `read` neighbours (strongest first) and their values, each
+    co(i, j) / sqrt(n(j)) ("read") or the stored co(i, j) ("write")."""
+
+    n: float
+    base: float
+    ids: np.ndarray
+    vals: np.ndarray
+
+
+def score_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArrays],
+                n_base: float, cfg: CooccurConfig, exclude: Sequence[Iterable[int]],
+                top_k: int) -> list[tuple[list[int], list[float]]]:
+    """score_users with numpy over the whole batch at once: the same products summed in the
+    same order (np.bincount adds in input order), so the same floats and the same ranking."""
+    half = cfg.half_life_s
+    rows, weights, cands, vals = [], [], [], []
+    for row, history in enumerate(histories):
+        for pos, i in enumerate(recent_distinct(history, cfg.window)):
+            e = near.get(i)
+            if e is None or e.n <= 0 or not len(e.ids):
+                continue
+            shift = 2.0 ** ((e.base - n_base) / half) if half else 1.0
+            rows.append(row)
+            weights.append(shift / (1.0 + cfg.pos_decay * pos) / math.sqrt(e.n))
+            cands.append(e.ids)
+            vals.append(e.vals)
+    out: list[tuple[list[int], list[float]]] = [([], []) for _ in histories]
+    if not cands or top_k <= 0:
+        return out
+    sizes = [len(c) for c in cands]
+    ids = np.concatenate(cands)
+    span = int(ids.max()) + 1 if ids.min() >= 0 else 0
+    if 0 < span < 2**62 // max(len(histories), 1):  # (row, item) as one int64 key
+        items = None
+        pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + ids
+    else:  # ids too large or negative: number them first
+        items, item_of = np.unique(ids, return_inverse=True)
+        span = len(items)
+        pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + item_of
+    keys, group = np.unique(pair, return_inverse=True)  # sorted by (row, item)
+    scores = np.bincount(group, weights=np.repeat(np.array(weights), sizes)
+                         * np.concatenate(vals))
+    drops = [d if isinstance(d, (list, tuple, np.ndarray)) else list(d) for d in exclude]
+    dropped = [len(d) for d in drops]
+    if sum(dropped):
+        g_items = np.fromiter(chain.from_iterable(drops), dtype=np.int64, count=sum(dropped))
+        g_rows = np.repeat(np.arange(len(drops), dtype=np.int64), dropped)
+        if items is None:
+            hit = (g_items >= 0) & (g_items < span)
+            g_keys = g_rows[hit] * span + g_items[hit]
+        else:
+            at = np.clip(np.searchsorted(items, g_items), 0, len(items) - 1)
+            hit = items[at] == g_items
+            g_keys = g_rows[hit] * span + at[hit]
+        keep = ~np.isin(keys, g_keys)
+        keys, scores = keys[keep], scores[keep]
+    key_rows, key_items = keys // span, keys % span
+    if items is not None:
+        key_items = items[key_items]
+    order = np.lexsort((-scores, key_rows))  # stable: equal scores keep the item order
+    key_rows, key_items, scores = key_rows[order], key_items[order], scores[order]
+    rank = np.arange(len(key_rows)) - np.searchsorted(key_rows, key_rows)
+    top = rank < top_k
+    key_rows, key_items, scores = key_rows[top], key_items[top], scores[top]
+    bounds = np.searchsorted(key_rows, np.arange(len(histories) + 1))
+    for row in range(len(histories)):
+        lo, hi = bounds[row], bounds[row + 1]
+        out[row] = (key_items[lo:hi].tolist(), scores[lo:hi].tolist())
     return out
 
 

@@ -129,6 +129,9 @@ class RecallSettings(RecallEnv):
     cooccur_normalize: Literal["read", "write"] = Field(
         "read", description="where the neighbour's count divides a pair count: read (cosine at "
         "read time) or write (each increment, so sets keep neighbours by cosine)")
+    cooccur_cache_s: float = Field(
+        1.0, ge=0, description="seconds the worker reuses an item's neighbour list before "
+        "reading it again (0: every batch reads every list)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
     fusion_cooccur: float = Field(0.5, ge=0, description="fusion weight of the cooccur channel")
     fusion_popular: float = Field(

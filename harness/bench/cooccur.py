@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=30_000, help="clicks replayed")
     p.add_argument("--batch", type=int, default=64, help="clicks (and users) per batch")
     p.add_argument("--reads", type=int, default=200, help="score calls timed")
+    p.add_argument("--cache-s", type=float, default=1.0,
+                   help="RECALL_COOCCUR_CACHE_S of the second scoring run")
     p.add_argument("--seen-max", type=int, default=1000, help="RECALL_SEEN_MAX")
     args = p.parse_args(argv)
     logged = read_clicks(args.data, args.limit)
@@ -60,25 +62,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             off, store = append_ms(url, clicks, args.batch, None, args.seen_max)
             store.close()
             on, store = append_ms(url, clicks, args.batch, cfg, args.seen_max)
-            reader = CooccurReader(store.client, cfg)
-            reader.start()
             users = sorted({c.user_id for c in clicks})
             histories, seen = store.get(users), store.seen(users)
-            read = []
-            for n in range(args.reads):
-                rows = [users[(n * args.batch + k) % len(users)] for k in range(args.batch)]
-                t0 = time.perf_counter()
-                reader.read([histories[u] for u in rows], [seen[u] for u in rows], 100,
-                            popular=100)
-                read.append(1000 * (time.perf_counter() - t0))
+            reads: dict[float, list[float]] = {}
+            for cache_s in (0.0, args.cache_s):
+                reader = CooccurReader(store.client, cfg, cache_s=cache_s)
+                reader.start()
+                reads[cache_s] = read = []
+                for n in range(args.reads):
+                    rows = [users[(n * args.batch + k) % len(users)] for k in range(args.batch)]
+                    t0 = time.perf_counter()
+                    reader.read([histories[u] for u in rows], [seen[u] for u in rows], 100,
+                                popular=100)
+                    read.append(1000 * (time.perf_counter() - t0))
             store.close()
         finally:
             stack.stop()
     print(f"{len(clicks)} clicks of {args.data}, batches of {args.batch} (median ms per batch)")
-    for name, times in (("append, counts off", off), ("append, counts on", on),
-                        ("score a batch of users", read)):
+    rows = [("append, counts off", off), ("append, counts on", on),
+            ("score a batch, no cache", reads[0.0]),
+            (f"score a batch, cache {args.cache_s:g} s", reads[args.cache_s])]
+    for name, times in rows:
         ms = statistics.median(times)
-        print(f"  {name:24s} {ms:8.2f} ms   ({args.batch / ms * 1000:8.0f} per s on one core)")
+        print(f"  {name:28s} {ms:8.2f} ms   ({args.batch / ms * 1000:8.0f} per s on one core)")
     return 0
 
 

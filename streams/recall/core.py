@@ -107,7 +107,8 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
         return mind
     reader = None
     if history is not None and history.cooccur is not None:
-        reader = CooccurReader(history.client, history.cooccur, history.co_prefix)
+        reader = CooccurReader(history.client, history.cooccur, history.co_prefix,
+                               settings.cooccur_cache_s)
         reader.start()
     return FusedRecaller(mind, channels, fusion_config(settings), reader,
                          settings.fusion_list_len)

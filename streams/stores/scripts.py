@@ -2,7 +2,7 @@
 
 append.lua  appends a micro-batch of clicks to the users' histories and counts co-occurrences
             (its header documents the Redis layout and its arguments)
-score.lua   scores a batch of users against the co-occurrence counts
+near.lua    reads the co-occurrence neighbours of a batch's history items (packed doubles)
 n_of.lua    a helper both include: a line `-- include n_of.lua` is replaced by that file
 """
 

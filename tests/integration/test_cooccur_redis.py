@@ -125,3 +125,39 @@ def test_redis_scores_as_the_reference_does(co_store: HistoryStore) -> None:
                for (ids, _), ex in zip(got.lists, exclude, strict=True))
     assert got.counts_ts == clicks[-1].ts
     assert got.popular == sorted(ref.n, key=lambda i: (ref.n[i], str(i)), reverse=True)[:10]
+
+
+@pytest.mark.parametrize("co_store", [(NO_DECAY_READ, False)], indirect=True)
+def test_cached_lists_are_older_than_the_counts_never_newer(co_store: HistoryStore) -> None:
+    cfg = co_store.cooccur or NO_DECAY_READ
+    clicks = stream(1500, users=20, items=50, seed=8)
+    co_store.append(clicks[:1000])
+    cached = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=3600.0)
+    fresh = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=0.0)
+    before = reference(clicks[:1000], cfg)
+    histories = [before.histories[u] for u in sorted(before.histories)]
+    exclude = [h[-2:] for h in histories]
+    first = cached.read(histories, exclude, 20)
+    assert first.lists == before.recall(histories, exclude, 20)
+    co_store.append(clicks[1000:])
+    again, now = cached.read(histories, exclude, 20), fresh.read(histories, exclude, 20)
+    assert again.lists == first.lists  # every item cached: the lists of the first read
+    assert now.lists == reference(clicks, cfg).recall(histories, exclude, 20) != first.lists
+    assert again.counts_ts == now.counts_ts == clicks[-1].ts  # an upper bound of what they hold
+    cached.cache_s = 0.0  # expired: read afresh
+    assert cached.read(histories, exclude, 20).lists == now.lists
+
+
+@pytest.mark.parametrize("co_store", [(DECAY, False)], indirect=True)
+def test_a_rebase_of_the_counts_empties_the_cache(co_store: HistoryStore) -> None:
+    cfg = co_store.cooccur or DECAY
+    clicks = stream(1500, users=20, items=50, seed=9)
+    co_store.append(clicks[:1000])
+    cached = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=3600.0)
+    histories = [reference(clicks[:1000], cfg).histories[u] for u in range(1, 21)]
+    cached.read(histories, histories, 20)
+    base = co_store.client.get(f"{co_store.co_prefix}nb")
+    co_store.append(clicks[1000:])
+    assert co_store.client.get(f"{co_store.co_prefix}nb") != base  # the counts were rebased
+    got = cached.read(histories, histories, 20)
+    assert got.lists == reference(clicks, cfg).recall(histories, histories, 20)

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import pytest
 
-from model.cooccur import CooccurConfig, CooccurCounts, filled, recent_distinct, score_users
+from model.cooccur import (
+    CooccurConfig,
+    CooccurCounts,
+    CountsView,
+    NearArrays,
+    Neighbours,
+    filled,
+    recent_distinct,
+    score_batch,
+    score_users,
+)
 
 
 def test_a_click_pairs_with_the_distinct_previous_clicks_of_the_window() -> None:
@@ -70,3 +82,33 @@ def test_itemcf_is_the_cooccurrence_list_filled_with_popular_items() -> None:
     assert filled([3, 1], [1, 2, 3, 4, 5], 4).tolist() == [3, 1, 2, 4]
     assert filled([], [9, 8], 5).tolist() == [9, 8]
     assert filled([7, 6, 5], [1], 2).tolist() == [7, 6]
+
+
+def as_arrays(near: Neighbours, view: CountsView, cfg: CooccurConfig) -> NearArrays:
+    """What near.lua returns for one item: the neighbours read keeps (n(j) > 0 when it
+    divides), each value co / sqrt(n(j)) or, written normalised, co."""
+    kept = [(j, co if cfg.normalize == "write" else co / math.sqrt(view.n[j]))
+            for j, co in near.items if cfg.normalize == "write" or view.n.get(j, 0.0) > 0]
+    return NearArrays(near.n, near.base, np.array([j for j, _ in kept], dtype=np.int64),
+                      np.array([v for _, v in kept], dtype=np.float64))
+
+
+@pytest.mark.parametrize("cfg", [CooccurConfig(half_life_s=5000.0, read=7),
+                                 CooccurConfig(normalize="write", read=30)])
+@pytest.mark.parametrize("id_offset", [0, 2**61])  # large ids take the numbering path
+def test_the_batched_numpy_scorer_gives_the_references_floats_and_order(
+        cfg: CooccurConfig, id_offset: int) -> None:
+    rng = random.Random(3)
+    counts = CooccurCounts(cfg)
+    ts = 0.0
+    for _ in range(3000):
+        ts += rng.choice([0.0, 60.0, 4000.0])
+        counts.add(rng.randrange(40), id_offset + rng.randrange(60), ts)
+    histories = [list(h) for h in counts.histories.values()] + [[id_offset + 999], []]
+    exclude = [h[-rng.randrange(1, 5):] if h else [] for h in histories]
+    view = counts.view(histories)
+    near = {i: as_arrays(v, view, cfg) for i, v in view.near.items()}
+    for top_k in (0, 5, 200):
+        got = score_batch(histories, near, view.n_base, cfg, exclude, top_k)
+        assert got == score_users(histories, view, cfg, exclude, top_k)
+    assert any(ids for ids, _ in got)
