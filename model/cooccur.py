@@ -41,9 +41,9 @@ class CooccurConfig:
     """The co-occurrence channel's settings (RECALL_COOCCUR_* in streams.settings)."""
 
     window: int = 10  # previous clicks paired with each click
-    cap: int = 100  # neighbours kept per item
+    cap: int = 500  # neighbours kept per item
     half_life_s: float | None = None  # decay in data time; None: none
-    read: int = 50  # neighbours read per history item when scoring
+    read: int = 100  # neighbours read per history item when scoring
     pos_decay: float = 0.1  # weight of the p-th newest history item: 1 / (1 + pos_decay * p)
     normalize: str = "read"  # where n(j) divides: "read" or "write" (see the module doc)
 

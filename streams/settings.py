@@ -119,11 +119,11 @@ class RecallSettings(RecallEnv):
         "mind,cooccur,popular", description="comma list of the channels merged into each list: "
         "mind, cooccur (item-to-item co-occurrence counted in Redis), popular")
     cooccur_window: int = Field(10, ge=1, description="previous clicks paired with each click")
-    cooccur_cap: int = Field(100, ge=1, description="strongest neighbours kept per item")
+    cooccur_cap: int = Field(500, ge=1, description="strongest neighbours kept per item")
     cooccur_half_life_s: float | None = Field(
         None, gt=0, description="co-occurrence counts halve in this much data time (unset: no "
         "decay)")
-    cooccur_read: int = Field(50, ge=1, description="neighbours read per history item")
+    cooccur_read: int = Field(100, ge=1, description="neighbours read per history item")
     cooccur_pos_decay: float = Field(
         0.1, ge=0, description="weight of the p-th newest history item: 1 / (1 + this * p)")
     cooccur_normalize: Literal["read", "write"] = Field(

@@ -39,6 +39,16 @@ def append_ms(url: str, clicks: Sequence[ClickAt], batch: int, counts: CooccurCo
     return times, store
 
 
+def memory(store: HistoryStore) -> tuple[float, float]:
+    """Redis bytes per counted item (its neighbour set, base and count; MEMORY USAGE), mean
+    and for the largest set."""
+    r, p = store.client, store.co_prefix
+    items = [m.decode() for m in r.zrange(f"{p}n", 0, -1)]
+    sets = [r.memory_usage(f"{p}{i}") or 0 for i in items]
+    extra = ((r.memory_usage(f"{p}b") or 0) + (r.memory_usage(f"{p}n") or 0)) / max(len(items), 1)
+    return sum(sets) / max(len(items), 1) + extra, max(sets, default=0) + extra
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.bench.cooccur", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -49,10 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache-s", type=float, default=1.0,
                    help="RECALL_COOCCUR_CACHE_S of the second scoring run")
     p.add_argument("--seen-max", type=int, default=1000, help="RECALL_SEEN_MAX")
+    p.add_argument("--cap", type=int, default=CooccurConfig.cap, help="RECALL_COOCCUR_CAP")
+    p.add_argument("--read", type=int, default=CooccurConfig.read, help="RECALL_COOCCUR_READ")
     args = p.parse_args(argv)
     logged = read_clicks(args.data, args.limit)
     clicks = [ClickAt(c.user, c.item, c.ts, 0, n) for n, c in enumerate(logged)]
-    cfg = CooccurConfig()
+    cfg = CooccurConfig(cap=args.cap, read=args.read)
     (port,) = free_ports(1)
     with tempfile.TemporaryDirectory() as workdir:
         stack = LocalStack(stack_dir=workdir, redis_port=port)  # its Redis only, AOF as run
@@ -75,10 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     reader.read([histories[u] for u in rows], [seen[u] for u in rows], 100,
                                 popular=100)
                     read.append(1000 * (time.perf_counter() - t0))
+            per_item, full = memory(store)
             store.close()
         finally:
             stack.stop()
-    print(f"{len(clicks)} clicks of {args.data}, batches of {args.batch} (median ms per batch)")
+    print(f"{len(clicks)} clicks of {args.data}, cap {cfg.cap}, read {cfg.read}, batches of "
+          f"{args.batch} (median ms per batch)")
+    print(f"  Redis bytes per counted item: {per_item:,.0f} mean, {full:,.0f} for a full set of "
+          f"{cfg.cap} neighbours (+ its base and count)")
     rows = [("append, counts off", off), ("append, counts on", on),
             ("score a batch, no cache", reads[0.0]),
             (f"score a batch, cache {args.cache_s:g} s", reads[args.cache_s])]

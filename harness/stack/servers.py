@@ -23,6 +23,10 @@ from streams.settings import Settings
 
 STOP_TIMEOUT_S = 5.0
 SERVERS = ("kafka", "redis", "milvus")
+# Co-occurrence sets of up to 512 neighbours stay compact (a listpack/ziplist, ~10 bytes per
+# neighbour with whole counts) instead of a skiplist (~140 bytes): docs/quality.md. The 6.2 name;
+# Redis 7 reads it as zset-max-listpack-entries.
+ZSET_COMPACT = ("--zset-max-ziplist-entries", "512")
 
 
 class StackError(RuntimeError):
@@ -186,7 +190,7 @@ class LocalStack:
     def _start_redis(self) -> None:
         self._spawn("redis", [redis_bin(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-                              "--dir", str(self.dir)])
+                              *ZSET_COMPACT, "--dir", str(self.dir)])
 
     def _start_milvus(self) -> None:
         lib = milvus_lib_dir()

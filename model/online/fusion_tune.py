@@ -36,6 +36,7 @@ class Lists:
     ids: dict[str, np.ndarray]
     target: np.ndarray
     first: np.ndarray  # [P] bool: first half of the scored clicks
+    new: np.ndarray  # [P] bool: the clicked item was new at the cut
     cross: dict[tuple[str, str], np.ndarray]  # (a, b) -> [P, L] rank in b of a's entries, -1
 
     @classmethod
@@ -51,7 +52,7 @@ class Lists:
                 out[lo:lo + 2000] = np.where(eq.any(axis=2), eq.argmax(axis=2), -1)
             cross[a, b] = out
         n = len(meta["item"])
-        return cls(ids, meta["item"], np.arange(n) < n // 2, cross)
+        return cls(ids, meta["item"], np.arange(n) < n // 2, meta["new"].astype(bool), cross)
 
     def hits(self, cfg: FusionConfig, top: int = 50) -> np.ndarray:
         """[P] bool: the clicked item is in the fused top `top`."""
@@ -88,9 +89,11 @@ def itemcf(lists: Lists, top: int = 50) -> np.ndarray:
                      for p in range(len(co))], dtype=bool)
 
 
-def halves(hit: np.ndarray, first: np.ndarray) -> dict[str, float]:
+def halves(hit: np.ndarray, lists: Lists) -> dict[str, float]:
+    """HR@50 on each half and the whole, and on clicks of items new at the cut (`new`)."""
+    first = lists.first
     return {"first": float(hit[first].mean()), "second": float(hit[~first].mean()),
-            "whole": float(hit.mean())}
+            "whole": float(hit.mean()), "new": float(hit[lists.new].mean())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     streams = {Path(d).stem: Lists.from_dump(Path(d), args.length) for d in args.dumps}
     base = {}
     for name, lists in streams.items():
-        base[name] = {"mind": halves(lists.alone("mind"), lists.first),
-                      "itemcf": halves(itemcf(lists), lists.first),
-                      "cooccur": halves(lists.alone("cooccur"), lists.first)}
+        base[name] = {"mind": halves(lists.alone("mind"), lists),
+                      "itemcf": halves(itemcf(lists), lists),
+                      "cooccur": halves(lists.alone("cooccur"), lists)}
         print(name, json.dumps(base[name]))
     grid = []
     for w_co, w_pop, k0 in itertools.product((0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"cooccur": w_co, "popular": w_pop, "k0": k0}
         ratios = []
         for name, lists in streams.items():
-            got = halves(lists.hits(cfg), lists.first)
+            got = halves(lists.hits(cfg), lists)
             ref = {h: max(base[name]["mind"][h], base[name]["itemcf"][h]) for h in got}
             row[name] = {**got, **{f"ratio_{h}": got[h] / ref[h] for h in got}}
             ratios.append(got["first"] / ref["first"])
