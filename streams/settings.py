@@ -130,8 +130,11 @@ class RecallSettings(RecallEnv):
         "read", description="where the neighbour's count divides a pair count: read (cosine at "
         "read time) or write (each increment, so sets keep neighbours by cosine)")
     cooccur_cache_s: float = Field(
-        1.0, ge=0, description="seconds the worker reuses an item's neighbour list before "
-        "reading it again (0: every batch reads every list)")
+        1.0, ge=0, description="age in seconds at which the worker's cached neighbour list of "
+        "an item is stale (0: no cache, every batch reads every list)")
+    cooccur_refresh: int = Field(
+        32, ge=0, description="stale neighbour lists re-read per batch, the stalest first "
+        "(bounds Redis' cost per batch)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
     fusion_cooccur: float = Field(0.5, ge=0, description="fusion weight of the cooccur channel")
     fusion_popular: float = Field(

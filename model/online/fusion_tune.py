@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                       "cooccur": halves(lists.alone("cooccur"), lists)}
         print(name, json.dumps(base[name]))
     grid = []
-    for w_co, w_pop, k0 in itertools.product((0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
-                                             (0.0, 0.1, 0.25, 0.5), (5.0, 20.0, 60.0)):
+    for w_co, w_pop, k0 in itertools.product((0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
+                                             (0.0, 0.1, 0.25, 0.5), (5.0, 20.0, 60.0, 100.0)):
         cfg = FusionConfig(1.0, w_co, w_pop, k0)
         row: dict[str, Any] = {"cooccur": w_co, "popular": w_pop, "k0": k0}
         ratios = []

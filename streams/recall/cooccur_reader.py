@@ -5,10 +5,13 @@ floats as the reference rule). The counts are written by the history append scri
 (streams/stores/lua/append.lua), in the same call that appends the clicks.
 
 Scoring used to run inside Redis (Lua): 55 ms of Redis' one core per batch of 64 users. Here
-Redis only reads and packs, and a small cache (`cache_s`) keeps each item's neighbours for that
-many seconds, so a popular item is read once per interval rather than once per batch. A cached
-list is older than the counts, never newer: `counts_ts` (read in the same call) stays an upper
-bound of every click the lists hold."""
+Redis only reads and packs (still ~0.1-0.2 ms per item: formatting 100 scores), so a cache keeps
+each item's neighbours: an entry older than `cache_s` is stale, and each batch re-reads every
+item it has never seen plus at most `refresh` of its stale items, the stalest first. Redis' cost
+per batch is bounded however fast clicks come; at a low rate every list is at most `cache_s`
+old, under load the lists a batch uses age instead of Redis running out. A cached list is older
+than the counts, never newer: `counts_ts` (read in the same call) stays an upper bound of every
+click the lists hold."""
 
 from __future__ import annotations
 
@@ -46,14 +49,16 @@ def unpack(packed: bytes) -> NearArrays:
 
 class CooccurReader:
     """Scores rows against the counts through the history store's Redis client, one script
-    call per batch. `cache_s`: seconds an item's neighbours are reused (0: read every batch);
+    call per batch. `cache_s`: age at which a cached item's neighbours are stale (0: no cache,
+    every batch reads every list); `refresh`: stale items re-read per batch, the stalest first;
     `cache_items`: past this many cached items the cache starts afresh (bounded memory)."""
 
     def __init__(self, client: Any, cfg: CooccurConfig, prefix: str = "co:",
-                 cache_s: float = 0.0, cache_items: int = 200_000) -> None:
+                 cache_s: float = 0.0, refresh: int = 32, cache_items: int = 100_000) -> None:
         self.cfg = cfg
         self.prefix = prefix
         self.cache_s = cache_s
+        self.refresh = refresh
         self.cache_items = cache_items
         self._client = client
         self._near = client.register_script(NEAR_LUA)
@@ -77,17 +82,21 @@ class CooccurReader:
         wanted = list(dict.fromkeys(i for h in histories
                                     for i in recent_distinct(h, self.cfg.window)))
         now = time.monotonic()
-        fresh = {i: e[1] for i in wanted
-                 if (e := self._cache.get(i)) is not None and now - e[0] < self.cache_s}
-        missing = [i for i in wanted if i not in fresh]
+        cached = {i: e for i in wanted if (e := self._cache.get(i)) is not None} \
+            if self.cache_s > 0 else {}
+        stale = sorted((e[0], i) for i, e in cached.items() if now - e[0] >= self.cache_s)
+        for _, i in stale[:self.refresh]:
+            del cached[i]
+        kept = {i: e[1] for i, e in cached.items()}
+        missing = [i for i in wanted if i not in kept]
         n_base, counts_ts, pop, packed = self._call(missing, popular)
         if n_base != self._n_base:  # the counts were rebased: cached values no longer apply
             self._cache.clear()
             self._n_base = n_base
-            if fresh:
-                fresh, missing = {}, wanted
+            if kept:
+                kept, missing = {}, wanted
                 n_base, counts_ts, pop, packed = self._call(missing, popular)
-        near = dict(fresh)
+        near = dict(kept)
         for i, data in zip(missing, packed, strict=True):
             near[i] = unpack(data)
         if self.cache_s > 0:

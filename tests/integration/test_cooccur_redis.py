@@ -161,3 +161,21 @@ def test_a_rebase_of_the_counts_empties_the_cache(co_store: HistoryStore) -> Non
     assert co_store.client.get(f"{co_store.co_prefix}nb") != base  # the counts were rebased
     got = cached.read(histories, histories, 20)
     assert got.lists == reference(clicks, cfg).recall(histories, histories, 20)
+
+
+@pytest.mark.parametrize("co_store", [(NO_DECAY_READ, False)], indirect=True)
+def test_each_batch_rereads_at_most_refresh_stale_lists_the_stalest_first(
+        co_store: HistoryStore) -> None:
+    cfg = co_store.cooccur or NO_DECAY_READ
+    clicks = stream(600, users=10, items=40, seed=4)
+    co_store.append(clicks)
+    reader = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=3600.0, refresh=3)
+    histories = [reference(clicks, cfg).histories[u] for u in range(1, 11)]
+    reader.read(histories[:5], histories[:5], 10)
+    first = {i: t for i, (t, _) in reader._cache.items()}
+    reader.cache_s = 1e-9  # every cached list is stale now
+    reader.read(histories, histories, 10)
+    again = {i: t for i, (t, _) in reader._cache.items()}
+    reread = {i for i in first if again[i] != first[i]}
+    assert len(reread) == 3  # the refresh budget, though every cached list was stale
+    assert set(again) - set(first)  # items never cached are read whatever the budget
