@@ -22,9 +22,9 @@ class FusionConfig:
     """Channel weights and the rank offset k0 (RECALL_FUSION_* in streams.settings)."""
 
     mind: float = 1.0
-    cooccur: float = 0.5
-    popular: float = 0.25
-    k0: float = 20.0
+    cooccur: float = 1.0
+    popular: float = 0.5
+    k0: float = 60.0
 
     def weight(self, channel: str) -> float:
         return float(getattr(self, channel))

@@ -136,10 +136,10 @@ class RecallSettings(RecallEnv):
         32, ge=0, description="stale neighbour lists re-read per batch, the stalest first "
         "(bounds Redis' cost per batch)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
-    fusion_cooccur: float = Field(0.5, ge=0, description="fusion weight of the cooccur channel")
+    fusion_cooccur: float = Field(1.0, ge=0, description="fusion weight of the cooccur channel")
     fusion_popular: float = Field(
-        0.25, ge=0, description="fusion weight of the popular channel")
-    fusion_k0: float = Field(20.0, ge=0, description="rank offset of reciprocal-rank fusion")
+        0.5, ge=0, description="fusion weight of the popular channel")
+    fusion_k0: float = Field(60.0, ge=0, description="rank offset of reciprocal-rank fusion")
     fusion_list_len: int = Field(
         100, ge=1, description="each channel's list length before fusion (at least top_k)")
     record_channel_lists: bool = Field(
