@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 CHANNELS = ("mind", "cooccur", "popular")
 
@@ -42,17 +43,25 @@ class Fused:
 def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> Fused:
     """Merge one user's channel lists (channel -> item ids, best first) into its top_k."""
     score: dict[int, float] = {}
-    share: dict[int, tuple[float, int]] = {}  # item -> (largest share, -channel order)
-    for order, channel in enumerate(CHANNELS):
+    best: dict[int, float] = {}  # item -> its largest share so far
+    source: dict[int, str] = {}  # item -> the channel that gave it (an earlier one on ties)
+    for channel in CHANNELS:
         items = lists.get(channel)
         w = cfg.weight(channel)
         if not items or w <= 0:
             continue
-        for rank, item in enumerate(items):
-            part = w / (cfg.k0 + rank + 1)
+        for item, part in zip(items, shares(w, cfg.k0, len(items)), strict=False):
             score[item] = score.get(item, 0.0) + part
-            if (part, -order) > share.get(item, (0.0, 1)):
-                share[item] = (part, -order)
-    ranked = sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
-    return Fused([i for i, _ in ranked], [s for _, s in ranked],
-                 [CHANNELS[-share[i][1]] for i, _ in ranked])
+            if part > best.get(item, 0.0):
+                best[item] = part
+                source[item] = channel
+    ranked = sorted(score)  # by id, then (stable) by score: ties keep the smaller id first
+    ranked.sort(key=score.__getitem__, reverse=True)
+    del ranked[top_k:]
+    return Fused(ranked, [score[i] for i in ranked], [source[i] for i in ranked])
+
+
+@lru_cache(maxsize=64)
+def shares(w: float, k0: float, n: int) -> tuple[float, ...]:
+    """What ranks 0 .. n-1 of a channel of weight w earn: w / (k0 + r + 1)."""
+    return tuple(w / (k0 + rank + 1) for rank in range(n))
