@@ -2,10 +2,10 @@
 
 Starts a private redis-server (the local stack's, with its append-only file, as it runs),
 replays a user,item,ts stream through `HistoryStore.append` in micro-batches (the worker's
-step), once with the counts off and once on, then scores batches of users with
-`CooccurReader.read` (the channel's one script call per batch). Prints the median milliseconds
-per batch of each, side by side in one run, and the clicks/s one Redis core would sustain at
-that cost.
+step), once with the counts off and once on, then reads and scores batches of users with
+`CooccurReader.read` (one script call per batch, scored with numpy), without the worker's cache
+and with it. Prints the median milliseconds per batch of each, side by side in one run, the
+rate one core would sustain at that cost, and Redis' bytes per counted item.
 """
 
 from __future__ import annotations

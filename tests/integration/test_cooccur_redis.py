@@ -127,12 +127,18 @@ def test_redis_scores_as_the_reference_does(co_store: HistoryStore) -> None:
     assert got.popular == sorted(ref.n, key=lambda i: (ref.n[i], str(i)), reverse=True)[:10]
 
 
+def half_counted(store: HistoryStore, seed: int
+                 ) -> tuple[CooccurConfig, list[ClickAt], CooccurReader]:
+    """A stream of 1,500 clicks with its first 1,000 counted, and a reader caching for an hour."""
+    cfg = store.cooccur or NO_DECAY_READ
+    clicks = stream(1500, users=20, items=50, seed=seed)
+    store.append(clicks[:1000])
+    return cfg, clicks, CooccurReader(store.client, cfg, store.co_prefix, cache_s=3600.0)
+
+
 @pytest.mark.parametrize("co_store", [(NO_DECAY_READ, False)], indirect=True)
 def test_cached_lists_are_older_than_the_counts_never_newer(co_store: HistoryStore) -> None:
-    cfg = co_store.cooccur or NO_DECAY_READ
-    clicks = stream(1500, users=20, items=50, seed=8)
-    co_store.append(clicks[:1000])
-    cached = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=3600.0)
+    cfg, clicks, cached = half_counted(co_store, seed=8)
     fresh = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=0.0)
     before = reference(clicks[:1000], cfg)
     histories = [before.histories[u] for u in sorted(before.histories)]
@@ -150,10 +156,7 @@ def test_cached_lists_are_older_than_the_counts_never_newer(co_store: HistorySto
 
 @pytest.mark.parametrize("co_store", [(DECAY, False)], indirect=True)
 def test_a_rebase_of_the_counts_empties_the_cache(co_store: HistoryStore) -> None:
-    cfg = co_store.cooccur or DECAY
-    clicks = stream(1500, users=20, items=50, seed=9)
-    co_store.append(clicks[:1000])
-    cached = CooccurReader(co_store.client, cfg, co_store.co_prefix, cache_s=3600.0)
+    cfg, clicks, cached = half_counted(co_store, seed=9)
     histories = [reference(clicks[:1000], cfg).histories[u] for u in range(1, 21)]
     cached.read(histories, histories, 20)
     base = co_store.client.get(f"{co_store.co_prefix}nb")

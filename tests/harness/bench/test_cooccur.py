@@ -1,5 +1,5 @@
 """`python -m harness.bench.cooccur` on a few clicks of a dev stream against a real
-redis-server: it prints one median per script call."""
+redis-server: it prints one median per step and Redis' bytes per counted item."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ DATA = (Path(__file__).resolve().parents[3] / DEFAULT_DATA).resolve()
 
 
 @pytest.mark.skipif(not DATA.is_file(), reason="the MovieLens-small dev stream is not here")
-def test_prints_a_median_per_script_call(capsys: pytest.CaptureFixture[str]) -> None:
+def test_prints_a_median_per_step_and_the_bytes_per_item(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(DATA), "--limit", "3000", "--reads", "5"]) == 0
     out = capsys.readouterr().out
-    for name in ("append, counts off", "append, counts on", "score a batch of users"):
+    for name in ("append, counts off", "append, counts on", "score a batch, no cache",
+                 "score a batch, cache 1 s"):
         assert re.search(rf"{name} +\d+\.\d+ ms", out), out
+    assert re.search(r"bytes per counted item: [\d,]+ mean, [\d,]+ for a full set", out), out
