@@ -15,7 +15,8 @@ DATA = (Path(__file__).resolve().parents[3] / DEFAULT_DATA).resolve()
 
 
 @pytest.mark.skipif(not DATA.is_file(), reason="the MovieLens-small dev stream is not here")
-def test_prints_a_median_per_step_and_the_bytes_per_item(capsys: pytest.CaptureFixture[str]) -> None:
+def test_prints_a_median_per_step_and_the_bytes_per_item(
+        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(DATA), "--limit", "3000", "--reads", "5"]) == 0
     out = capsys.readouterr().out
     for name in ("append, counts off", "append, counts on", "score a batch, no cache",
