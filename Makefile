@@ -18,7 +18,7 @@ ONLINE_OUT ?= online-results.json
 WORKERS ?= 1
 COMPOSE ?= docker compose
 
-.PHONY: help venv run demo test lint eval bench train clean faults up down online-eval
+.PHONY: help venv run demo test lint eval bench gpu-check train clean faults up down online-eval
 
 help:
 	@echo "make run       start the whole local stack, worker and API (Ctrl-C stops it)"
@@ -29,6 +29,8 @@ help:
 	@echo "make eval      train + evaluate MIND and baselines (DATA=path MAXLEN=10 SEEDS=1)"
 	@echo "make bench     pass-through, search ceiling, naive and pipeline sweeps; BENCH_OUT json,"
 	@echo "               .png and .md beside it (BENCH_QUICK=1: 12k catalog, < 5 min)"
+	@echo "make gpu-check MIND's model stage on the GPU beside the CPU (builds .venv-gpu);"
+	@echo "               without a GPU it says so and runs both sides on the CPU"
 	@echo "make train     train and export a model (DATA=path, else built-in generator)"
 	@echo "make online-eval  prequential HR@20/50 of MostPopular, batch, realtime, continuous,"
 	@echo "               itemcf, served on DATA (user,item,ts CSV) replayed through the stack"
@@ -67,6 +69,9 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	BENCH_OUT=$(BENCH_OUT) BENCH_QUICK=$(BENCH_QUICK) $(PY) -m harness.bench --model-root $(MODEL_DIR)
+
+gpu-check: $(STAMP)
+	$(PY) -m harness.bench.gpu
 
 train: $(STAMP)
 	$(PY) -m model.train $(if $(DATA),--data $(DATA),--synthetic) --out $(MODEL_DIR)
