@@ -7,7 +7,8 @@ raw) and live popularity (`most_popular`). This scores weighted reciprocal-rank 
 fused list on the first half of each stream's future (where settings are chosen), the second
 half (the check) and the whole, beside the channels alone and ItemCF (co-occurrence filled
 with popularity). The chosen point is the best mean of the per-stream ratios to the better
-of ItemCF and MIND on the first halves.
+of ItemCF and MIND on the first halves. It also scores a blender learned online: every 1,000
+scored clicks it switches to the grid point with the most hits so far (follow the leader).
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ def halves(hit: np.ndarray, lists: Lists) -> dict[str, float]:
             "whole": float(hit.mean()), "new": float(hit[lists.new].mean())}
 
 
+def follow_the_leader(hits: np.ndarray, start: int, every: int = 1000) -> np.ndarray:
+    """[P] hits of a rule re-chosen every `every` scored clicks: the grid point (row of `hits`,
+    [G, P]) with the most hits so far (past clicks only), `start` before any."""
+    out = np.zeros(hits.shape[1], dtype=bool)
+    for lo in range(0, hits.shape[1], every):
+        pick = start if lo == 0 else int(hits[:, :lo].sum(axis=1).argmax())
+        out[lo:lo + every] = hits[pick, lo:lo + every]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.online.fusion_tune", description=__doc__,
                                 formatter_class=HelpFormatter)
@@ -110,24 +121,36 @@ def main(argv: list[str] | None = None) -> int:
                       "itemcf": halves(itemcf(lists), lists),
                       "cooccur": halves(lists.alone("cooccur"), lists)}
         print(name, json.dumps(base[name]))
-    grid = []
+    grid: list[dict[str, Any]] = []
+    configs: list[FusionConfig] = []
+    hits: dict[str, list[np.ndarray]] = {name: [] for name in streams}
     for w_co, w_pop, k0 in itertools.product((0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
                                              (0.0, 0.1, 0.25, 0.5), (5.0, 20.0, 60.0, 100.0)):
         cfg = FusionConfig(1.0, w_co, w_pop, k0)
         row: dict[str, Any] = {"cooccur": w_co, "popular": w_pop, "k0": k0}
         ratios = []
+        configs.append(cfg)
         for name, lists in streams.items():
-            got = halves(lists.hits(cfg), lists)
+            hits[name].append(lists.hits(cfg))
+            got = halves(hits[name][-1], lists)
             ref = {h: max(base[name]["mind"][h], base[name]["itemcf"][h]) for h in got}
             row[name] = {**got, **{f"ratio_{h}": got[h] / ref[h] for h in got}}
             ratios.append(got["first"] / ref["first"])
         row["mean_ratio_first"] = float(np.mean(ratios))
         grid.append(row)
+    online = {}
+    for name, lists in streams.items():  # a blender learned online: the grid's leader so far
+        got = halves(follow_the_leader(np.stack(hits[name]), configs.index(FusionConfig())),
+                     lists)
+        ref = {h: max(base[name]["mind"][h], base[name]["itemcf"][h]) for h in got}
+        online[name] = {**got, **{f"ratio_{h}": got[h] / ref[h] for h in got}}
+        print(name, "online (follow the leader)", json.dumps(online[name]))
     grid.sort(key=lambda r: -r["mean_ratio_first"])
     for row in grid[:10]:
         print(json.dumps(row))
     if args.out:
-        Path(args.out).write_text(json.dumps({"baselines": base, "grid": grid}, indent=1))
+        Path(args.out).write_text(json.dumps({"baselines": base, "grid": grid,
+                                              "online_follow_the_leader": online}, indent=1))
     return 0
 
 
