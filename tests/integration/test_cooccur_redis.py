@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.stack.servers import LocalStack
-from model.cooccur import CooccurConfig, CooccurCounts
+from model.cooccur import CooccurConfig, CooccurCounts, CountsView, Neighbours, score_users
 from streams.recall.cooccur_reader import CooccurReader
 from streams.stores.history import ClickAt, HistoryStore
 from tests.integration.conftest import empty_store
@@ -182,3 +182,19 @@ def test_each_batch_rereads_at_most_refresh_stale_lists_the_stalest_first(
     reread = {i for i in first if again[i] != first[i]}
     assert len(reread) == 3  # the refresh budget, though every cached list was stale
     assert set(again) - set(first)  # items never cached are read whatever the budget
+
+
+@pytest.mark.parametrize("co_store", [(NO_DECAY_READ, False)], indirect=True)
+def test_an_item_with_thousands_of_neighbours_reads_whole(co_store: HistoryStore) -> None:
+    """More neighbours than one Lua unpack() can take (~8,000 values): read in pieces."""
+    r, p = co_store.client, co_store.co_prefix
+    neighbours = {j: float(j % 7 + 1) for j in range(2, 5002)}
+    r.zadd(f"{p}1", {str(j): co for j, co in neighbours.items()})
+    r.zadd(f"{p}n", {"1": 3.0, **{str(j): float(j % 5 + 1) for j in neighbours}})
+    cfg = CooccurConfig(cap=6000, read=6000)
+    got = CooccurReader(r, cfg, p).read([[1]], [[]], 6000)
+    view = CountsView(near={1: Neighbours(0.0, 3.0, sorted(
+        neighbours.items(), key=lambda kv: (kv[1], str(kv[0])), reverse=True))},
+        n={j: float(j % 5 + 1) for j in neighbours})
+    assert len(got.lists[0][0]) == 5000
+    assert got.lists == score_users([[1]], view, cfg, [[]], 6000)

@@ -7,6 +7,7 @@
 -- ARGV: P, nread, normalize ("read"/"write"), popn, then the items.
 -- Returns {counts' base nb, newest counted data time ts, popn most counted items, item strings}.
 local P, nread, byread, popn = ARGV[1], tonumber(ARGV[2]), ARGV[3] == 'read', tonumber(ARGV[4])
+local PACK = 2000  -- doubles packed per struct.pack call
 local ns = {}
 -- include n_of.lua
 local out = {}
@@ -28,7 +29,10 @@ for k = 5, #ARGV do
         flat[#flat + 1] = co
       end
     end
-    if #flat > 0 then parts[2] = struct.pack('<' .. string.rep('d', #flat), unpack(flat)) end
+    for lo = 1, #flat, PACK do  -- unpack() of more than ~8,000 values fails: pack in pieces
+      local hi = math.min(lo + PACK - 1, #flat)
+      parts[#parts + 1] = struct.pack('<' .. string.rep('d', hi - lo + 1), unpack(flat, lo, hi))
+    end
   end
   out[#out + 1] = table.concat(parts)
 end
