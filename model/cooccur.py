@@ -102,12 +102,18 @@ def recent_distinct(history: Sequence[int], window: int) -> list[int]:
     return out
 
 
+def history_weight(cfg: CooccurConfig, pos: int, base: float, n: float, n_base: float) -> float:
+    """What the history item at position `pos` (0: newest) multiplies its neighbours' values by:
+    w_p / sqrt(n(i)), its set's base shifted onto the counts' base when counts decay."""
+    shift = 2.0 ** ((base - n_base) / cfg.half_life_s) if cfg.half_life_s else 1.0
+    return shift / (1.0 + cfg.pos_decay * pos) / math.sqrt(n)
+
+
 def score_users(histories: Sequence[Sequence[int]], view: CountsView, cfg: CooccurConfig,
                 exclude: Sequence[Iterable[int]], top_k: int
                 ) -> list[tuple[list[int], list[float]]]:
     """Each user's ItemCF candidates (items, scores), best first (ties: smaller id), at most
     `top_k`, none of the user's `exclude` row."""
-    half = cfg.half_life_s
     out = []
     for history, drop in zip(histories, exclude, strict=True):
         scores: dict[int, float] = {}
@@ -115,8 +121,7 @@ def score_users(histories: Sequence[Sequence[int]], view: CountsView, cfg: Coocc
             near = view.near.get(i)
             if near is None or near.n <= 0:
                 continue
-            shift = 2.0 ** ((near.base - view.n_base) / half) if half else 1.0
-            w = shift / (1.0 + cfg.pos_decay * pos) / math.sqrt(near.n)
+            w = history_weight(cfg, pos, near.base, near.n, view.n_base)
             for j, co in near.items[: cfg.read]:
                 if cfg.normalize == "write":
                     scores[j] = scores.get(j, 0.0) + w * co
@@ -145,16 +150,14 @@ def score_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArray
                 top_k: int) -> list[tuple[list[int], list[float]]]:
     """score_users with numpy over the whole batch at once: the same products summed in the
     same order (np.bincount adds in input order), so the same floats and the same ranking."""
-    half = cfg.half_life_s
     rows, weights, cands, vals = [], [], [], []
     for row, history in enumerate(histories):
         for pos, i in enumerate(recent_distinct(history, cfg.window)):
             e = near.get(i)
             if e is None or e.n <= 0 or not len(e.ids):
                 continue
-            shift = 2.0 ** ((e.base - n_base) / half) if half else 1.0
             rows.append(row)
-            weights.append(shift / (1.0 + cfg.pos_decay * pos) / math.sqrt(e.n))
+            weights.append(history_weight(cfg, pos, e.base, e.n, n_base))
             cands.append(e.ids)
             vals.append(e.vals)
     out: list[tuple[list[int], list[float]]] = [([], []) for _ in histories]
