@@ -50,7 +50,7 @@ def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> F
         w = cfg.weight(channel)
         if not items or w <= 0:
             continue
-        for item, part in zip(items, shares(w, cfg.k0, len(items)), strict=False):
+        for item, part in zip(items, shares(w, cfg.k0, len(items)), strict=True):
             score[item] = score.get(item, 0.0) + part
             if part > best.get(item, 0.0):
                 best[item] = part

@@ -40,11 +40,13 @@ def gpu_present() -> bool:
 
 
 def gpu_python() -> str:
-    """The interpreter of `.venv-gpu`, built (once) with GPU_PACKAGES."""
-    python = GPU_VENV / "bin" / "python"
-    if not python.exists():
+    """The interpreter of `.venv-gpu`, built (once) with GPU_PACKAGES; a stamp written after
+    the install succeeds, so an interrupted install is redone, not reused."""
+    python, stamp = GPU_VENV / "bin" / "python", GPU_VENV / ".installed"
+    if not stamp.exists():
         subprocess.run([sys.executable, "-m", "venv", str(GPU_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *GPU_PACKAGES], check=True)
+        stamp.touch()
     return str(python)
 
 
