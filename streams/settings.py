@@ -134,7 +134,7 @@ class RecallSettings(RecallEnv):
         "an item is stale (0: no cache, every batch reads every list)")
     cooccur_refresh: int = Field(
         32, ge=0, description="stale neighbour lists re-read per batch, the stalest first "
-        "(bounds Redis' cost per batch)")
+        "(bounds Redis' cost per batch; 0: a cached list is never re-read)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
     fusion_cooccur: float = Field(1.0, ge=0, description="fusion weight of the cooccur channel")
     fusion_popular: float = Field(
