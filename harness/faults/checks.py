@@ -9,7 +9,7 @@ serving code); who lost an unanswered click is proven by `attribution.attribute`
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from harness.faults.traffic import Received, Sent, SentClick
 from model.fusion import FusionConfig, fuse
 from streams.records import DeadLetter
 
+Position = tuple[int, str, int, int]  # (broker epoch, topic, partition, offset)
 Entry = tuple[str, int, int]  # one stored click: (ts as sent, arrival seq, item)
 Expect = Callable[[Sequence[Sequence[int]], Sequence[Sequence[int]]], list[Expected]]
 EXAMPLES = 3
@@ -252,18 +253,24 @@ def _unpoisoned(ids: list[int], scores: list[float]) -> tuple[list[int], list[fl
 
 
 def check_bad_inputs(bad: Sequence[tuple[str, Sent]], dead: Sequence[tuple[int, DeadLetter]],
-                     valid: Sequence[Sent]) -> dict[str, Any]:
-    """Was every bad message that the broker took dead-lettered, and no valid one?"""
+                     valid: Sequence[Sent], in_log: Collection[Position] = ()
+                     ) -> dict[str, Any]:
+    """Was every bad message that the broker took dead-lettered, and no valid one? `in_log`:
+    dead-lettered positions found in the dead-letter topic's log by a read-back (ones the
+    collector missed count as dead-lettered, and are counted on their own)."""
     lettered = {(epoch, d.topic, d.partition, d.offset) for epoch, d in dead}
     sent = [(label, s) for label, s in bad if s.state == "acked"]
     refused = [(label, s) for label, s in bad if s.state != "acked"]
-    missed = Counter(label for label, s in sent if s.position not in lettered)
+    read_back = [s for _, s in sent if s.position not in lettered and s.position in in_log]
+    missed = Counter(label for label, s in sent
+                     if s.position not in lettered and s.position not in in_log)
     wrongly = [s for s in valid if s.state == "acked" and s.position in lettered]
     repeated = Counter((epoch, d.topic, d.partition, d.offset) for epoch, d in dead)
     return {
         "bad_inputs_sent": len(sent),
         "bad_inputs_refused_by_broker": len(refused),
         "bad_inputs_dead_lettered": len(sent) - sum(missed.values()),
+        "dead_letters_missed_by_collector": len(read_back),
         "valid_inputs_dead_lettered": len(wrongly),
         "duplicate_dead_letters": sum(n - 1 for n in repeated.values()),
         "examples": {

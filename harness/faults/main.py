@@ -33,6 +33,7 @@ TOTALS = ("clicks_sent", "click_sends_failed", "clicks_lost", "clicks_lost_by_br
           "recommendation_errors", "recommendation_history_errors", "recommendation_item_errors",
           "recommendations_for_unsent_clicks", "hijacked_recommendations", "bad_inputs_sent",
           "bad_inputs_refused_by_broker", "bad_inputs_dead_lettered",
+          "dead_letters_missed_by_collector",
           "valid_inputs_dead_lettered", "sigterm_unclean", "agent_crashes")
 
 
@@ -86,7 +87,8 @@ def summarize(results: list[dict[str, Any]], world: World, elapsed: float) -> di
 def line(n: int, total: int, r: dict[str, Any]) -> str:
     verdict = "ok" if not r["failed"] else "FAIL " + ",".join(r["failed"])
     bad = (f" bad {r['bad_inputs_dead_lettered']}/{r['bad_inputs_sent']} dead-lettered"
-           f" ({r['bad_inputs_refused_by_broker']} refused by broker)"
+           f" ({r['bad_inputs_refused_by_broker']} refused by broker,"
+           f" {r['dead_letters_missed_by_collector']} read back)"
            if "bad_inputs_sent" in r else "")
     return (f"[{n}/{total}] {r['name']}: {verdict} | sent {r['clicks_sent']} | lost: "
             f"pipeline {r['clicks_lost']}, broker {r['clicks_lost_by_broker']} clicks + "

@@ -16,11 +16,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -32,10 +32,12 @@ from harness.stack.launch import to_env, wait_until
 from harness.stack.servers import LocalStack, StackError, free_ports
 from producers.items import embedding_records, publish, read_item_table
 from producers.kafka import open_sender
+from streams.errors import BadEvent
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
 
 WARMUP_USERS = range(700_000_001, 700_000_041)
+T = TypeVar("T")
 
 
 @dataclass
@@ -249,7 +251,8 @@ class World:
         client = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
                                request_timeout_ms=6000) if consumer is None else consumer
         try:
-            parts = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+            known = client.partitions_for_topic(topic) or range(self.settings.partitions)
+            parts = [TopicPartition(topic, p) for p in sorted(known)]
             return {tp.partition: off for tp, off in client.end_offsets(parts).items()}
         finally:
             if own:
@@ -260,10 +263,22 @@ class World:
         """The click keys (user, item, ts) in the log of `topic` as it is now, for `users`:
         `fields` name them in its records (clicks: user_id, item_id, ts; recommendations:
         user_id, click_item, click_ts)."""
+        user, item, ts = fields
+        wanted = set(users)
+
+        def key(value: bytes) -> tuple[int, int, float] | None:
+            c = json.loads(value)
+            return (c[user], c[item], c[ts]) if c[user] in wanted else None
+
+        return self.read_log(topic, key)
+
+    def read_log(self, topic: str, key: Callable[[bytes], T | None]) -> set[T]:
+        """`key` of every record in the log of `topic` as it is now (None, or a value it
+        cannot read: skipped)."""
         consumer = make_consumer(self.settings.kafka_bootstrap, topic, from_beginning=True,
                                  auto_offset_reset="earliest")
-        user, item, ts = fields
-        wanted, keys, deadline = set(users), set(), time.monotonic() + 60
+        keys: set[T] = set()
+        deadline = time.monotonic() + 60
         try:
             end = self.end_offsets(topic, consumer)
             while time.monotonic() < deadline and any(
@@ -271,10 +286,10 @@ class World:
                     for p, n in end.items() if n > 0):
                 for messages in consumer.poll(timeout_ms=200).values():
                     for m in messages:
-                        with contextlib.suppress(ValueError, KeyError, TypeError):
-                            c = json.loads(m.value)
-                            if c[user] in wanted:
-                                keys.add((c[user], c[item], c[ts]))
+                        with contextlib.suppress(ValueError, KeyError, TypeError, BadEvent):
+                            k = key(m.value)
+                            if k is not None:
+                                keys.add(k)
         finally:
             consumer.close()
         return keys

@@ -60,5 +60,6 @@ def test_every_fault_scenario_loses_nothing_it_cannot_prove(model_dir: Path,
     failures["bad_inputs_not_dead_lettered"] = (summary["bad_inputs_sent"]
                                                 - summary["bad_inputs_dead_lettered"])
     failures["recovery_over_limit"] = max(0.0, summary["max_recovery_s"] - MAX_RECOVERY_S)
-    assert {k: v for k, v in failures.items() if v} == {}, summary["failed_checks"]
+    examples = {r["name"]: r["examples"] for r in results["scenarios"] if r["failed"]}
+    assert {k: v for k, v in failures.items() if v} == {}, (summary["failed_checks"], examples)
     assert done.returncode == 0 and summary["passed"]

@@ -226,6 +226,11 @@ def test_bad_inputs_matched_by_epoch_and_position() -> None:
     assert out["bad_inputs_dead_lettered"] == 1  # offset 3 was lettered in another epoch
     assert out["examples"]["not_dead_lettered_by_kind"] == {"b": 2}
     assert out["valid_inputs_dead_lettered"] == 1 and out["duplicate_dead_letters"] == 1
+    assert out["dead_letters_missed_by_collector"] == 0
+    # one the collector missed but the dead-letter log has (read back): dead-lettered
+    out = check_bad_inputs(bad, [dead(1)], [], in_log={(0, "clicks", 0, 2), (0, "clicks", 0, 3)})
+    assert out["bad_inputs_dead_lettered"] == 2 and out["dead_letters_missed_by_collector"] == 1
+    assert out["examples"]["not_dead_lettered_by_kind"] == {"b": 1}
 
 
 def test_poison_flood_has_every_kind() -> None:
