@@ -29,9 +29,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
+
+from model.ranking import top_per_row
 
 REBASE_LOG2 = 30.0  # a stored weight never exceeds 2^30 times the base's
 
@@ -46,6 +47,13 @@ class CooccurConfig:
     read: int = 100  # neighbours read per history item when scoring
     pos_decay: float = 0.1  # weight of the p-th newest history item: 1 / (1 + pos_decay * p)
     normalize: str = "read"  # where n(j) divides: "read" or "write" (see the module doc)
+    # transitions (model/transitions.py): each click of j follows the distinct items among the
+    # user's previous `next_window` (0: none counted) ...
+    next_window: int = 3
+    next_cap: int = 500  # ... an item keeps its `next_cap` strongest followers ...
+    next_read: int = 200  # ... of which scoring reads the first `next_read` ...
+    next_history: int = 3  # ... of each of the user's `next_history` newest distinct items ...
+    next_pos_decay: float = 0.5  # ... weighted 1 / (1 + next_pos_decay * p)
 
     def __post_init__(self) -> None:
         if self.normalize not in ("read", "write"):
@@ -160,49 +168,7 @@ def score_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArray
             weights.append(history_weight(cfg, pos, e.base, e.n, n_base))
             cands.append(e.ids)
             vals.append(e.vals)
-    out: list[tuple[list[int], list[float]]] = [([], []) for _ in histories]
-    if not cands or top_k <= 0:
-        return out
-    sizes = [len(c) for c in cands]
-    ids = np.concatenate(cands)
-    span = int(ids.max()) + 1 if ids.min() >= 0 else 0
-    if 0 < span < 2**62 // max(len(histories), 1):  # (row, item) as one int64 key
-        items = None
-        pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + ids
-    else:  # ids too large or negative: number them first
-        items, item_of = np.unique(ids, return_inverse=True)
-        span = len(items)
-        pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + item_of
-    keys, group = np.unique(pair, return_inverse=True)  # sorted by (row, item)
-    scores = np.bincount(group, weights=np.repeat(np.array(weights), sizes)
-                         * np.concatenate(vals))
-    drops = [d if isinstance(d, (list, tuple, np.ndarray)) else list(d) for d in exclude]
-    dropped = [len(d) for d in drops]
-    if sum(dropped):
-        g_items = np.fromiter(chain.from_iterable(drops), dtype=np.int64, count=sum(dropped))
-        g_rows = np.repeat(np.arange(len(drops), dtype=np.int64), dropped)
-        if items is None:
-            hit = (g_items >= 0) & (g_items < span)
-            g_keys = g_rows[hit] * span + g_items[hit]
-        else:
-            at = np.clip(np.searchsorted(items, g_items), 0, len(items) - 1)
-            hit = items[at] == g_items
-            g_keys = g_rows[hit] * span + at[hit]
-        keep = ~np.isin(keys, g_keys)
-        keys, scores = keys[keep], scores[keep]
-    key_rows, key_items = keys // span, keys % span
-    if items is not None:
-        key_items = items[key_items]
-    order = np.lexsort((-scores, key_rows))  # stable: equal scores keep the item order
-    key_rows, key_items, scores = key_rows[order], key_items[order], scores[order]
-    rank = np.arange(len(key_rows)) - np.searchsorted(key_rows, key_rows)
-    top = rank < top_k
-    key_rows, key_items, scores = key_rows[top], key_items[top], scores[top]
-    bounds = np.searchsorted(key_rows, np.arange(len(histories) + 1))
-    for row in range(len(histories)):
-        lo, hi = bounds[row], bounds[row + 1]
-        out[row] = (key_items[lo:hi].tolist(), scores[lo:hi].tolist())
-    return out
+    return top_per_row(len(histories), rows, weights, cands, vals, exclude, top_k)
 
 
 class CooccurCounts:
@@ -216,6 +182,8 @@ class CooccurCounts:
         self.n: dict[int, float] = {}
         self.n_base: float | None = None
         self.histories: dict[int, list[int]] = {}
+        self.nx: dict[int, dict[int, float]] = {}  # transitions i -> j (against i's base)
+        self.out: dict[int, float] = {}  # i's transitions out, evicted ones included
 
     def _weight(self, item: int, ts: float) -> float:
         """The click's weight in `item`'s neighbour set, moving its base forward if needed."""
@@ -224,6 +192,9 @@ class CooccurCounts:
         if lg > REBASE_LOG2:
             factor = 2.0 ** -lg
             self.co[item] = {j: v * factor for j, v in self.co.get(item, {}).items()}
+            self.nx[item] = {j: v * factor for j, v in self.nx.get(item, {}).items()}
+            if item in self.out:
+                self.out[item] *= factor
             self.base[item], lg = ts, 0.0
         return 2.0 ** lg
 
@@ -244,20 +215,23 @@ class CooccurCounts:
             if n > 0 and self.cfg.half_life_s:
                 n = n * 2.0 ** (((self.n_base or ts) - ts) / self.cfg.half_life_s)
             w = w / math.sqrt(n) if n > 0 else w
-        row = self.co.setdefault(item, {})
-        row[other] = row.get(other, 0.0) + w
-        if len(row) > self.cfg.cap:  # the weakest goes; ties: the smaller member as text
-            del row[min(row.items(), key=lambda kv: (kv[1], str(kv[0])))[0]]
+        _add(self.co.setdefault(item, {}), other, w, self.cfg.cap)
 
     def click(self, previous: Sequence[int], item: int, ts: float) -> None:
         """One applied click of `item` at `ts` by a user whose clicks before it were
         `previous` (oldest first)."""
         self._weight(item, ts)  # the base first, as the script does
         self._count(item, ts)
-        for i in recent_distinct(previous, self.cfg.window):
+        prev = recent_distinct(previous, self.cfg.window)
+        for i in prev:
             if i != item:
                 self._bump(i, item, ts)
                 self._bump(item, i, ts)
+        for i in prev[: self.cfg.next_window]:
+            if i != item:
+                w = self._weight(i, ts)
+                _add(self.nx.setdefault(i, {}), item, w, self.cfg.next_cap)
+                self.out[i] = self.out.get(i, 0.0) + w
 
     def add(self, user: int, item: int, ts: float) -> None:
         """A click of a user whose history this store keeps itself (time order assumed)."""
@@ -284,3 +258,22 @@ class CooccurCounts:
     def recall(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
                top_k: int) -> list[tuple[list[int], list[float]]]:
         return score_users(histories, self.view(histories), self.cfg, exclude, top_k)
+
+    def followers(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """`item`'s first `next_read` followers (Redis' order) and their shares of its
+        transitions out, as streams/stores/lua/near.lua reads them."""
+        row = sorted(self.nx.get(item, {}).items(), key=lambda kv: (kv[1], str(kv[0])),
+                     reverse=True)[: self.cfg.next_read]
+        out = self.out.get(item, 0.0)
+        if out <= 0:  # never followed, or decayed to nothing: none, as near.lua reads it
+            row = []
+        return (np.array([j for j, _ in row], dtype=np.int64),
+                np.array([v / out for _, v in row], dtype=np.float64))
+
+
+def _add(row: dict[int, float], member: int, w: float, cap: int) -> None:
+    """ZINCRBY, then cut the set back to `cap`: the weakest goes (ties: the smaller member as
+    text, Redis' order)."""
+    row[member] = row.get(member, 0.0) + w
+    if len(row) > cap:
+        del row[min(row.items(), key=lambda kv: (kv[1], str(kv[0])))[0]]

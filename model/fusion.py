@@ -1,4 +1,5 @@
-"""One merged candidate list from several channels (MIND, co-occurrence, popularity).
+"""One merged candidate list from several channels (MIND, co-occurrence, transitions,
+popularity).
 
 Weighted reciprocal-rank fusion: an item ranked r (0-based) in channel c's list earns
 w_c / (k0 + r + 1); its fused score is the sum over the channels that hold it, and the list
@@ -15,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-CHANNELS = ("mind", "cooccur", "popular")
+CHANNELS = ("mind", "cooccur", "next", "popular")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class FusionConfig:
 
     mind: float = 1.0
     cooccur: float = 1.0
+    next: float = 1.0
     popular: float = 0.5
     k0: float = 60.0
 

@@ -116,8 +116,9 @@ class RecallSettings(RecallEnv):
         None, ge=0, description="each interest asks Milvus for top_k + this many (unset: + the "
         "longest history of the batch, so top_k remain after history items are removed)")
     channels: str = Field(
-        "mind,cooccur,popular", description="comma list of the channels merged into each list: "
-        "mind, cooccur (item-to-item co-occurrence counted in Redis), popular")
+        "mind,cooccur,next,popular", description="comma list of the channels merged into each "
+        "list: mind, cooccur (item-to-item co-occurrence counted in Redis), next (what users "
+        "click next after an item: transitions counted in Redis), popular")
     cooccur_window: int = Field(10, ge=1, description="previous clicks paired with each click")
     cooccur_cap: int = Field(500, ge=1, description="strongest neighbours kept per item")
     cooccur_half_life_s: float | None = Field(
@@ -135,8 +136,18 @@ class RecallSettings(RecallEnv):
     cooccur_refresh: int = Field(
         32, ge=0, description="stale neighbour lists re-read per batch, the stalest first "
         "(bounds Redis' cost per batch; 0: a cached list is never re-read)")
+    next_window: int = Field(
+        3, ge=1, description="next: a click follows each of the user's this many previous "
+        "distinct items")
+    next_cap: int = Field(500, ge=1, description="next: strongest followers kept per item")
+    next_read: int = Field(200, ge=1, description="next: followers read per history item")
+    next_history: int = Field(
+        3, ge=1, description="next: the user's newest distinct items whose followers are read")
+    next_pos_decay: float = Field(
+        0.5, ge=0, description="next: weight of the p-th newest of them: 1 / (1 + this * p)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
     fusion_cooccur: float = Field(1.0, ge=0, description="fusion weight of the cooccur channel")
+    fusion_next: float = Field(1.0, ge=0, description="fusion weight of the next channel")
     fusion_popular: float = Field(
         0.5, ge=0, description="fusion weight of the popular channel")
     fusion_k0: float = Field(60.0, ge=0, description="rank offset of reciprocal-rank fusion")

@@ -27,7 +27,8 @@ from model.cooccur import filled
 from model.fusion import CHANNELS, FusionConfig
 from model.online.dump import load
 
-SOURCES = {"mind": "continuous", "cooccur": "cooccur", "popular": "most_popular"}
+SOURCES = {"mind": "continuous", "cooccur": "cooccur", "next": "next",
+           "popular": "most_popular"}
 
 
 @dataclass
@@ -119,15 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, lists in streams.items():
         base[name] = {"mind": halves(lists.alone("mind"), lists),
                       "itemcf": halves(itemcf(lists), lists),
-                      "cooccur": halves(lists.alone("cooccur"), lists)}
+                      "cooccur": halves(lists.alone("cooccur"), lists),
+                      "next": halves(lists.alone("next"), lists)}
         print(name, json.dumps(base[name]))
     grid: list[dict[str, Any]] = []
     configs: list[FusionConfig] = []
     hits: dict[str, list[np.ndarray]] = {name: [] for name in streams}
-    for w_co, w_pop, k0 in itertools.product((0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
-                                             (0.0, 0.1, 0.25, 0.5), (5.0, 20.0, 60.0, 100.0)):
-        cfg = FusionConfig(1.0, w_co, w_pop, k0)
-        row: dict[str, Any] = {"cooccur": w_co, "popular": w_pop, "k0": k0}
+    for w_co, w_next, w_pop, k0 in itertools.product(
+            (0.75, 1.0, 1.5), (0.0, 0.5, 1.0, 1.5), (0.25, 0.5), (20.0, 60.0, 100.0)):
+        cfg = FusionConfig(mind=1.0, cooccur=w_co, next=w_next, popular=w_pop, k0=k0)
+        row: dict[str, Any] = {"cooccur": w_co, "next": w_next, "popular": w_pop, "k0": k0}
         ratios = []
         configs.append(cfg)
         for name, lists in streams.items():

@@ -30,6 +30,7 @@ from model.online.dump import ListDump
 from model.online.learner import OnlineConfig, Snapshot, load_learner
 from model.online.pretrain import initial_export
 from model.online.score import ServedLists, Tally, chunks, most_popular
+from model.transitions import recall_next
 
 VARIANTS = ("most_popular", "batch", "realtime", "continuous", "itemcf")
 
@@ -67,6 +68,7 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
     train_hist: dict[int, list[int]] = defaultdict(list)  # the trainer sees only the stream
     served = {v: ServedLists(dump.k if dump else 50) for v in variants}
     raw_cooccur, popular = ServedLists(dump.k if dump else 50), ServedLists(dump.k if dump else 50)
+    raw_next = ServedLists(dump.k if dump else 50)  # the `next` channel, for the dump
     past_popular = most_popular(counts, 5000)
     serve_model: dict[str, Snapshot] = {v: frozen.snapshot(past_popular)
                                         for v in ("batch", "realtime") if v in variants}
@@ -87,6 +89,11 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
                 for u, (ids, _) in zip(group, found, strict=True):
                     raw_cooccur.lists[u] = ids
                     served[v].lists[u] = filled(ids, popular.get(u), served[v].k).tolist()
+                if dump is not None and cooccur.cfg.next_window:
+                    nexts = recall_next(cooccur, [hist[u][-10:] for u in group],
+                                        [seen[u] for u in group], raw_next.k)
+                    for u, (ids, _) in zip(group, nexts, strict=True):
+                        raw_next.lists[u] = ids
             else:
                 rows = [at_cut.get(u, []) if v == "batch" else hist[u][-10:] for u in group]
                 served[v].recall(serve_model[v], group, rows, seen)
@@ -110,7 +117,7 @@ def simulate(users: np.ndarray, items: np.ndarray, cut: int, vdir: Path, ocfg: O
                 if hist[u]:
                     dump.add(u, i, t, i not in known,
                              {**{v: served[v].get(u) for v in variants},
-                              "cooccur": raw_cooccur.get(u)})
+                              "cooccur": raw_cooccur.get(u), "next": raw_next.get(u)})
         for u, i, t in zip(batch_u, batch_i, ts[lo:hi].tolist(), strict=True):
             if cooccur is not None:
                 cooccur.click(hist[u][-cooccur.cfg.window:], i, t)

@@ -17,26 +17,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from model.cooccur import CooccurConfig, NearArrays, recent_distinct, score_batch
+from model.transitions import next_items, score_next
 from streams.stores.history import unavailable
 from streams.stores.scripts import lua_script
 
 NEAR_LUA = lua_script("near.lua")
+Followers = tuple[np.ndarray, np.ndarray]  # an item's followers and their shares (t / out)
 
 
 @dataclass(frozen=True)
 class CooccurLists:
-    """One read: each row's candidates (items, scores), best first; the live popular items
-    (most clicked first, counts decayed like the pairs); the newest counted data time."""
+    """One read: each row's co-occurrence candidates and `next` candidates (items, scores),
+    best first; the live popular items (most clicked first, counts decayed like the pairs);
+    the newest counted data time."""
 
     lists: list[tuple[list[int], list[float]]]
     popular: list[int]
     counts_ts: float | None
+    next_lists: list[tuple[list[int], list[float]]] = field(default_factory=list)
 
 
 def unpack(packed: bytes) -> NearArrays:
@@ -47,63 +51,87 @@ def unpack(packed: bytes) -> NearArrays:
                       np.ascontiguousarray(pairs[:, 1]))
 
 
+def unpack_followers(packed: bytes) -> Followers:
+    """near.lua's transition string for one item: (j, share) pairs, little-endian doubles."""
+    pairs = np.frombuffer(packed, dtype="<f8").reshape(-1, 2)
+    return pairs[:, 0].astype(np.int64), np.ascontiguousarray(pairs[:, 1])
+
+
 class CooccurReader:
     """Scores rows against the counts through the history store's Redis client, one script
-    call per batch. `cache_s`: age at which a cached item's neighbours are stale (0: no cache,
-    every batch reads every list); `refresh`: stale items re-read per batch, the stalest first;
-    `cache_items`: past this many cached items the cache starts afresh (bounded memory)."""
+    call per batch. `cache_s`: age at which a cached item's lists are stale (0: no cache,
+    every batch reads every list); `refresh`: stale entries re-read per batch, the stalest
+    first; `cache_items`: past this many cached entries the cache starts afresh (bounded
+    memory). `next`: also score the transitions (the `next` channel)."""
 
     def __init__(self, client: Any, cfg: CooccurConfig, prefix: str = "co:",
-                 cache_s: float = 0.0, refresh: int = 32, cache_items: int = 100_000) -> None:
+                 cache_s: float = 0.0, refresh: int = 32, cache_items: int = 100_000,
+                 next: bool = False) -> None:
         self.cfg = cfg
         self.prefix = prefix
         self.cache_s = cache_s
         self.refresh = refresh
         self.cache_items = cache_items
+        self.next = next and cfg.next_window > 0
         self._client = client
         self._near = client.register_script(NEAR_LUA)
-        self._cache: dict[int, tuple[float, NearArrays]] = {}
+        # (kind, item) -> (read at, lists); kind "c": co-occurrence, "x": transitions
+        self._cache: dict[tuple[str, int], tuple[float, Any]] = {}
         self._n_base: bytes | None = None  # the counts' base the cached values stand against
 
     def start(self) -> None:
         with unavailable("script load"):
             self._client.script_load(NEAR_LUA)
 
-    def _call(self, items: Sequence[int], popular: int) -> tuple[bytes, bytes, list, list]:
-        args = [self.prefix, self.cfg.read, self.cfg.normalize, popular, *items]
+    def _call(self, missing: Sequence[tuple[str, int]], popular: int
+              ) -> tuple[bytes, bytes, list, dict[tuple[str, int], Any]]:
+        co = [i for kind, i in missing if kind == "c"]
+        nx = [i for kind, i in missing if kind == "x"]
+        args = [self.prefix, self.cfg.read, self.cfg.normalize, popular, len(co),
+                self.cfg.next_read, *co, *nx]
         with unavailable("cooccur read"):
-            n_base, counts_ts, pop, packed = self._near(args=args)
-        return n_base, counts_ts, pop, packed
+            n_base, counts_ts, pop, packed, xpacked = self._near(args=args)
+        got: dict[tuple[str, int], Any] = {("c", i): unpack(d) for i, d in zip(co, packed,
+                                                                                 strict=True)}
+        got.update((("x", i), unpack_followers(d)) for i, d in zip(nx, xpacked, strict=True))
+        return n_base, counts_ts, pop, got
+
+    def _wanted(self, histories: Sequence[Sequence[int]]) -> list[tuple[str, int]]:
+        co = [("c", i) for h in histories for i in recent_distinct(h, self.cfg.window)]
+        nx = [("x", i) for h in histories for i in next_items(h, self.cfg)] if self.next else []
+        return list(dict.fromkeys(co + nx))
 
     def read(self, histories: Sequence[Sequence[int]], exclude: Sequence[Iterable[int]],
              top_k: int, popular: int = 0) -> CooccurLists:
-        """Each history's top_k co-occurrence candidates without its `exclude` row, and the
-        `popular` most clicked items."""
-        wanted = list(dict.fromkeys(i for h in histories
-                                    for i in recent_distinct(h, self.cfg.window)))
+        """Each history's top_k co-occurrence (and `next`) candidates without its `exclude`
+        row, and the `popular` most clicked items."""
+        wanted = self._wanted(histories)
         now = time.monotonic()
-        cached = {i: e for i in wanted if (e := self._cache.get(i)) is not None} \
+        cached = {w: e for w in wanted if (e := self._cache.get(w)) is not None} \
             if self.cache_s > 0 else {}
-        stale = sorted((e[0], i) for i, e in cached.items() if now - e[0] >= self.cache_s)
-        for _, i in stale[:self.refresh]:
-            del cached[i]
-        kept = {i: e[1] for i, e in cached.items()}
-        missing = [i for i in wanted if i not in kept]
-        n_base, counts_ts, pop, packed = self._call(missing, popular)
+        stale = sorted((e[0], w) for w, e in cached.items() if now - e[0] >= self.cache_s)
+        for _, w in stale[:self.refresh]:
+            del cached[w]
+        kept = {w: e[1] for w, e in cached.items()}
+        missing = [w for w in wanted if w not in kept]
+        n_base, counts_ts, pop, got = self._call(missing, popular)
         if n_base != self._n_base:  # the counts were rebased: cached values no longer apply
             self._cache.clear()
             self._n_base = n_base
             if kept:
                 kept, missing = {}, wanted
-                n_base, counts_ts, pop, packed = self._call(missing, popular)
-        near = dict(kept)
-        for i, data in zip(missing, packed, strict=True):
-            near[i] = unpack(data)
+                n_base, counts_ts, pop, got = self._call(missing, popular)
         if self.cache_s > 0:
             if len(self._cache) + len(missing) > self.cache_items:
                 self._cache.clear()
-            self._cache.update((i, (now, near[i])) for i in missing)
+            self._cache.update((w, (now, got[w])) for w in missing)
+        got.update(kept)
         base = float(n_base) if n_base not in (b"", "") else 0.0
+        near = {i: v for (kind, i), v in got.items() if kind == "c"}
         lists = score_batch(histories, near, base, self.cfg, exclude, top_k)
+        follow = {i: v for (kind, i), v in got.items() if kind == "x"}
+        next_lists = score_next(histories, follow, self.cfg, exclude, top_k) if self.next \
+            else []
         return CooccurLists(lists, [int(i) for i in pop],
-                            float(counts_ts) if counts_ts not in (b"", "") else None)
+                            float(counts_ts) if counts_ts not in (b"", "") else None,
+                            next_lists)

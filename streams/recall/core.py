@@ -67,12 +67,18 @@ def search_params(settings: MilvusSettings, index: ItemIndex) -> dict[str, Any] 
 
 
 def cooccur_config(settings: RecallSettings) -> CooccurConfig | None:
-    """The co-occurrence counting the channels need (None: neither cooccur nor popular)."""
-    if not {"cooccur", "popular"} & set(parse_channels(settings.channels)):
+    """The counting the channels need (None: none of cooccur, next and popular; transitions
+    only with `next`)."""
+    channels = set(parse_channels(settings.channels))
+    if not {"cooccur", "next", "popular"} & channels:
         return None
     return CooccurConfig(settings.cooccur_window, settings.cooccur_cap,
                          settings.cooccur_half_life_s, settings.cooccur_read,
-                         settings.cooccur_pos_decay, settings.cooccur_normalize)
+                         settings.cooccur_pos_decay, settings.cooccur_normalize,
+                         next_window=settings.next_window if "next" in channels else 0,
+                         next_cap=settings.next_cap, next_read=settings.next_read,
+                         next_history=settings.next_history,
+                         next_pos_decay=settings.next_pos_decay)
 
 
 def history_store(settings: Settings) -> HistoryStore:
@@ -108,7 +114,8 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
     reader = None
     if history is not None and history.cooccur is not None:
         reader = CooccurReader(history.client, history.cooccur, history.co_prefix,
-                               settings.cooccur_cache_s, settings.cooccur_refresh)
+                               settings.cooccur_cache_s, settings.cooccur_refresh,
+                               next="next" in channels)
         reader.start()
     return FusedRecaller(mind, channels, fusion_config(settings), reader,
                          settings.fusion_list_len)
@@ -116,8 +123,9 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
 
 def fusion_config(settings: RecallSettings) -> FusionConfig:
     """The fusion weights the settings give."""
-    return FusionConfig(settings.fusion_mind, settings.fusion_cooccur, settings.fusion_popular,
-                        settings.fusion_k0)
+    return FusionConfig(mind=settings.fusion_mind, cooccur=settings.fusion_cooccur,
+                        next=settings.fusion_next, popular=settings.fusion_popular,
+                        k0=settings.fusion_k0)
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Recall from several channels merged into one list: MIND (streams/recall/recaller.py), live
-co-occurrence and live popularity (Redis, streams/recall/cooccur_reader.py), fused by
-model/fusion.py.
+co-occurrence, transitions (`next`) and live popularity (Redis,
+streams/recall/cooccur_reader.py), fused by model/fusion.py.
 
 Every face (stream, HTTP, live page) calls `recall`; each candidate keeps its channel, and its
 interest index when MIND recalled it."""
@@ -49,8 +49,7 @@ class FusedRecaller:
         self.mind = mind
         self.channels = tuple(channels)
         self.fusion = fusion
-        self.cooccur = cooccur if "cooccur" in self.channels or "popular" in self.channels \
-            else None
+        self.cooccur = cooccur if {"cooccur", "next", "popular"} & set(self.channels) else None
         self.list_len = list_len
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cooccur-read") \
             if self.cooccur is not None else None
@@ -82,21 +81,24 @@ class FusedRecaller:
         reading = None  # Redis scores the co-occurrence lists while MIND searches Milvus
         if self.cooccur is not None and self._pool is not None:
             reading = self._pool.submit(
-                self.cooccur.read, histories, drop, n if "cooccur" in self.channels else 0,
+                self.cooccur.read, histories, drop,
+                n if {"cooccur", "next"} & set(self.channels) else 0,
                 n + longest if "popular" in self.channels else 0)
         mind = self.mind.recall(histories, n, spent, exclude) if "mind" in self.channels \
             else None
         started = time.perf_counter()
         counts = reading.result() if reading is not None else None
         co_lists = [ids for ids, _ in counts.lists] if counts is not None \
-            else [[] for _ in histories]
+            and "cooccur" in self.channels else [[] for _ in histories]
+        next_lists = [ids for ids, _ in counts.next_lists] if counts is not None \
+            and counts.next_lists and "next" in self.channels else [[] for _ in histories]
         popular = self._popular(counts, n + longest)
         merging = time.perf_counter()
         spent["cooccur"] = merging - started  # what the read added after MIND
         out = []
         for row, seen in enumerate(drop):
             gone = set(seen)
-            lists = {"cooccur": co_lists[row],
+            lists = {"cooccur": co_lists[row], "next": next_lists[row],
                      "popular": [i for i in popular if i not in gone][:n]
                      if "popular" in self.channels else []}
             found = mind[row] if mind is not None else None

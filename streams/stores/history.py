@@ -141,7 +141,7 @@ class HistoryStore:
         co = cooccur or CooccurConfig()
         self._header = [history_len, self.ttl_ms, seen_max, int(cooccur is not None),
                         co.window, co.cap, co.half_life_s or 0, co_prefix, watermark_key or "",
-                        co.normalize]
+                        co.normalize, co.next_window, co.next_cap]
         assert len(self._header) == FIRST_CLICK_ARG - 1
         self._client = redis_client(url, username, password, cluster, timeout_s)
         self._append = self._client.register_script(lua_script("append.lua"))

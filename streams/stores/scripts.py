@@ -2,7 +2,7 @@
 
 append.lua  appends a micro-batch of clicks to the users' histories and counts co-occurrences
             (its header documents the Redis layout and its arguments)
-near.lua    reads the co-occurrence neighbours of a batch's history items (packed doubles)
+near.lua    reads the co-occurrence neighbours and followers of a batch's history items
 n_of.lua    a helper both include: a line `-- include n_of.lua` is replaced by that file
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 LUA_DIR = Path(__file__).with_name("lua")
 INCLUDE = "-- include "
-FIRST_CLICK_ARG = 11  # append.lua's ARGV index of the first click's key index
+FIRST_CLICK_ARG = 13  # append.lua's ARGV index of the first click's key index
 
 
 @cache

@@ -1,6 +1,6 @@
-"""Co-occurrence counts in a real Redis against the brute-force reference (model.cooccur):
-exact under redelivery, with decay and rebasing, the memory bound, the watermark queue, and
-the reader's scores."""
+"""Co-occurrence counts and transitions in a real Redis against the brute-force reference
+(model.cooccur, model.transitions): exact under redelivery, with decay and rebasing, the memory
+bound, the watermark queue, and the reader's scores."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from harness.stack.servers import LocalStack
 from model.cooccur import CooccurConfig, CooccurCounts, CountsView, Neighbours, score_users
+from model.transitions import recall_next
 from streams.recall.cooccur_reader import CooccurReader
 from streams.stores.history import ClickAt, HistoryStore
 from tests.integration.conftest import empty_store
@@ -50,6 +51,17 @@ def stored(store: HistoryStore) -> tuple[dict[int, dict[int, float]], dict[int, 
     return sets, counts
 
 
+def stored_next(store: HistoryStore) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
+    """Every follower set and out count as Redis holds them."""
+    r, p = store.client, store.co_prefix
+    sets = {}
+    for key in r.scan_iter(match=f"{p}x*"):
+        name = key.decode()[len(p) + 1:]
+        if name.isdigit():
+            sets[int(name)] = {int(m): s for m, s in r.zrange(key, 0, -1, withscores=True)}
+    return sets, {int(m): s for m, s in r.zrange(f"{p}xo", 0, -1, withscores=True)}
+
+
 @pytest.fixture()
 def co_store(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[HistoryStore]:
     cfg, watermark = request.param
@@ -59,8 +71,8 @@ def co_store(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[Hist
         yield store
 
 
-NO_DECAY = CooccurConfig(cap=12)
-DECAY = CooccurConfig(cap=12, half_life_s=3600.0)  # rebases many times over the stream
+NO_DECAY = CooccurConfig(cap=12, next_cap=4)
+DECAY = CooccurConfig(cap=12, half_life_s=3600.0, next_cap=4)  # rebases many times
 NO_DECAY_READ = CooccurConfig(cap=12, normalize="read")
 
 
@@ -76,6 +88,9 @@ def test_counts_stay_exact_when_batches_are_redelivered(co_store: HistoryStore) 
     sets, counts = stored(co_store)
     assert sets == ref.co  # every stored weight, to the last bit
     assert counts == ref.n
+    follows, out = stored_next(co_store)
+    assert follows == ref.nx and out == ref.out  # transitions too, cut at next_cap
+    assert max(len(f) for f in follows.values()) == 4
     assert float(co_store.client.get(f"{co_store.co_prefix}ts")) == clicks[-1].ts
 
 
@@ -107,6 +122,7 @@ def test_watermark_holds_clicks_until_it_reaches_them(co_store: HistoryStore) ->
     sets, counts = stored(co_store)
     ref = reference(clicks, DECAY)
     assert sets == ref.co and counts == ref.n  # the same counts, in the same order
+    assert stored_next(co_store) == (ref.nx, ref.out)
 
 
 @pytest.mark.parametrize("co_store", [(DECAY, False), (NO_DECAY_READ, False)], indirect=True)
@@ -115,12 +131,15 @@ def test_redis_scores_as_the_reference_does(co_store: HistoryStore) -> None:
     clicks = stream(2000, users=30, items=80, seed=5)
     co_store.append(clicks)
     ref = reference(clicks, cfg)
-    reader = CooccurReader(co_store.client, cfg, co_store.co_prefix)
+    reader = CooccurReader(co_store.client, cfg, co_store.co_prefix, next=True)
     reader.start()
     histories = [ref.histories[u] for u in sorted(ref.histories)]
     exclude = [h[-3:] for h in histories]
     got = reader.read(histories, exclude, 20, popular=10)
     assert got.lists == ref.recall(histories, exclude, 20)  # the same floats, the same order
+    assert got.next_lists == recall_next(ref, histories, exclude, 20)
+    assert all(ids and not set(ids) & set(ex)
+               for (ids, _), ex in zip(got.next_lists, exclude, strict=True))
     assert all(len(ids) == 20 and not set(ids) & set(ex)
                for (ids, _), ex in zip(got.lists, exclude, strict=True))
     assert got.counts_ts == clicks[-1].ts

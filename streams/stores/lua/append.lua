@@ -18,6 +18,9 @@
 --   Pb       -> hash item -> base data time of the item's neighbour set
 --   Pn, Pnb  -> sorted set item -> stored count n, and the counts' common base
 --   Pts      -> data time of the newest click counted (what `counts_ts` reports)
+--   Px<item> -> sorted set: the item's strongest followers t(item, j) (at most next cap),
+--               against the item's base (model/transitions.py)
+--   Pxo      -> sorted set item -> out(item), all its transitions out (same base)
 --   Pq, Pqs  -> with a watermark key: clicks waiting to be counted (score ts, member
 --               "seq item prev,prev,..."), and the sequence that orders equal times
 -- A click is counted at once, or, when a watermark key is given, queued and counted (in ts
@@ -26,8 +29,8 @@
 --
 -- ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
 --       co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
---       none), co normalize ("write" or "read"), then per click: key index, item, ts,
---       partition, offset, epoch.
+--       none), co normalize ("write" or "read"), next window (0 = no transitions), next cap,
+--       then per click: key index, item, ts, partition, offset, epoch.
 -- Returns, per touched key in KEYS order: {key index, seen ("item item ...", oldest first),
 --       item, item, ...} with the history oldest first.
 --
@@ -44,6 +47,7 @@ local co = ARGV[4] == '1'
 local cowin, cocap, half, P, wmkey = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]),
   ARGV[8], ARGV[9]
 local cowrite = ARGV[10] == 'write'
+local nxwin, nxcap = tonumber(ARGV[11]), tonumber(ARGV[12])
 local st = {}
 
 local function fmt(x) return string.format('%.17g', x) end
@@ -66,6 +70,11 @@ local function weight(item, ts)  -- the click's weight in item's set; moves the 
   if half > 0 then lg = (ts - b) / half end
   if lg > 30 then
     redis.call('ZUNIONSTORE', P .. item, 1, P .. item, 'WEIGHTS', fmt(2 ^ -lg))
+    if nxwin > 0 then  -- the transitions out of item share its base
+      redis.call('ZUNIONSTORE', P .. 'x' .. item, 1, P .. 'x' .. item, 'WEIGHTS', fmt(2 ^ -lg))
+      local out = redis.call('ZSCORE', P .. 'xo', item)
+      if out then redis.call('ZADD', P .. 'xo', fmt(tonumber(out) * 2 ^ -lg), item) end
+    end
     redis.call('HSET', P .. 'b', item, fmt(ts))
     bases[item] = ts
     lg = 0
@@ -97,6 +106,12 @@ end
 
 -- include n_of.lua
 
+local function add(key, member, w, cap)  -- ZINCRBY, then the weakest go past cap
+  redis.call('ZINCRBY', key, fmt(w), member)
+  local card = redis.call('ZCARD', key)
+  if card > cap then redis.call('ZREMRANGEBYRANK', key, 0, card - cap - 1) end
+end
+
 local function bump(i, j, ts)
   local key = P .. i
   local w = weight(i, ts)
@@ -105,9 +120,7 @@ local function bump(i, j, ts)
     if n > 0 and half > 0 then n = n * 2 ^ ((n_base() - ts) / half) end
     if n > 0 then w = w / math.sqrt(n) end
   end
-  redis.call('ZINCRBY', key, fmt(w), j)
-  local card = redis.call('ZCARD', key)
-  if card > cocap then redis.call('ZREMRANGEBYRANK', key, 0, card - cocap - 1) end
+  add(key, j, w, cocap)
 end
 
 local function cooccur(item, ts, prev)  -- prev: distinct earlier items, newest first
@@ -117,6 +130,14 @@ local function cooccur(item, ts, prev)  -- prev: distinct earlier items, newest 
     if i ~= item then
       bump(i, item, ts)
       bump(item, i, ts)
+    end
+  end
+  for k = 1, math.min(nxwin, #prev) do  -- item follows the newest nxwin of them
+    local i = prev[k]
+    if i ~= item then
+      local w = weight(i, ts)
+      add(P .. 'x' .. i, item, w, nxcap)
+      redis.call('ZINCRBY', P .. 'xo', fmt(w), i)
     end
   end
   if lastts == nil then lastts = tonumber(redis.call('GET', P .. 'ts') or '-inf') end
@@ -160,7 +181,7 @@ local function see(s, item)
   s.seen = text
 end
 
-for i = 11, #ARGV, 6 do
+for i = 13, #ARGV, 6 do
   local k = tonumber(ARGV[i])
   local s = st[k]
   if s == nil then
