@@ -192,7 +192,7 @@ class Recommendation(Wire):
     interests: list[int] | None = None  # per item: index of the interest that recalled it
     # (0..K-1; -1 for a popular fallback); None in records of workers older than the field
     channels: list[str] | None = None  # per item: the channel that recalled it ("mind",
-    # "cooccur", "popular"); None in records of workers older than the field
+    # "cooccur", "next", "popular"); None in records of workers older than the field
     channel_lists: dict[str, list[int]] | None = None  # each channel's own list, best first
     # (only with RECALL_RECORD_CHANNEL_LISTS)
     counts_ts: float | None = None  # data time of the newest click in the co-occurrence

@@ -1,11 +1,13 @@
-"""`python -m harness.bench.cooccur`: what the co-occurrence channel costs Redis per micro-batch.
+"""`python -m harness.bench.cooccur`: what the co-occurrence and next channels cost Redis per
+micro-batch.
 
 Starts a private redis-server (the local stack's, with its append-only file, as it runs),
 replays a user,item,ts stream through `HistoryStore.append` in micro-batches (the worker's
 step), once with the counts off and once on, then reads and scores batches of users with
 `CooccurReader.read` (one script call per batch, scored with numpy), without the worker's cache
-and with it. Prints the median milliseconds per batch of each, side by side in one run, the
-rate one core would sustain at that cost, and Redis' bytes per counted item.
+and with it (co-occurrence and transitions both, as the worker reads them). Prints the median
+milliseconds per batch of each, side by side in one run, the rate one core would sustain at that
+cost, and Redis' bytes per counted item of each channel.
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ def append_ms(url: str, clicks: Sequence[ClickAt], batch: int, counts: CooccurCo
     return times, store
 
 
-def memory(store: HistoryStore) -> tuple[float, float]:
-    """Redis bytes per counted item (its neighbour set, base and count; MEMORY USAGE), mean
-    and for the largest set."""
+def memory(store: HistoryStore) -> dict[str, tuple[float, float]]:
+    """Redis bytes per counted item (MEMORY USAGE), mean and for the largest set: "cooccur"
+    (its neighbour set, base and count) and "next" (its follower set and out count)."""
     r, p = store.client, store.co_prefix
     items = [m.decode() for m in r.zrange(f"{p}n", 0, -1)]
-    sets = [r.memory_usage(f"{p}{i}") or 0 for i in items]
-    extra = ((r.memory_usage(f"{p}b") or 0) + (r.memory_usage(f"{p}n") or 0)) / max(len(items), 1)
-    return sum(sets) / max(len(items), 1) + extra, max(sets, default=0) + extra
+    out = {}
+    for name, prefix, shared in (("cooccur", p, ("b", "n")), ("next", f"{p}x", ("xo",))):
+        sets = [r.memory_usage(f"{prefix}{i}") or 0 for i in items]
+        extra = sum(r.memory_usage(f"{p}{k}") or 0 for k in shared) / max(len(items), 1)
+        out[name] = (sum(sets) / max(len(items), 1) + extra, max(sets, default=0) + extra)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             histories, seen = store.get(users), store.seen(users)
             reads: dict[float, list[float]] = {}
             for cache_s in (0.0, args.cache_s):
-                reader = CooccurReader(store.client, cfg, cache_s=cache_s)
+                reader = CooccurReader(store.client, cfg, cache_s=cache_s, next=True)
                 reader.start()
                 reads[cache_s] = read = []
                 for n in range(args.reads):
@@ -87,14 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     reader.read([histories[u] for u in rows], [seen[u] for u in rows], 100,
                                 popular=100)
                     read.append(1000 * (time.perf_counter() - t0))
-            per_item, full = memory(store)
+            bytes_per_item = memory(store)
             store.close()
         finally:
             stack.stop()
     print(f"{len(clicks)} clicks of {args.data}, cap {cfg.cap}, read {cfg.read}, batches of "
           f"{args.batch} (median ms per batch)")
-    print(f"  Redis bytes per counted item: {per_item:,.0f} mean, {full:,.0f} for a full set of "
-          f"{cfg.cap} neighbours (+ its base and count)")
+    for name, (per_item, full) in bytes_per_item.items():
+        print(f"  Redis bytes per counted item, {name}: {per_item:,.0f} mean, {full:,.0f} for "
+              f"the largest set")
     rows = [("append, counts off", off), ("append, counts on", on),
             ("score a batch, no cache", reads[0.0]),
             (f"score a batch, cache {args.cache_s:g} s", reads[args.cache_s])]

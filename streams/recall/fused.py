@@ -28,7 +28,7 @@ class CountsSource(Protocol):
 
 
 def parse_channels(text: str) -> tuple[str, ...]:
-    """"mind,cooccur,popular" -> the channels, checked, in CHANNELS order."""
+    """"mind,cooccur,next,popular" -> the channels, checked, in CHANNELS order."""
     names = {c.strip() for c in text.split(",") if c.strip()}
     unknown = names - set(CHANNELS)
     if unknown or not names:

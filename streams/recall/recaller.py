@@ -34,7 +34,7 @@ class Candidates:
 
     `interests[i]` is the index (0..K-1) of the interest whose search found `item_ids[i]` with
     its best score (the attribution); -1 for popular fallbacks and other channels.
-    `channels[i]` names the channel that recalled it ("mind", "cooccur", "popular"); a fused
+    `channels[i]` names the channel that recalled it ("mind", "cooccur", "next", "popular"); a fused
     list (source "fused", streams/recall/fused.py)
     also keeps each channel's own list and the data time
     of the newest click its co-occurrence counts hold.

@@ -202,7 +202,7 @@ def test_live_page_in_a_browser_updates_interests_and_candidates(live_api: tuple
         marks = set(ids(driver, "#candidates li", "data-interest"))
         assert marks <= {str(k) for k in range(-1, worker.num_interests)}
         channels = set(ids(driver, "#candidates li", "data-channel"))
-        assert channels and channels <= {"mind", "cooccur", "popular"}
+        assert channels and channels <= {"mind", "cooccur", "next", "popular"}
         assert driver.execute_script(  # a tag shows (it has a layout box)
             "const t = document.querySelector('#candidates li .tag');"
             "return t !== null && t.offsetParent !== null")
