@@ -2,13 +2,16 @@
 
 A dump (`python -m model.online.sim --dump`) holds, for every scored click, the list each
 channel served just before it: MIND (`continuous`: the trainer on), co-occurrence (`cooccur`,
-raw) and live popularity (`most_popular`). This scores weighted reciprocal-rank fusion
-(model/fusion.py) for a grid of weights and k0 on the same lists, vectorised: HR@50 of the
+raw), transitions (`next`, raw) and live popularity (`most_popular`). This scores weighted
+reciprocal-rank fusion (model/fusion.py) for a grid of weights and k0 on the same lists,
+vectorised: HR@50 of the
 fused list on the first half of each stream's future (where settings are chosen), the second
 half (the check) and the whole, beside the channels alone and ItemCF (co-occurrence filled
 with popularity). The chosen point is the best mean of the per-stream ratios to the better
-of ItemCF and MIND on the first halves. It also scores a blender learned online: every 1,000
-scored clicks it switches to the grid point with the most hits so far (follow the leader).
+of ItemCF and MIND on the first halves, among the points that find at least ItemCF's share of
+new-item clicks on every first half (the issue's new-item target). It also scores a blender
+learned online: every 1,000 scored clicks it switches to the grid point with the most hits so
+far (follow the leader).
 """
 
 from __future__ import annotations
@@ -92,10 +95,19 @@ def itemcf(lists: Lists, top: int = 50) -> np.ndarray:
 
 
 def halves(hit: np.ndarray, lists: Lists) -> dict[str, float]:
-    """HR@50 on each half and the whole, and on clicks of items new at the cut (`new`)."""
+    """HR@50 on each half and the whole, and on clicks of items new at the cut (`new`; on the
+    first half: `new_first`)."""
     first = lists.first
     return {"first": float(hit[first].mean()), "second": float(hit[~first].mean()),
-            "whole": float(hit.mean()), "new": float(hit[lists.new].mean())}
+            "whole": float(hit.mean()), "new": float(hit[lists.new].mean()),
+            "new_first": float(hit[first & lists.new].mean())}
+
+
+def choose(grid: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rule: the best mean first-half ratio among the points whose new-item HR@50 on the
+    first halves is at least ItemCF's on every stream (all points when none is)."""
+    eligible = [r for r in grid if r["new_items_at_least_itemcf_first"]] or grid
+    return max(eligible, key=lambda r: r["mean_ratio_first"])
 
 
 def follow_the_leader(hits: np.ndarray, start: int, every: int = 1000) -> np.ndarray:
@@ -127,10 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     configs: list[FusionConfig] = []
     hits: dict[str, list[np.ndarray]] = {name: [] for name in streams}
     for w_co, w_next, w_pop, k0 in itertools.product(
-            (0.75, 1.0, 1.5), (0.0, 0.5, 1.0, 1.5), (0.25, 0.5), (20.0, 60.0, 100.0)):
+            (0.75, 1.0, 1.5, 2.0, 3.0), (0.0, 0.5, 1.0, 1.5), (0.25, 0.5), (20.0, 60.0, 100.0)):
         cfg = FusionConfig(mind=1.0, cooccur=w_co, next=w_next, popular=w_pop, k0=k0)
         row: dict[str, Any] = {"cooccur": w_co, "next": w_next, "popular": w_pop, "k0": k0}
-        ratios = []
+        ratios, new_ok = [], []
         configs.append(cfg)
         for name, lists in streams.items():
             hits[name].append(lists.hits(cfg))
@@ -138,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             ref = {h: max(base[name]["mind"][h], base[name]["itemcf"][h]) for h in got}
             row[name] = {**got, **{f"ratio_{h}": got[h] / ref[h] for h in got}}
             ratios.append(got["first"] / ref["first"])
+            new_ok.append(got["new_first"] >= base[name]["itemcf"]["new_first"])
         row["mean_ratio_first"] = float(np.mean(ratios))
+        row["new_items_at_least_itemcf_first"] = all(new_ok)
         grid.append(row)
     online = {}
     for name, lists in streams.items():  # a blender learned online: the grid's leader so far
@@ -150,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     grid.sort(key=lambda r: -r["mean_ratio_first"])
     for row in grid[:10]:
         print(json.dumps(row))
+    chosen = choose(grid)
+    print("CHOSEN " + json.dumps(chosen))
     if args.out:
-        Path(args.out).write_text(json.dumps({"baselines": base, "grid": grid,
+        Path(args.out).write_text(json.dumps({"baselines": base, "chosen": chosen, "grid": grid,
                                               "online_follow_the_leader": online}, indent=1))
     return 0
 

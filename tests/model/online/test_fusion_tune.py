@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.online.fusion_tune import follow_the_leader
+from model.online.fusion_tune import choose, follow_the_leader
 
 
 def test_each_block_follows_the_leader_of_the_clicks_before_it() -> None:
@@ -17,3 +17,11 @@ def test_each_block_follows_the_leader_of_the_clicks_before_it() -> None:
     assert got.tolist() == [False, False, False, False, False, False]
     assert follow_the_leader(hits, start=0, every=3).tolist() == [True, True, False,
                                                                   False, False, False]
+
+
+def test_the_rule_takes_the_best_point_that_keeps_itemcf_new_items() -> None:
+    grid = [{"mean_ratio_first": 1.2, "new_items_at_least_itemcf_first": False},
+            {"mean_ratio_first": 1.1, "new_items_at_least_itemcf_first": True},
+            {"mean_ratio_first": 1.0, "new_items_at_least_itemcf_first": True}]
+    assert choose(grid) is grid[1]
+    assert choose([grid[0], {**grid[0], "mean_ratio_first": 1.3}])["mean_ratio_first"] == 1.3
