@@ -24,9 +24,9 @@ class FusionConfig:
     """Channel weights and the rank offset k0 (RECALL_FUSION_* in streams.settings)."""
 
     mind: float = 1.0
-    cooccur: float = 1.0
+    cooccur: float = 2.0
     next: float = 1.0
-    popular: float = 0.5
+    popular: float = 0.25
     k0: float = 60.0
 
     def weight(self, channel: str) -> float:
@@ -53,10 +53,15 @@ def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> F
         if not items or w <= 0:
             continue
         for item, part in zip(items, shares(w, cfg.k0, len(items)), strict=True):
-            score[item] = score.get(item, 0.0) + part
-            if part > best.get(item, 0.0):
-                best[item] = part
+            had = score.get(item)
+            if had is None:  # 0.0 + part is part: the same float as summing from 0
+                score[item] = best[item] = part
                 source[item] = channel
+            else:
+                score[item] = had + part
+                if part > best[item]:
+                    best[item] = part
+                    source[item] = channel
     ranked = sorted(score)  # by id, then (stable) by score: ties keep the smaller id first
     ranked.sort(key=score.__getitem__, reverse=True)
     del ranked[top_k:]

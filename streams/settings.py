@@ -146,10 +146,10 @@ class RecallSettings(RecallEnv):
     next_pos_decay: float = Field(
         0.5, ge=0, description="next: weight of the p-th newest of them: 1 / (1 + this * p)")
     fusion_mind: float = Field(1.0, ge=0, description="fusion weight of the MIND channel")
-    fusion_cooccur: float = Field(1.0, ge=0, description="fusion weight of the cooccur channel")
+    fusion_cooccur: float = Field(2.0, ge=0, description="fusion weight of the cooccur channel")
     fusion_next: float = Field(1.0, ge=0, description="fusion weight of the next channel")
     fusion_popular: float = Field(
-        0.5, ge=0, description="fusion weight of the popular channel")
+        0.25, ge=0, description="fusion weight of the popular channel")
     fusion_k0: float = Field(60.0, ge=0, description="rank offset of reciprocal-rank fusion")
     fusion_list_len: int = Field(
         100, ge=1, description="each channel's list length before fusion (at least top_k)")
