@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             histories, seen = store.get(users), store.seen(users)
             reads: dict[float, list[float]] = {}
             for cache_s in (0.0, args.cache_s):
-                reader = CooccurReader(store.client, cfg, cache_s=cache_s, next=True)
+                reader = CooccurReader(store.client, cfg, cache_s=cache_s)
                 reader.start()
                 reads[cache_s] = read = []
                 for n in range(args.reads):

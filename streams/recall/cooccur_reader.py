@@ -62,17 +62,17 @@ class CooccurReader:
     call per batch. `cache_s`: age at which a cached item's lists are stale (0: no cache,
     every batch reads every list); `refresh`: stale entries re-read per batch, the stalest
     first; `cache_items`: past this many cached entries the cache starts afresh (bounded
-    memory). `next`: also score the transitions (the `next` channel)."""
+    memory). Transitions (the `next` channel) are read and scored when `cfg` counts them
+    (`next_window` > 0; streams.recall.core sets it to 0 when the channel is off)."""
 
     def __init__(self, client: Any, cfg: CooccurConfig, prefix: str = "co:",
-                 cache_s: float = 0.0, refresh: int = 32, cache_items: int = 100_000,
-                 next: bool = False) -> None:
+                 cache_s: float = 0.0, refresh: int = 32, cache_items: int = 100_000) -> None:
         self.cfg = cfg
         self.prefix = prefix
         self.cache_s = cache_s
         self.refresh = refresh
         self.cache_items = cache_items
-        self.next = next and cfg.next_window > 0
+        self.next = cfg.next_window > 0
         self._client = client
         self._near = client.register_script(NEAR_LUA)
         # (kind, item) -> (read at, lists); kind "c": co-occurrence, "x": transitions

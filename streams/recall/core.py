@@ -114,8 +114,7 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
     reader = None
     if history is not None and history.cooccur is not None:
         reader = CooccurReader(history.client, history.cooccur, history.co_prefix,
-                               settings.cooccur_cache_s, settings.cooccur_refresh,
-                               next="next" in channels)
+                               settings.cooccur_cache_s, settings.cooccur_refresh)
         reader.start()
     return FusedRecaller(mind, channels, fusion_config(settings), reader,
                          settings.fusion_list_len)

@@ -131,7 +131,7 @@ def test_redis_scores_as_the_reference_does(co_store: HistoryStore) -> None:
     clicks = stream(2000, users=30, items=80, seed=5)
     co_store.append(clicks)
     ref = reference(clicks, cfg)
-    reader = CooccurReader(co_store.client, cfg, co_store.co_prefix, next=True)
+    reader = CooccurReader(co_store.client, cfg, co_store.co_prefix)
     reader.start()
     histories = [ref.histories[u] for u in sorted(ref.histories)]
     exclude = [h[-3:] for h in histories]
