@@ -13,6 +13,8 @@ from itertools import chain
 
 import numpy as np
 
+DENSE_FACTOR = 32  # mark (row, item) keys in a table while it is at most this many per key
+
 
 def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
                 cands: Sequence[np.ndarray], vals: Sequence[np.ndarray],
@@ -33,33 +35,75 @@ def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
         items, item_of = np.unique(ids, return_inverse=True)
         span = len(items)
         pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + item_of
-    keys, group = np.unique(pair, return_inverse=True)  # sorted by (row, item)
+    keys, group = _distinct(pair, n_rows * span)  # keys sorted by (row, item)
     scores = np.bincount(group, weights=np.repeat(np.array(weights), sizes)
                          * np.concatenate(vals))
-    drops = [d if isinstance(d, (list, tuple, np.ndarray)) else list(d) for d in exclude]
-    dropped = [len(d) for d in drops]
-    if sum(dropped):
-        g_items = np.fromiter(chain.from_iterable(drops), dtype=np.int64, count=sum(dropped))
-        g_rows = np.repeat(np.arange(len(drops), dtype=np.int64), dropped)
-        if items is None:
-            hit = (g_items >= 0) & (g_items < span)
-            g_keys = g_rows[hit] * span + g_items[hit]
-        else:
-            at = np.clip(np.searchsorted(items, g_items), 0, len(items) - 1)
-            hit = items[at] == g_items
-            g_keys = g_rows[hit] * span + at[hit]
-        keep = ~np.isin(keys, g_keys)
+    keep = _not_excluded(keys, exclude, span, items)
+    if keep is not None:
         keys, scores = keys[keep], scores[keep]
-    key_rows, key_items = keys // span, keys % span
+    key_rows = keys // span
+    bounds = np.searchsorted(key_rows, np.arange(n_rows + 1))
+    best = _best(scores, bounds, top_k)  # each row's top_k, and ties with its last
+    key_rows, keys, scores = key_rows[best], keys[best], scores[best]
+    order = np.lexsort((-scores, key_rows))  # stable: equal scores keep the item order
+    key_rows, key_items, scores = key_rows[order], keys[order] % span, scores[order]
     if items is not None:
         key_items = items[key_items]
-    order = np.lexsort((-scores, key_rows))  # stable: equal scores keep the item order
-    key_rows, key_items, scores = key_rows[order], key_items[order], scores[order]
-    rank = np.arange(len(key_rows)) - np.searchsorted(key_rows, key_rows)
-    top = rank < top_k
-    key_rows, key_items, scores = key_rows[top], key_items[top], scores[top]
     bounds = np.searchsorted(key_rows, np.arange(n_rows + 1))
     for row in range(n_rows):
-        lo, hi = bounds[row], bounds[row + 1]
+        lo = bounds[row]
+        hi = min(bounds[row + 1], lo + top_k)
         out[row] = (key_items[lo:hi].tolist(), scores[lo:hi].tolist())
     return out
+
+
+def _distinct(pair: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(pair, return_inverse=True) for keys in [0, size): by marking a table when it
+    is small beside the keys (several times faster than sorting them), else by sorting."""
+    if size > DENSE_FACTOR * len(pair):
+        keys, group = np.unique(pair, return_inverse=True)
+        return keys, group
+    seen = np.zeros(size, dtype=bool)
+    seen[pair] = True
+    keys = np.flatnonzero(seen)
+    slot = np.empty(size, dtype=np.int64)
+    slot[keys] = np.arange(len(keys))
+    return keys, slot[pair]
+
+
+def _not_excluded(keys: np.ndarray, exclude: Sequence[Iterable[int]], span: int,
+                  items: np.ndarray | None) -> np.ndarray | None:
+    """A mask of the sorted (row, item) `keys` keeping none of each row's `exclude` items
+    (None: nothing to drop)."""
+    drops = [d if isinstance(d, (list, tuple, np.ndarray)) else list(d) for d in exclude]
+    dropped = [len(d) for d in drops]
+    if not sum(dropped):
+        return None
+    g_items = np.fromiter(chain.from_iterable(drops), dtype=np.int64, count=sum(dropped))
+    g_rows = np.repeat(np.arange(len(drops), dtype=np.int64), dropped)
+    if items is None:
+        hit = (g_items >= 0) & (g_items < span)
+        g_keys = g_rows[hit] * span + g_items[hit]
+    else:
+        at = np.clip(np.searchsorted(items, g_items), 0, len(items) - 1)
+        hit = items[at] == g_items
+        g_keys = g_rows[hit] * span + at[hit]
+    keep = np.ones(len(keys), dtype=bool)
+    if len(keys) and len(g_keys):
+        at = np.clip(np.searchsorted(keys, g_keys), 0, len(keys) - 1)
+        keep[at[keys[at] == g_keys]] = False
+    return keep
+
+
+def _best(scores: np.ndarray, bounds: np.ndarray, top_k: int) -> np.ndarray:
+    """The indices of each row's top_k scores and of every score tied with its k-th
+    (ascending), rows given by `bounds`: a partition per row instead of sorting them all."""
+    parts = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if hi - lo <= top_k:
+            parts.append(np.arange(lo, hi))
+            continue
+        seg = scores[lo:hi]
+        cut = hi - lo - top_k
+        parts.append(lo + np.flatnonzero(seg >= np.partition(seg, cut)[cut]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)

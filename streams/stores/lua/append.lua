@@ -53,7 +53,7 @@ local st = {}
 local function fmt(x) return string.format('%.17g', x) end
 
 -- values read once per call and kept up to date here: bases, counts n, the counts' base
-local bases, ns, nbase, lastts = {}, {}, nil, nil
+local bases, ns, nbase, lastts, newts = {}, {}, nil, nil, false
 
 local function weight(item, ts)  -- the click's weight in item's set; moves the base if needed
   local b = bases[item]
@@ -106,10 +106,28 @@ end
 
 -- include n_of.lua
 
+-- per set touched by this call: an upper bound of its size, so that ZCARD is asked only when
+-- the set may be past its cap. A ZINCRBY whose result is not above the increment may have
+-- added a member (scores are positive), so the bound grows; one that is above it did not.
+local sizes = {}
+
 local function add(key, member, w, cap)  -- ZINCRBY, then the weakest go past cap
-  redis.call('ZINCRBY', key, fmt(w), member)
-  local card = redis.call('ZCARD', key)
-  if card > cap then redis.call('ZREMRANGEBYRANK', key, 0, card - cap - 1) end
+  local ws = fmt(w)
+  local now = tonumber(redis.call('ZINCRBY', key, ws, member))
+  local size = sizes[key]
+  if size == nil then
+    size = redis.call('ZCARD', key)
+  elseif now <= tonumber(ws) then
+    size = size + 1
+  end
+  if size > cap then
+    size = redis.call('ZCARD', key)
+    if size > cap then
+      redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1)
+      size = cap
+    end
+  end
+  sizes[key] = size
 end
 
 local function bump(i, j, ts)
@@ -141,9 +159,8 @@ local function cooccur(item, ts, prev)  -- prev: distinct earlier items, newest 
     end
   end
   if lastts == nil then lastts = tonumber(redis.call('GET', P .. 'ts') or '-inf') end
-  if ts > lastts then
-    lastts = ts
-    redis.call('SET', P .. 'ts', fmt(ts))
+  if ts > lastts then  -- written once, at the end of the call
+    lastts, newts = ts, true
   end
 end
 
@@ -244,6 +261,7 @@ if co and wmkey ~= '' then  -- count the queued clicks the watermark has reached
     if #due > 0 then redis.call('ZREMRANGEBYSCORE', P .. 'q', '-inf', w) end
   end
 end
+if newts then redis.call('SET', P .. 'ts', fmt(lastts)) end
 local out = {}
 for k = 1, #KEYS do
   local s = st[k]
