@@ -15,6 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
+
+import numpy as np
+
+from model.ranking import rank_entries
 
 CHANNELS = ("mind", "cooccur", "next", "popular")
 
@@ -44,31 +49,38 @@ class Fused:
 
 def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> Fused:
     """Merge one user's channel lists (channel -> item ids, best first) into its top_k."""
-    score: dict[int, float] = {}
-    best: dict[int, float] = {}  # item -> its largest share so far
-    source: dict[int, str] = {}  # item -> the channel that gave it (an earlier one on ties)
-    for channel in CHANNELS:
-        items = lists.get(channel)
-        w = cfg.weight(channel)
-        if not items or w <= 0:
-            continue
-        for item, part in zip(items, shares(w, cfg.k0, len(items)), strict=True):
-            had = score.get(item)
-            if had is None:  # 0.0 + part is part: the same float as summing from 0
-                score[item] = best[item] = part
-                source[item] = channel
-            else:
-                score[item] = had + part
-                if part > best[item]:
-                    best[item] = part
-                    source[item] = channel
-    ranked = sorted(score)  # by id, then (stable) by score: ties keep the smaller id first
-    ranked.sort(key=score.__getitem__, reverse=True)
-    del ranked[top_k:]
-    return Fused(ranked, [score[i] for i in ranked], [source[i] for i in ranked])
+    return fuse_batch([lists], cfg, top_k)[0]
+
+
+def fuse_batch(batch: Sequence[Mapping[str, Sequence[int]]], cfg: FusionConfig, top_k: int
+               ) -> list[Fused]:
+    """fuse() for each row of a batch, with numpy over the whole batch: each item's shares are
+    summed in CHANNELS order (the same floats as adding them one by one)."""
+    rows, tags, sizes, chosen, parts = [], [], [], [], []
+    for row, lists in enumerate(batch):
+        for c, channel in enumerate(CHANNELS):
+            items = lists.get(channel)
+            w = cfg.weight(channel)
+            if not items or w <= 0:
+                continue
+            rows.append(row)
+            tags.append(c)
+            sizes.append(len(items))
+            chosen.append(items)
+            parts.append(shares(w, cfg.k0, len(items)))
+    if not chosen:
+        return [Fused([], [], []) for _ in batch]
+    ids = np.fromiter(chain.from_iterable(chosen), dtype=np.int64, count=sum(sizes))
+    ranked = rank_entries(len(batch), np.repeat(np.array(rows, dtype=np.int64), sizes), ids,
+                          np.concatenate(parts), [()] * len(batch), top_k,
+                          tags=np.repeat(np.array(tags, dtype=np.int64), sizes))
+    return [Fused(items, scores, [CHANNELS[t] for t in got])
+            for items, scores, got in ranked]
 
 
 @lru_cache(maxsize=64)
-def shares(w: float, k0: float, n: int) -> tuple[float, ...]:
+def shares(w: float, k0: float, n: int) -> np.ndarray:
     """What ranks 0 .. n-1 of a channel of weight w earn: w / (k0 + r + 1)."""
-    return tuple(w / (k0 + rank + 1) for rank in range(n))
+    out = np.array([w / (k0 + rank + 1) for rank in range(n)])
+    out.flags.writeable = False
+    return out

@@ -22,38 +22,58 @@ def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
                 ) -> list[tuple[list[int], list[float]]]:
     """Each row's top_k (items, scores), best first (ties: smaller id), none of its `exclude`
     row: block b adds weights[b] * vals[b] to the items cands[b] of row rows[b]."""
-    out: list[tuple[list[int], list[float]]] = [([], []) for _ in range(n_rows)]
     if not cands or top_k <= 0:
-        return out
+        return [([], []) for _ in range(n_rows)]
     sizes = [len(c) for c in cands]
-    ids = np.concatenate(cands)
+    ranked = rank_entries(n_rows, np.repeat(np.array(rows, dtype=np.int64), sizes),
+                          np.concatenate(cands),
+                          np.repeat(np.array(weights), sizes) * np.concatenate(vals),
+                          exclude, top_k)
+    return [(items, scores) for items, scores, _ in ranked]
+
+
+def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,
+                 exclude: Sequence[Iterable[int]], top_k: int, tags: np.ndarray | None = None
+                 ) -> list[tuple[list[int], list[float], list[int]]]:
+    """Entry e adds values[e] to item ids[e] of row row_of[e]; each row's top_k (items, sums,
+    tags), best first (ties: smaller id), none of its `exclude` row. An item's tag is the tag
+    of its largest entry (ties: the first in input order); without `tags`, tags are empty."""
+    out: list[tuple[list[int], list[float], list[int]]] = [([], [], []) for _ in range(n_rows)]
+    if not len(ids) or top_k <= 0:
+        return out
     span = int(ids.max()) + 1 if ids.min() >= 0 else 0
     if 0 < span < 2**62 // max(n_rows, 1):  # (row, item) as one int64 key
         items = None
-        pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + ids
+        pair = row_of * span + ids
     else:  # ids too large or negative: number them first
         items, item_of = np.unique(ids, return_inverse=True)
         span = len(items)
-        pair = np.repeat(np.array(rows, dtype=np.int64) * span, sizes) + item_of
+        pair = row_of * span + item_of
     keys, group = _distinct(pair, n_rows * span)  # keys sorted by (row, item)
-    scores = np.bincount(group, weights=np.repeat(np.array(weights), sizes)
-                         * np.concatenate(vals))
+    scores = np.bincount(group, weights=values, minlength=len(keys))
+    key_tags = None
+    if tags is not None:  # each key's largest entry: the first of its group by -value
+        order = np.lexsort((-values, group))
+        starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+        key_tags = tags[order[starts]]
     keep = _not_excluded(keys, exclude, span, items)
     if keep is not None:
         keys, scores = keys[keep], scores[keep]
+        key_tags = key_tags[keep] if key_tags is not None else None
     key_rows = keys // span
     bounds = np.searchsorted(key_rows, np.arange(n_rows + 1))
     best = _best(scores, bounds, top_k)  # each row's top_k, and ties with its last
-    key_rows, keys, scores = key_rows[best], keys[best], scores[best]
-    order = np.lexsort((-scores, key_rows))  # stable: equal scores keep the item order
+    order = best[np.lexsort((-scores[best], key_rows[best]))]  # stable: ties keep item order
     key_rows, key_items, scores = key_rows[order], keys[order] % span, scores[order]
     if items is not None:
         key_items = items[key_items]
+    key_tags = key_tags[order] if key_tags is not None else None
     bounds = np.searchsorted(key_rows, np.arange(n_rows + 1))
     for row in range(n_rows):
         lo = bounds[row]
         hi = min(bounds[row + 1], lo + top_k)
-        out[row] = (key_items[lo:hi].tolist(), scores[lo:hi].tolist())
+        out[row] = (key_items[lo:hi].tolist(), scores[lo:hi].tolist(),
+                    key_tags[lo:hi].tolist() if key_tags is not None else [])
     return out
 
 

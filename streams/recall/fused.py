@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import Protocol
 
 from model.cooccur import CooccurConfig
-from model.fusion import CHANNELS, FusionConfig, fuse
+from model.fusion import CHANNELS, Fused, FusionConfig, fuse_batch
 from streams.recall.cooccur_reader import CooccurLists
 from streams.recall.recaller import Candidates, Insight, InterestSource, Recaller
 
@@ -95,16 +96,19 @@ class FusedRecaller:
         popular = self._popular(counts, n + longest)
         merging = time.perf_counter()
         spent["cooccur"] = merging - started  # what the read added after MIND
-        out = []
+        batch = []
         for row, seen in enumerate(drop):
             gone = set(seen)
             lists = {"cooccur": co_lists[row], "next": next_lists[row],
-                     "popular": [i for i in popular if i not in gone][:n]
+                     "popular": list(islice((i for i in popular if i not in gone), n))
                      if "popular" in self.channels else []}
             found = mind[row] if mind is not None else None
             if found is not None and (found.source == "mind" or "popular" not in self.channels):
                 lists["mind"] = found.item_ids
-            out.append(self._candidates(lists, found, k, counts))
+            batch.append(lists)
+        fused = fuse_batch(batch, self.fusion, k)
+        out = [self._candidates(lists, one, mind[row] if mind is not None else None, counts)
+               for row, (lists, one) in enumerate(zip(batch, fused, strict=True))]
         spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - merging
         return out
 
@@ -115,9 +119,8 @@ class FusedRecaller:
             return counts.popular
         return self.mind.model.popular(n)
 
-    def _candidates(self, lists: dict[str, list[int]], mind: Candidates | None, k: int,
+    def _candidates(self, lists: dict[str, list[int]], fused: Fused, mind: Candidates | None,
                     counts: CooccurLists | None) -> Candidates:
-        fused = fuse(lists, self.fusion, k)
         interest = dict(zip(mind.item_ids, mind.interests, strict=True)) if mind else {}
         interests = [interest.get(i, -1) if c == "mind" else -1
                      for i, c in zip(fused.item_ids, fused.channels, strict=True)]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import astuple
 
-from model.fusion import FusionConfig, fuse
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.fusion import CHANNELS, FusionConfig, fuse, fuse_batch
 
 
 def test_items_in_several_lists_add_up_and_keep_the_largest_share() -> None:
@@ -29,3 +33,34 @@ def test_a_zero_weight_or_missing_channel_adds_nothing() -> None:
     cfg = FusionConfig(mind=1.0, cooccur=0.0, popular=1.0, k0=0.0)
     fused = fuse({"mind": [1], "cooccur": [2]}, cfg, 5)
     assert fused.item_ids == [1] and fused.channels == ["mind"]
+
+
+def brute_fuse(lists: dict[str, list[int]], cfg: FusionConfig, top_k: int) -> tuple:
+    """The rule as the module doc states it, one item at a time."""
+    score: dict[int, float] = {}
+    best: dict[int, tuple[float, int]] = {}  # item -> (largest share, -channel index)
+    for c, channel in enumerate(CHANNELS):
+        w = cfg.weight(channel)
+        for rank, item in enumerate(lists.get(channel, []) if w > 0 else []):
+            part = w / (cfg.k0 + rank + 1)
+            score[item] = score[item] + part if item in score else part
+            best[item] = max(best.get(item, (part, -c)), (part, -c))
+    ranked = sorted(score, key=lambda i: (-score[i], i))[:top_k]
+    return (ranked, [score[i] for i in ranked], [CHANNELS[-best[i][1]] for i in ranked])
+
+
+channel_lists = st.dictionaries(st.sampled_from(CHANNELS),
+                                st.lists(st.integers(0, 30), max_size=12, unique=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=st.lists(channel_lists, min_size=1, max_size=5),
+       weights=st.tuples(*[st.sampled_from([0.0, 0.25, 1.0, 2.0])] * 4),
+       k0=st.sampled_from([0.0, 1.0, 60.0]), top_k=st.integers(0, 10))
+def test_fuse_batch_equals_the_rule_row_by_row(batch: list[dict[str, list[int]]],
+                                               weights: tuple[float, ...], k0: float,
+                                               top_k: int) -> None:
+    mind, cooccur, nxt, popular = weights
+    cfg = FusionConfig(mind, cooccur, nxt, popular, k0)
+    got = fuse_batch(batch, cfg, top_k)
+    assert [astuple(f) for f in got] == [brute_fuse(lists, cfg, top_k) for lists in batch]
