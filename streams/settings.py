@@ -80,6 +80,12 @@ class MilvusSettings(RecallEnv):
     milvus_index: str = Field("FLAT", description="Milvus index type: FLAT, IVF_FLAT or HNSW")
     milvus_token: SecretStr | None = Field(None, description="Milvus token ('user:password')")
     milvus_nprobe: int = Field(16, ge=1, description="IVF_FLAT clusters searched per query")
+    milvus_nlist: int = Field(128, ge=1, description="IVF_FLAT clusters built (when the "
+                              "collection is created)")
+
+    def build_params(self) -> dict[str, Any] | None:
+        """Milvus index build parameters from the settings (None: the index type's own)."""
+        return {"nlist": self.milvus_nlist} if self.milvus_index == "IVF_FLAT" else None
 
 
 class ModelSettings(RecallEnv):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.bench.options import HEADLINE
 from harness.bench.sweep import MODES, P99_LIMIT_MS, STAGES
 
 
@@ -57,6 +58,22 @@ def markdown_table(result: Mapping[str, Any]) -> str:
                   f"{_fmt(two['max_sustained_cps'])} clicks/s sustained "
                   f"(p50 {_fmt(two['p50_ms'], 1)} / p99 {_fmt(two['p99_ms'], 1)} ms) against "
                   f"{_fmt(result['pipeline']['max_sustained_cps'])} for one."]
+    variants = result["catalogs"].get(HEADLINE, {}).get("variants") or {}
+    if variants:
+        lines += ["", f"Pipeline variants in the same run ({result['catalog_items']:,} items; "
+                  "settings changed from the run's own):", "",
+                  "| pipeline | sustained c/s (p50 / p99 ms) | against the run's own | "
+                  + " | ".join(STAGES) + " | worker / redis cores |",
+                  "|---|---|---|" + "---|" * len(STAGES) + "---|"]
+        own = result["pipeline"]["max_sustained_cps"]
+        for name, run in [("the run's own", result["pipeline"]), *variants.items()]:
+            stage = run.get("stages_ms") or {}
+            cores = run.get("cpu_cores") or {}
+            lines.append(
+                f"| {name} | {_fmt(run['max_sustained_cps'])} ({_fmt(run['p50_ms'], 1)} / "
+                f"{_fmt(run['p99_ms'], 1)}) | {_fmt(run['max_sustained_cps'] / own, 2)} | "
+                + " | ".join(_fmt(stage.get(s), 1) for s in STAGES)
+                + f" | {_fmt(cores.get('worker'), 2)} / {_fmt(cores.get('redis'), 2)} |")
     lines += ["", "Targets on the headline figures: " + ", ".join(
         f"{name} {'yes' if ok else ('not measured' if ok is None else 'NO')}"
         for name, ok in result["targets"].items())]

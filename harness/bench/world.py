@@ -3,7 +3,8 @@
 One local stack (broker, Redis, Milvus) for the whole run. Every worker run gets its own
 clicks, recommendations and items topics and consumer group, so no run replays another's
 clicks. A catalog is a Milvus collection: the demo model's 1k items, the Beauty model's 12k,
-or the Beauty items plus synthetic vectors up to 100k (norms drawn from the real table).
+or the Beauty items plus synthetic vectors clustered around them up to 100k or 1M
+(harness.bench.items).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from kafka.admin import KafkaAdminClient, NewTopic
 from tqdm import tqdm
 
+from harness.bench.items import fill
 from harness.bench.load import ClickLoad, Collector
 from harness.stack.launch import _base_env, ensure_model, to_env
 from harness.stack.servers import StackError, free_ports
@@ -29,7 +31,6 @@ from streams.settings import Settings
 from streams.stores.history import ClickAt, HistoryStore
 from streams.stores.index import ItemIndex
 
-SYNTHETIC_ID_BASE = 50_000_000  # ids of the synthetic catalog filler, far above real ids
 STAGE_LINE = re.compile(r'^recall_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$')
 
 
@@ -57,20 +58,14 @@ def prepare_model(catalog: Catalog, log_dir: Path) -> InterestModel:
 
 def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel,
                  seed: int = 0) -> ItemIndex:
-    """A fresh collection with the model's items, plus synthetic ones up to `catalog.items`."""
-    ids, vectors = model.item_table()  # [N], [N, D]
-    index = ItemIndex(settings.milvus_uri, catalog.collection, model.dim, settings.milvus_index)
+    """A fresh collection with the model's items, plus synthetic ones up to `catalog.items`
+    (harness.bench.items: clustered around the real ones)."""
+    ids, vectors = fill(*model.item_table(), catalog.items, seed)  # [N], [N, D]
+    index = ItemIndex(settings.milvus_uri, catalog.collection, model.dim, settings.milvus_index,
+                      build_params=settings.build_params())
     index.start()
     index.destroy()
     index.start()
-    extra = max(0, catalog.items - len(ids))
-    if extra:
-        rng = np.random.default_rng(seed)
-        norms = rng.choice(np.linalg.norm(vectors, axis=1), extra)  # [E]
-        directions = rng.standard_normal((extra, model.dim)).astype(np.float32)  # [E, D]
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        ids = np.concatenate([ids, SYNTHETIC_ID_BASE + np.arange(extra)])
-        vectors = np.concatenate([vectors, directions * norms[:, None]]).astype(np.float32)
     chunk = 10_000
     for start in tqdm(range(0, len(ids), chunk), desc=f"catalog {catalog.label}", unit="chunk",
                       disable=None):

@@ -144,7 +144,8 @@ class System:
             publish(embedding_records(ids, vectors), sender, progress=True, total=len(ids))
         index = ItemIndex(self.settings.milvus_uri, self.settings.milvus_collection,
                           vectors.shape[1], self.settings.milvus_index,
-                          token=self.settings.milvus_token)
+                          token=self.settings.milvus_token,
+                          build_params=self.settings.build_params())
         index.start()
         try:
             wait_until("item vectors in milvus", lambda: index.count() >= len(ids), 300,

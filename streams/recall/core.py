@@ -134,7 +134,8 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
         model = InterestModel.load(settings.model_dir, device=settings.device)
         check_model(model, settings)
         index = ItemIndex(settings.milvus_uri, settings.milvus_collection, model.dim,
-                          settings.milvus_index, token=settings.milvus_token)
+                          settings.milvus_index, token=settings.milvus_token,
+                          build_params=settings.build_params())
         stack.callback(index.close)
         index.start()
         history = None

@@ -74,9 +74,11 @@ class ItemIndex:
     """One Milvus collection of item vectors (int64 `item_id`, FLOAT_VECTOR `vector`, metric IP)."""
 
     def __init__(self, uri: str, collection: str, dim: int, index_type: str = "FLAT",
-                 timeout_s: float = 10.0, token: SecretStr | None = None) -> None:
+                 timeout_s: float = 10.0, token: SecretStr | None = None,
+                 build_params: dict[str, Any] | None = None) -> None:
         if index_type not in INDEX_PARAMS:
             raise ValueError(f"index_type must be one of {sorted(INDEX_PARAMS)}, got {index_type}")
+        self.build_params = INDEX_PARAMS[index_type] if build_params is None else build_params
         self.uri = uri
         self.collection = collection
         self.dim = dim
@@ -127,14 +129,14 @@ class ItemIndex:
     def _create_index(self) -> None:
         index = self.client.prepare_index_params()
         index.add_index("vector", index_type=self.index_type, metric_type="IP",
-                        params=INDEX_PARAMS[self.index_type])
+                        params=self.build_params)
         try:
             self.client.create_index(self.collection, index)
         except MilvusException as exc:
             if "local mode only support" not in str(exc) or self.index_type == "FLAT":
                 raise
             log.warning("milvus-lite has no %s index, using FLAT", self.index_type)
-            self.index_type = "FLAT"
+            self.index_type, self.build_params = "FLAT", INDEX_PARAMS["FLAT"]
             self._create_index()
 
     def upsert(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> int:

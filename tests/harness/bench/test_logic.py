@@ -128,6 +128,16 @@ def test_markdown_table_has_a_row_per_catalog() -> None:
            "50.0 / 90.0 |")
     assert row in table
     assert "pipeline_ge_500_cps NO" in table
+    assert "variants" not in table
+
+
+def test_markdown_table_sets_variants_beside_the_runs_own_pipeline() -> None:
+    res = result()
+    res["catalogs"]["12k"]["variants"] = {
+        "channels=mind": mode_summary([step(100, 50), step(300, 120), step(400, 400)])}
+    table = markdown_table(res)
+    assert "| the run's own | 200 (60.0 / 120.0) | 1.00 |" in table
+    assert "| channels=mind | 300 (60.0 / 120.0) | 1.50 |" in table
 
 
 def test_answer_keys_of_a_recommendation_and_of_a_copied_click_match() -> None:
