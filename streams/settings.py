@@ -80,6 +80,9 @@ class MilvusSettings(RecallEnv):
     milvus_index: str = Field("FLAT", description="Milvus index type: FLAT, IVF_FLAT or HNSW")
     milvus_token: SecretStr | None = Field(None, description="Milvus token ('user:password')")
     milvus_nprobe: int = Field(16, ge=1, description="IVF_FLAT clusters searched per query")
+    milvus_consistency: Literal["Strong", "Session", "Bounded", "Eventually"] = Field(
+        "Strong", description="consistency of searches: Strong sees every acknowledged item "
+        "upsert, and on Milvus standalone waits for the next time tick to do so")
     milvus_nlist: int = Field(128, ge=1, description="IVF_FLAT clusters built (when the "
                               "collection is created)")
 

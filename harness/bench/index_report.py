@@ -9,21 +9,25 @@ from typing import Any
 
 
 def markdown(result: Mapping[str, Any]) -> str:
-    lines = [f"Index sweep: model {result['model']}, {result['users']:,} test users; chosen: "
+    lines = [f"Index sweep on Milvus {result['server']}: model {result['model']}, "
+             f"{result['users']:,} test users; chosen: "
              f"the fastest point keeping >= {result['kept_at_least']:.0%} of exact search's "
              "merged top-50.", ""]
     for label, size in result["sizes"].items():
         chosen = size.get("chosen") or {}
         lines += [f"### {label}: {size['items']:,} items", "",
-                  "| index | nlist | nprobe | recall kept | ceiling users/s (1 / 2 threads) | "
-                  "loaded in s |", "|---|---|---|---|---|---|"]
+                  "| index | built with | searched with | consistency | recall kept | "
+                  "ceiling users/s (1 / 2 threads) | index built in s |",
+                  "|---|---|---|---|---|---|---|"]
         for p in size["points"]:
             mark = " **chosen**" if p == chosen else ""
-            lines.append(f"| {p['index']}{mark} | {p['nlist'] or '–'} | {p['nprobe'] or '–'} | "
-                         f"{p['recall_kept']:.4f} | {p['ceiling_ups']:,.0f} "
-                         f"({p['threads_1']:,.0f} / {p.get('threads_2', 0):,.0f}) | "
-                         f"{p['load_s']} |")
-        flat = next((p for p in size["points"] if p["index"] == "FLAT"), None)
+            lines.append(f"| {p['index']}{mark} | {_params(p['build'])} | "
+                         f"{_params(p['search'])} | {p['consistency']} | "
+                         f"{p['recall_kept']:.4f} | "
+                         f"{p['ceiling_ups']:,.0f} ({p['threads_1']:,.0f} / "
+                         f"{p.get('threads_2', 0):,.0f}) | {p['build_s']} |")
+        flat = next((p for p in size["points"] if p["index"] == "FLAT"
+                     and p["consistency"] == "Eventually"), None)
         if chosen and flat:
             ratio = chosen["ceiling_ups"] / flat["ceiling_ups"]
             ratio = chosen["ceiling_ups"] / flat["ceiling_ups"]
@@ -31,6 +35,10 @@ def markdown(result: Mapping[str, Any]) -> str:
                       f"{chosen['recall_kept']:.1%} recall kept."]
         lines.append("")
     return "\n".join(lines)
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items()) or "–"
 
 
 def plot(result: Mapping[str, Any], path: Path) -> None:
@@ -42,17 +50,20 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
     sizes = result["sizes"]
     fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
     for ax, (label, size) in zip(axes[0], sizes.items(), strict=True):
-        for nlist in sorted({p["nlist"] for p in size["points"]}):
-            pts = [p for p in size["points"] if p["nlist"] == nlist]
+        for build in dict.fromkeys(f"{p['index']} {_params(p['build'])}"
+                                   for p in size["points"]):
+            pts = [p for p in size["points"] if f"{p['index']} {_params(p['build'])}" == build
+                   and p["consistency"] == "Eventually"]
             ax.plot([p["ceiling_ups"] for p in pts], [p["recall_kept"] for p in pts],
-                    "o-" if nlist else "s", label=f"IVF_FLAT nlist {nlist}" if nlist else "FLAT")
+                    "o-" if len(pts) > 1 else "s", label=build.replace(" –", ""))
             for p in pts:
-                if p["nprobe"]:
-                    ax.annotate(str(p["nprobe"]), (p["ceiling_ups"], p["recall_kept"]),
-                                fontsize=7, xytext=(3, 3), textcoords="offset points")
+                if p["search"]:
+                    ax.annotate(str(next(iter(p["search"].values()))),
+                                (p["ceiling_ups"], p["recall_kept"]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
         ax.axhline(result["kept_at_least"], color="grey", ls="--", lw=0.8)
         ax.set_xscale("log")
-        ax.set_title(f"{label}: {size['items']:,} items (labels: nprobe)")
+        ax.set_title(f"{label}: {size['items']:,} items (labels: nprobe or ef)")
         ax.set_xlabel("search ceiling, users/s")
         ax.set_ylabel("recall kept (vs exact merged top-50)")
         ax.legend(fontsize=8)

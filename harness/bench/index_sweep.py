@@ -20,10 +20,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pymilvus.client.constants import ConsistencyLevel
 from tqdm import tqdm
 
 from harness.bench.index_report import write_report
@@ -32,7 +34,9 @@ from harness.bench.probes import search_ceiling
 from harness.milvus_eval import holdout_users
 from harness.stack.launch import ensure_model
 from harness.stack.servers import LocalStack, free_ports
+from harness.stack.standalone import milvus_standalone
 from model.serving import InterestModel
+from streams.errors import ServiceUnavailable
 from streams.recall.recaller import Recaller, VectorIndex
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
@@ -76,15 +80,58 @@ def overlap(got: Sequence[Sequence[int]], want: Sequence[Sequence[int]]) -> floa
     return float(np.mean(shares))
 
 
-def points(nlists: Sequence[int], nprobes: Sequence[int]) -> list[tuple[str, int, int]]:
-    """(index, nlist, nprobe) of the sweep: FLAT, then each nlist at each nprobe below it."""
-    return [("FLAT", 0, 0)] + [("IVF_FLAT", nlist, nprobe) for nlist in nlists
-                               for nprobe in nprobes if nprobe <= nlist]
+Build = tuple[str, dict[str, Any], list[dict[str, Any]]]  # index, build params, searches
+
+
+def builds(nlists: Sequence[int], nprobes: Sequence[int], efs: Sequence[int]) -> list[Build]:
+    """The sweep: FLAT; IVF_FLAT at each nlist with each nprobe up to it; HNSW (M 16) with
+    each ef (none when `efs` is empty)."""
+    out: list[Build] = [("FLAT", {}, [{}])]
+    out += [("IVF_FLAT", {"nlist": n}, [{"nprobe": p} for p in nprobes if p <= n])
+            for n in nlists]
+    if efs:
+        out.append(("HNSW", {"M": 16, "efConstruction": 200}, [{"ef": ef} for ef in efs]))
+    return out
+
+
+def connect(index: ItemIndex, timeout_s: float = 120.0) -> None:
+    """index.start(), retried while the server is still coming up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            index.start()
+            return
+        except ServiceUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
+
+
+def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
+    """Replace the collection's index, wait until every row is indexed, load it again (a
+    server searches the rows it has not indexed with an interim index that ignores the search
+    parameters); the seconds it took."""
+    c, name = index.client, index.collection
+    started = time.perf_counter()
+    c.release_collection(name)
+    c.drop_index(name, "vector")
+    spec = c.prepare_index_params()
+    spec.add_index("vector", index_type=kind, metric_type="IP", params=params)
+    c.create_index(name, spec)
+    while True:
+        state = c.describe_index(name, "vector")
+        if state.get("pending_index_rows", 0) == 0 and \
+                state.get("indexed_rows", 0) >= state.get("total_rows", 0):
+            break
+        time.sleep(1.0)
+    c.load_collection(name)
+    index.index_type = kind
+    return time.perf_counter() - started
 
 
 def sweep_size(uri: str, model: InterestModel, label: str, total: int, args: argparse.Namespace,
                histories: list[list[int]], settings: Settings) -> dict[str, Any]:
-    """Every point at one catalog size."""
+    """Every point at one catalog size, each index built in turn on one loaded collection."""
     ids, vectors, built_s = cached_fill(*model.item_table(), total, Path(args.cache_dir),
                                         model.version)
 
@@ -93,43 +140,45 @@ def sweep_size(uri: str, model: InterestModel, label: str, total: int, args: arg
                         settings.interest_pruning, settings.interest_dedup_cosine, params)
 
     started = time.perf_counter()
-    exact = merged_lists(recaller(ExactIndex(ids, vectors)), histories,
-                         settings.batch_size)
-    out: dict[str, Any] = {"items": int(len(ids)), "build_s": built_s,
+    exact = merged_lists(recaller(ExactIndex(ids, vectors)), histories, settings.batch_size)
+    out: dict[str, Any] = {"items": int(len(ids)), "fill_s": built_s,
                            "exact_s": round(time.perf_counter() - started, 1), "points": []}
-    print(f"{label}: {len(ids):,} items (built in {built_s or 0:.0f} s, 0: cached), exact lists "
-          f"of {len(histories)} users in {out['exact_s']} s", flush=True)
-    for nlist in sorted({n for _, n, _ in points(args.nlists, args.nprobes)}):
-        kind = "IVF_FLAT" if nlist else "FLAT"
-        index = ItemIndex(uri, f"sweep_{label}_{nlist}", model.dim, kind, timeout_s=600,
-                          build_params={"nlist": nlist} if nlist else None)
-        index.start()
-        index.destroy()
-        index.start()
+    print(f"{label}: {len(ids):,} items (" + ("cached" if built_s is None else
+          f"filled in {built_s:.1f} s") + f"), exact lists of {len(histories)} users in "
+          f"{out['exact_s']} s", flush=True)
+    index = ItemIndex(uri, f"sweep_{label}", model.dim, "FLAT", timeout_s=600)
+    connect(index)
+    index.destroy()
+    index.start()
+    try:
         t0 = time.perf_counter()
-        for s in tqdm(range(0, len(ids), 50_000), desc=f"{label} {kind} {nlist or ''}",
-                      disable=None):
+        for s in tqdm(range(0, len(ids), 50_000), desc=f"{label} insert", disable=None):
             index.upsert(ids[s:s + 50_000], vectors[s:s + 50_000])
         index.client.flush(index.collection)
-        loaded_s = round(time.perf_counter() - t0, 1)
-        try:
-            for _, n, nprobe in [p for p in points(args.nlists, args.nprobes) if p[1] == nlist]:
-                params = {"nprobe": nprobe} if nlist else None
-                through = recaller(index, params)
+        out["insert_s"] = round(time.perf_counter() - t0, 1)
+        for kind, build, searches in builds(args.nlists, args.nprobes, args.efs):
+            build_s = round(rebuild(index, kind, build), 1)
+            # FLAT also under Strong consistency, as the pipeline searches (a time-tick wait)
+            levels = ["Eventually", "Strong"] if kind == "FLAT" else ["Eventually"]
+            for params, level in [(p, lv) for p in searches for lv in levels]:
+                index.consistency = getattr(ConsistencyLevel, level)
+                through = recaller(index, params or None)
                 kept = overlap(merged_lists(through, histories, settings.batch_size), exact)
                 ceiling = search_ceiling(index, model, through, histories, settings.batch_size,
                                          args.ceiling_s)
-                row = {"index": kind, "nlist": n, "nprobe": nprobe, "load_s": loaded_s,
-                       "recall_kept": round(kept, 4),
+                row = {"index": kind, "build": build, "search": params, "consistency": level,
+                       "build_s": build_s, "recall_kept": round(kept, 4),
                        "ceiling_ups": max(ceiling["threads_1"], ceiling.get("threads_2", 0.0)),
                        **ceiling}
                 out["points"].append(row)
-                print(f"  {kind:8s} nlist {n:5d} nprobe {nprobe:4d}: recall kept "
-                      f"{kept:.4f}, ceiling {row['ceiling_ups']:8.1f} users/s", flush=True)
-        finally:
-            index.destroy()
-            index.close()
-    good = [p for p in out["points"] if p["recall_kept"] >= KEPT]
+                print(f"  {kind:8s} {build} {params} {level}: recall kept {kept:.4f}, ceiling "
+                      f"{row['ceiling_ups']:8.1f} users/s (index built in {build_s} s)",
+                      flush=True)
+    finally:
+        index.destroy()
+        index.close()
+    good = [p for p in out["points"] if p["recall_kept"] >= KEPT
+            and p["consistency"] == "Eventually"]
     out["chosen"] = max(good, key=lambda p: p["ceiling_ups"]) if good else None
     return out
 
@@ -143,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    default=[1024, 4096], help="IVF_FLAT nlist values")
     p.add_argument("--nprobes", type=lambda s: [int(x) for x in s.split(",")],
                    default=[8, 16, 32, 64, 128], help="IVF_FLAT nprobe values")
+    p.add_argument("--efs", type=lambda s: [int(x) for x in s.split(",") if x],
+                   default=[128, 256, 512], help="HNSW ef values (standalone only; at least k)")
+    p.add_argument("--server", choices=["lite", "standalone"], default="standalone",
+                   help="Milvus Lite 2.5.1 (the local stack's; no HNSW, no IVF index: nprobe "
+                   "is ignored) or a real standalone 2.3.5 (pip install milvus==2.3.5)")
     p.add_argument("--users", type=int, default=0, help="test users scored (0: all)")
     p.add_argument("--ceiling-s", type=float, default=8.0, help="seconds per ceiling run")
     p.add_argument("--model-dir", default="artifacts/model-amazon-beauty",
@@ -161,16 +215,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"model": model.version, "users": len(histories),
                               "kept_at_least": KEPT, "sizes": {}}
     (port,) = free_ports(1)
-    with tempfile.TemporaryDirectory() as workdir:
-        stack = LocalStack(stack_dir=workdir, milvus_port=port)
-        stack.start_server("milvus")
-        try:
-            for label in args.sizes.split(","):
-                result["sizes"][label] = sweep_size(stack.settings.milvus_uri, model, label,
-                                                    SIZES[label], args, histories, settings)
-                Path(args.out).write_text(json.dumps(result, indent=1))
-        finally:
-            stack.stop()
+    if args.server == "lite":
+        args.efs = []  # Lite builds no HNSW
+    result["server"] = args.server
+    with tempfile.TemporaryDirectory() as workdir, ExitStack() as stack:
+        if args.server == "lite":
+            local = LocalStack(stack_dir=workdir, milvus_port=port)
+            local.start_server("milvus")
+            stack.callback(local.stop)
+            uri = local.settings.milvus_uri
+        else:
+            uri = stack.enter_context(milvus_standalone(port))
+        for label in args.sizes.split(","):
+            result["sizes"][label] = sweep_size(uri, model, label, SIZES[label], args,
+                                                histories, settings)
+            Path(args.out).write_text(json.dumps(result, indent=1))
     write_report(result, Path(args.out))
     return 0
 

@@ -135,7 +135,8 @@ def open_core(settings: Settings, with_history: bool = True) -> Iterator[Core]:
         check_model(model, settings)
         index = ItemIndex(settings.milvus_uri, settings.milvus_collection, model.dim,
                           settings.milvus_index, token=settings.milvus_token,
-                          build_params=settings.build_params())
+                          build_params=settings.build_params(),
+                          consistency=settings.milvus_consistency)
         stack.callback(index.close)
         index.start()
         history = None

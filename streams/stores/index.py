@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -37,6 +38,34 @@ SEARCH_PARAMS: dict[str, dict[str, Any]] = {
 # the shared channel fails to connect. A dead connection now shows on the next call instead
 # (an outage: retried).
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
+CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    """What to build for a catalog size: RECALL_MILVUS_INDEX and its build and search
+    parameters (INDEX_PARAMS / SEARCH_PARAMS hold the same values for HNSW)."""
+
+    index: str
+    build: dict[str, Any]
+    search: dict[str, Any]
+
+
+# Chosen on Milvus standalone 2.3.5 by `python -m harness.bench.index_sweep` (the fastest point
+# keeping >= 95% of exact search's merged top-50 for 2,237 real users, docs/bench/index-sweep-*):
+# up to LIMIT items -> the choice. Below 50k exact search is cheap (12k: a 3,300 users/s ceiling,
+# eight times what the pipeline sustains); 100k measured; 1M measured.
+RECOMMENDED: tuple[tuple[float, IndexChoice], ...] = (
+    (50_000, IndexChoice("FLAT", {}, {})),
+    (300_000, IndexChoice("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})),
+    (float("inf"), IndexChoice("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})),
+)
+
+
+def recommended_index(items: int) -> IndexChoice:
+    """The index to build for a catalog of `items` on Milvus standalone (Milvus Lite builds only
+    FLAT: its IVF_FLAT searches ignore nprobe and it has no HNSW)."""
+    return next(choice for limit, choice in RECOMMENDED if items <= limit)
 UPSERT_BATCH = 4096
 DELETE_BATCH = 16384
 
@@ -75,10 +104,17 @@ class ItemIndex:
 
     def __init__(self, uri: str, collection: str, dim: int, index_type: str = "FLAT",
                  timeout_s: float = 10.0, token: SecretStr | None = None,
-                 build_params: dict[str, Any] | None = None) -> None:
+                 build_params: dict[str, Any] | None = None,
+                 consistency: str = "Strong") -> None:
         if index_type not in INDEX_PARAMS:
             raise ValueError(f"index_type must be one of {sorted(INDEX_PARAMS)}, got {index_type}")
         self.build_params = INDEX_PARAMS[index_type] if build_params is None else build_params
+        # Strong: a search sees every write acknowledged before it (item freshness). On Milvus
+        # standalone it waits for the server's next time tick (FLAT at 100k items: 324 against
+        # 834 users/s, docs/serving-speed.md); Bounded and Eventually do not wait.
+        if consistency not in CONSISTENCY:
+            raise ValueError(f"consistency must be one of {CONSISTENCY}, got {consistency}")
+        self.consistency = getattr(ConsistencyLevel, consistency)
         self.uri = uri
         self.collection = collection
         self.dim = dim
@@ -195,13 +231,15 @@ class ItemIndex:
         scores = np.full((n, top_k), -np.inf, dtype=np.float32)  # [N, k]
         if n == 0:
             return ids, scores
-        search_params = {"metric_type": "IP",
-                         "params": SEARCH_PARAMS[self.index_type] if params is None else params}
+        chosen = dict(SEARCH_PARAMS[self.index_type] if params is None else params)
+        if "ef" in chosen:  # HNSW refuses an ef below k
+            chosen["ef"] = max(int(chosen["ef"]), top_k)
+        search_params = {"metric_type": "IP", "params": chosen}
         with _unavailable("search"), _grpc_outage("search"):
             request = Prepare.search_requests_with_expr(
                 self.collection, anns_field="vector", param=search_params, limit=top_k,
                 data=list(q), output_fields=[], use_default_consistency=False,
-                consistency_level=ConsistencyLevel.Strong, guarantee_timestamp=0)
+                consistency_level=self.consistency, guarantee_timestamp=0)
             response = self.client._get_connection()._stub.Search(request, timeout=self.timeout_s)
             check_status(response.status)
         found = response.results

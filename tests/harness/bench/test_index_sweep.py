@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.bench.index_sweep import ExactIndex, overlap, points
+from harness.bench.index_sweep import ExactIndex, builds, overlap
 from harness.bench.items import SYNTHETIC_ID_BASE, cached_fill, fill, nearest_cosine
 
 
@@ -58,6 +58,8 @@ def test_exact_index_is_brute_force_top_k() -> None:
     np.testing.assert_allclose(got_scores, np.take_along_axis(full, want, axis=1))
 
 
-def test_overlap_and_points() -> None:
+def test_overlap_and_builds() -> None:
     assert overlap([[1, 2, 3, 4], [5]], [[1, 2, 9, 8], [5]]) == 0.75
-    assert points([16], [8, 32]) == [("FLAT", 0, 0), ("IVF_FLAT", 16, 8)]
+    assert builds([16], [8, 32], []) == [("FLAT", {}, [{}]),
+                                         ("IVF_FLAT", {"nlist": 16}, [{"nprobe": 8}])]
+    assert builds([], [], [64])[1] == ("HNSW", {"M": 16, "efConstruction": 200}, [{"ef": 64}])

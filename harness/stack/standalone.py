@@ -1,0 +1,47 @@
+"""A real Milvus standalone (2.3.5, from the optional `milvus` PyPI package) for measurements
+that Milvus Lite cannot make: Lite 2.5.1 builds no IVF_FLAT index (its searches ignore
+nprobe) and no HNSW. Install it with `pip install milvus==2.3.5` (~450 MB); production runs
+Milvus standalone from docker-compose.yml instead.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from harness.stack.servers import StackError
+
+
+@contextmanager
+def milvus_standalone(port: int, timeout_s: float = 180.0) -> Iterator[str]:
+    """Start Milvus standalone on `port` in a temp dir; yield its URI; stop it on exit."""
+    try:
+        from milvus import MilvusServer  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise StackError("Milvus standalone needs `pip install milvus==2.3.5`") from exc
+    with tempfile.TemporaryDirectory(prefix="milvus-standalone-") as base:
+        server = MilvusServer()
+        server.set_base_dir(base)
+        server.listen_port = port
+        server.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not _listening(port):
+                if time.monotonic() > deadline:
+                    raise StackError(f"milvus standalone not listening on {port} after "
+                                     f"{timeout_s:.0f}s; logs in {base}/logs")
+                time.sleep(1.0)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1.0).close()
+        return True
+    except OSError:
+        return False
