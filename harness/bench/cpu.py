@@ -1,4 +1,5 @@
-"""CPU used by each process of a bench run: where the machine's cores go during a step.
+"""CPU used by each process of a bench run: where the machine's cores go during a step (and
+the memory a process tree holds).
 
 A group is a name and the pids it stands for; each pid counts with all its descendants (a
 launcher's server child). `CpuMeter.cores` turns two samples into cores used per group over the
@@ -30,6 +31,21 @@ def _cpu_seconds(pid: int, descendants: bool = True) -> float:
     except psutil.Error:
         return 0.0
     return total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its live descendants, MiB (0 for a process gone)."""
+    total = 0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+    except psutil.Error:
+        return 0.0
+    return total / 2**20
 
 
 def _machine_busy() -> float:

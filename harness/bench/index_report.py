@@ -17,15 +17,16 @@ def markdown(result: Mapping[str, Any]) -> str:
         chosen = size.get("chosen") or {}
         lines += [f"### {label}: {size['items']:,} items", "",
                   "| index | built with | searched with | consistency | recall kept | "
-                  "ceiling users/s (1 / 2 threads) | index built in s |",
-                  "|---|---|---|---|---|---|---|"]
+                  "ceiling users/s (1 / 2 threads) | index built in s | Milvus RSS MiB |",
+                  "|---|---|---|---|---|---|---|---|"]
         for p in size["points"]:
             mark = " **chosen**" if p == chosen else ""
             lines.append(f"| {p['index']}{mark} | {_params(p['build'])} | "
                          f"{_params(p['search'])} | {p['consistency']} | "
                          f"{p['recall_kept']:.4f} | "
                          f"{p['ceiling_ups']:,.0f} ({p['threads_1']:,.0f} / "
-                         f"{p.get('threads_2', 0):,.0f}) | {p['build_s']} |")
+                         f"{p.get('threads_2', 0):,.0f}) | {p['build_s']} | "
+                         f"{p.get('milvus_rss_mb', '–')} |")
         flat = next((p for p in size["points"] if p["index"] == "FLAT"
                      and p["consistency"] == "Eventually"), None)
         if chosen and flat:

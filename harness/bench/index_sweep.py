@@ -28,6 +28,7 @@ import numpy as np
 from pymilvus.client.constants import ConsistencyLevel
 from tqdm import tqdm
 
+from harness.bench.cpu import rss_mb
 from harness.bench.index_report import write_report
 from harness.bench.items import cached_fill
 from harness.bench.probes import search_ceiling
@@ -129,8 +130,9 @@ def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
-def sweep_size(uri: str, model: InterestModel, label: str, total: int, args: argparse.Namespace,
-               histories: list[list[int]], settings: Settings) -> dict[str, Any]:
+def sweep_size(uri: str, pid: int, model: InterestModel, label: str, total: int,
+               args: argparse.Namespace, histories: list[list[int]], settings: Settings
+               ) -> dict[str, Any]:
     """Every point at one catalog size, each index built in turn on one loaded collection."""
     ids, vectors, built_s = cached_fill(*model.item_table(), total, Path(args.cache_dir),
                                         model.version)
@@ -158,6 +160,7 @@ def sweep_size(uri: str, model: InterestModel, label: str, total: int, args: arg
         out["insert_s"] = round(time.perf_counter() - t0, 1)
         for kind, build, searches in builds(args.nlists, args.nprobes, args.efs):
             build_s = round(rebuild(index, kind, build), 1)
+            milvus_mb = round(rss_mb(pid))  # the server, this index loaded
             # FLAT also under Strong consistency, as the pipeline searches (a time-tick wait)
             levels = ["Eventually", "Strong"] if kind == "FLAT" else ["Eventually"]
             for params, level in [(p, lv) for p in searches for lv in levels]:
@@ -167,7 +170,8 @@ def sweep_size(uri: str, model: InterestModel, label: str, total: int, args: arg
                 ceiling = search_ceiling(index, model, through, histories, settings.batch_size,
                                          args.ceiling_s)
                 row = {"index": kind, "build": build, "search": params, "consistency": level,
-                       "build_s": build_s, "recall_kept": round(kept, 4),
+                       "build_s": build_s, "milvus_rss_mb": milvus_mb,
+                       "recall_kept": round(kept, 4),
                        "ceiling_ups": max(ceiling["threads_1"], ceiling.get("threads_2", 0.0)),
                        **ceiling}
                 out["points"].append(row)
@@ -188,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.bench.index_sweep", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", default="100k,1m", help=f"comma list of {', '.join(SIZES)}")
-    p.add_argument("--nlists", type=lambda s: [int(x) for x in s.split(",")],
+    p.add_argument("--nlists", type=lambda s: [int(x) for x in s.split(",") if x],
                    default=[1024, 4096], help="IVF_FLAT nlist values")
     p.add_argument("--nprobes", type=lambda s: [int(x) for x in s.split(",")],
                    default=[8, 16, 32, 64, 128], help="IVF_FLAT nprobe values")
@@ -223,11 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             local = LocalStack(stack_dir=workdir, milvus_port=port)
             local.start_server("milvus")
             stack.callback(local.stop)
-            uri = local.settings.milvus_uri
+            uri, pid = local.settings.milvus_uri, local.pids()["milvus"]
         else:
-            uri = stack.enter_context(milvus_standalone(port))
+            server = stack.enter_context(milvus_standalone(port))
+            uri, pid = server.uri, server.pid
         for label in args.sizes.split(","):
-            result["sizes"][label] = sweep_size(uri, model, label, SIZES[label], args,
+            result["sizes"][label] = sweep_size(uri, pid, model, label, SIZES[label], args,
                                                 histories, settings)
             Path(args.out).write_text(json.dumps(result, indent=1))
     write_report(result, Path(args.out))

@@ -11,13 +11,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from harness.stack.servers import StackError
 
 
+@dataclass(frozen=True)
+class Standalone:
+    uri: str
+    pid: int  # the server process (its descendants included when measuring it)
+
+
 @contextmanager
-def milvus_standalone(port: int, timeout_s: float = 180.0) -> Iterator[str]:
-    """Start Milvus standalone on `port` in a temp dir; yield its URI; stop it on exit."""
+def milvus_standalone(port: int, timeout_s: float = 180.0) -> Iterator[Standalone]:
+    """Start Milvus standalone on `port` in a temp dir; yield its URI and pid; stop it on
+    exit."""
     try:
         from milvus import MilvusServer  # type: ignore[import-untyped]
     except ImportError as exc:
@@ -34,7 +42,7 @@ def milvus_standalone(port: int, timeout_s: float = 180.0) -> Iterator[str]:
                     raise StackError(f"milvus standalone not listening on {port} after "
                                      f"{timeout_s:.0f}s; logs in {base}/logs")
                 time.sleep(1.0)
-            yield f"http://127.0.0.1:{port}"
+            yield Standalone(f"http://127.0.0.1:{port}", server.server_proc.pid)
         finally:
             server.stop()
 

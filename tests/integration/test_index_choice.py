@@ -23,8 +23,8 @@ DIM, ITEMS, QUERIES, K = 32, 20_000, 200, 60
 
 @pytest.fixture(scope="module")
 def standalone() -> Iterator[str]:
-    with milvus_standalone(free_ports(1)[0]) as uri:
-        yield uri
+    with milvus_standalone(free_ports(1)[0]) as server:
+        yield server.uri
 
 
 def world() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 
-from harness.bench.cpu import CpuMeter
+import psutil
+
+from harness.bench.cpu import CpuMeter, rss_mb
 
 BUSY = "import time\nend = time.time() + 3\nwhile time.time() < end: pass\n"
 
@@ -40,3 +43,19 @@ def test_a_process_gone_counts_zero() -> None:
     proc.wait()
     meter = CpuMeter({"gone": [proc.pid]})
     assert CpuMeter.cores(meter.sample(), meter.sample())["gone"] == 0.0
+
+
+def test_rss_counts_a_process_tree_and_zero_for_a_process_gone() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; b = b'x' * (64 << 20); "
+                              "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 10
+        while rss_mb(child.pid) < 64 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rss_mb(child.pid) >= 64
+        own = psutil.Process().memory_info().rss / 2**20
+        assert rss_mb(os.getpid()) - own >= 64  # the child counts in its parent's tree
+    finally:
+        child.kill()
+        child.wait()
+    assert rss_mb(child.pid) == 0.0
