@@ -2,14 +2,17 @@
 
 For each catalog size (the Beauty model's items filled with clustered synthetic ones,
 harness.bench.items, built once and cached) and each index point (FLAT; IVF_FLAT at several
-nlist and nprobe), in one run on a private Milvus server:
+nlist and nprobe; HNSW at several ef), in one run on a private Milvus server (a standalone by
+default: Milvus Lite ignores nprobe and has no HNSW), each index built on one loaded collection
+and waited for:
 - the search ceiling: users/s of back-to-back batched searches of the pipeline's shape
   (harness.bench.probes.search_ceiling, best of 1 and 2 threads);
 - recall kept: the overlap of the recaller's merged top-50 through that index with the merged
   top-50 of exact search (NumPy over the same table) for the same interest vectors, over the
   Beauty model's test users (real histories), averaged over users.
-The chosen point of each size is the fastest one keeping >= 95%. Writes JSON, and the .md
-table and .png plot beside it.
+- the server's resident memory with the index loaded.
+The chosen point of each size is the fastest one keeping >= 95% (streams.stores.index's
+RECOMMENDED holds the choices). Writes JSON, and the .md table and .png plot beside it.
 """
 
 from __future__ import annotations

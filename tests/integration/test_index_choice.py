@@ -18,7 +18,7 @@ from streams.stores.index import IndexChoice, ItemIndex, recommended_index
 
 pytestmark = pytest.mark.integration
 
-DIM, ITEMS, QUERIES, K = 32, 20_000, 200, 60
+DIM, ITEMS, QUERIES, K = 32, 10_000, 200, 60
 
 
 @pytest.fixture(scope="module")
