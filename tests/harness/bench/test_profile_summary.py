@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.bench.profile_summary import package, summarize
 
 RAW = [
@@ -15,11 +17,14 @@ RAW = [
 ]
 
 
-def test_package_of_a_frame() -> None:
-    assert package("send (/v/site-packages/aiokafka/producer/producer.py:500)") == "aiokafka"
-    assert package("select (selectors.py:468)") == "selectors"
-    assert package("recall (/work/streams/recall/fused.py:90)") == "streams"
-    assert package("thing (/usr/lib/somewhere/else.py:1)") == "other"
+@pytest.mark.parametrize(("frame", "name"), [
+    ("send (/v/site-packages/aiokafka/producer/producer.py:500)", "aiokafka"),
+    ("select (selectors.py:468)", "selectors"),
+    ("recall (/work/streams/recall/fused.py:90)", "streams"),
+    ("thing (/usr/lib/somewhere/else.py:1)", "other"),
+])
+def test_package_of_a_frame(frame: str, name: str) -> None:
+    assert package(frame) == name
 
 
 def test_summarize_counts_samples_by_innermost_package_and_marked_stacks() -> None:
