@@ -20,6 +20,7 @@ from streams.settings import Settings
 from streams.worker.acks import hold, release
 from streams.worker.app import create_app, topics
 from streams.worker.delivery import deliver
+from streams.worker.faust_compat import Worker
 from streams.worker.pipeline import Output
 
 log = logging.getLogger("harness.bench.passthrough")
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = defaults.model_copy(update={"kafka_bootstrap": args.bootstrap})
     logs.configure(settings.log_format, args.log_level)
     app = build(settings)
-    worker = faust.Worker(app, loglevel=args.log_level, redirect_stdouts=False,
+    worker = Worker(app, lambda _: None, loglevel=args.log_level, redirect_stdouts=False,
                           logging_config=logs.logging_config(settings.log_format,
                                                              args.log_level))
     worker.execute_from_commandline()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import re
 from importlib.metadata import version
 from pathlib import Path
@@ -191,3 +192,14 @@ def test_worker_calls_its_hook_on_stop_signals(faust_app: faust.App) -> None:
 
     asyncio.run(signal_twice())
     assert signals == ["SIGTERM", "SIGINT"]
+
+
+def test_worker_leaves_the_root_logger_level_alone_at_warning(faust_app: faust.App) -> None:
+    """Faust's spinner would set the root logger to DEBUG (a LogRecord per debug call)."""
+    worker = faust_compat.Worker(faust_app, lambda _: None, loglevel="warning",
+                                 redirect_stdouts=False)
+    logger = logging.getLogger("test_faust_compat.root")
+    logger.addHandler(logging.NullHandler())
+    logger.setLevel(logging.WARNING)
+    worker.on_setup_root_logger(logger, logging.WARNING)
+    assert worker.spinner is None and logger.level == logging.WARNING
