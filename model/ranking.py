@@ -47,13 +47,11 @@ def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.nd
         return out
     span = int(ids.max()) + 1 if ids.min() >= 0 else 0
     if 0 < span < 2**62 // max(n_rows, 1):  # (row, item) as one int64 key
-        items = None
-        pair = row_of * span + ids
+        items, item_of = None, ids
     else:  # ids too large or negative: number them first
         items, item_of = np.unique(ids, return_inverse=True)
         span = len(items)
-        pair = row_of * span + item_of
-    keys, group = _distinct(pair, n_rows * span)  # keys sorted by (row, item)
+    keys, group = _distinct(row_of * span + item_of, n_rows * span)  # sorted by (row, item)
     scores = np.bincount(group, weights=values, minlength=len(keys))
     key_tags = None
     if tags is not None:  # each key's largest entry: the first of its group by -value

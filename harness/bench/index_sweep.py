@@ -43,7 +43,7 @@ from model.serving import InterestModel
 from streams.errors import ServiceUnavailable
 from streams.recall.recaller import Recaller, VectorIndex
 from streams.settings import Settings
-from streams.stores.index import ItemIndex
+from streams.stores.index import INDEX_PARAMS, ItemIndex
 
 SIZES = {"100k": 100_000, "1m": 1_000_000}
 KEPT = 0.95  # the least recall kept a chosen point may have
@@ -94,7 +94,7 @@ def builds(nlists: Sequence[int], nprobes: Sequence[int], efs: Sequence[int]) ->
     out += [("IVF_FLAT", {"nlist": n}, [{"nprobe": p} for p in nprobes if p <= n])
             for n in nlists]
     if efs:
-        out.append(("HNSW", {"M": 16, "efConstruction": 200}, [{"ef": ef} for ef in efs]))
+        out.append(("HNSW", INDEX_PARAMS["HNSW"], [{"ef": ef} for ef in efs]))
     return out
 
 
@@ -115,13 +115,9 @@ def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
     """Replace the collection's index, wait until every row is indexed, load it again (a
     server searches the rows it has not indexed with an interim index that ignores the search
     parameters); the seconds it took."""
-    c, name = index.client, index.collection
     started = time.perf_counter()
-    c.release_collection(name)
-    c.drop_index(name, "vector")
-    spec = c.prepare_index_params()
-    spec.add_index("vector", index_type=kind, metric_type="IP", params=params)
-    c.create_index(name, spec)
+    index.replace_index(kind, params)
+    c, name = index.client, index.collection
     while True:
         state = c.describe_index(name, "vector")
         if state.get("pending_index_rows", 0) == 0 and \
@@ -129,7 +125,6 @@ def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
             break
         time.sleep(1.0)
     c.load_collection(name)
-    index.index_type = kind
     return time.perf_counter() - started
 
 

@@ -56,9 +56,8 @@ class IndexChoice:
 # up to LIMIT items -> the choice. Below 50k exact search is cheap (12k: a 3,300 users/s ceiling,
 # eight times what the pipeline sustains); 100k measured; 1M measured.
 RECOMMENDED: tuple[tuple[float, IndexChoice], ...] = (
-    (50_000, IndexChoice("FLAT", {}, {})),
-    (300_000, IndexChoice("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})),
-    (float("inf"), IndexChoice("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})),
+    (50_000, IndexChoice("FLAT", INDEX_PARAMS["FLAT"], SEARCH_PARAMS["FLAT"])),
+    (float("inf"), IndexChoice("HNSW", INDEX_PARAMS["HNSW"], SEARCH_PARAMS["HNSW"])),
 )
 
 
@@ -66,6 +65,8 @@ def recommended_index(items: int) -> IndexChoice:
     """The index to build for a catalog of `items` on Milvus standalone (Milvus Lite builds only
     FLAT: its IVF_FLAT searches ignore nprobe and it has no HNSW)."""
     return next(choice for limit, choice in RECOMMENDED if items <= limit)
+
+
 UPSERT_BATCH = 4096
 DELETE_BATCH = 16384
 
@@ -161,6 +162,15 @@ class ItemIndex:
         if not c.list_indexes(self.collection, field_name="vector"):
             self._create_index()
         c.load_collection(self.collection)
+
+    def replace_index(self, index_type: str, build_params: dict[str, Any]) -> None:
+        """Release the collection and build another index on it (measurements: the caller
+        waits until every row is indexed, then loads the collection again)."""
+        with _unavailable("replace index"):
+            self.client.release_collection(self.collection)
+            self.client.drop_index(self.collection, "vector")
+            self.index_type, self.build_params = index_type, build_params
+            self._create_index()
 
     def _create_index(self) -> None:
         index = self.client.prepare_index_params()
