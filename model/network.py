@@ -120,11 +120,14 @@ def sampled_softmax_loss(
 class RecallModel(nn.Layer):
     """Item embedding table (row 0 = padding) + a user tower (MIND or YouTube-DNN)."""
 
-    def __init__(self, cfg: MindConfig, num_items: int, kind: str = "mind") -> None:
+    def __init__(self, cfg: MindConfig, num_items: int, kind: str = "mind",
+                 sparse: bool = False) -> None:
+        """`sparse`: the table's gradient holds only the rows a batch used (with a lazy
+        optimizer, a step costs the batch's rows, not the whole table)."""
         super().__init__()
         self.cfg, self.kind = cfg, kind
         self.items = nn.Embedding(
-            num_items + 1, cfg.dim, padding_idx=0,
+            num_items + 1, cfg.dim, padding_idx=0, sparse=sparse,
             weight_attr=nn.initializer.Normal(0.0, 1.0 / math.sqrt(cfg.dim)),
         )  # [N + 1, D]
         self.tower = MindUserTower(cfg) if kind == "mind" else YoutubeUserTower(cfg)

@@ -15,6 +15,7 @@ import paddle
 from model.config import MindConfig, config_from_dict, resolve_device
 from model.export import META_FILE, TOWER_FILE, read_latest
 from model.network import MindUserTower
+from model.streamed import MIN_ROWS, StreamedVectors
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -53,11 +54,6 @@ class _Table:
     def build(cls, ids: Sequence[int], vectors: Sequence[np.ndarray], dim: int) -> _Table:
         vecs = np.array(vectors, dtype=np.float32).reshape(len(ids), dim)  # [M, D]
         return cls(np.array(ids, dtype=np.int64), vecs)
-
-    def without(self, drop: set[int]) -> _Table:
-        """A copy without the ids in `drop`."""
-        keep = [r for r, i in enumerate(self.ids.tolist()) if i not in drop]
-        return _Table(self.ids[keep], self.vectors[keep])
 
     def find(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found [T] bool, row [T] int) for raw ids `query` [T]."""
@@ -114,7 +110,7 @@ class InterestModel:
     def __init__(self, root: Path | None, snap: _Snapshot, device: str) -> None:
         self._root, self._snap, self.device = root, snap, device
         self._place = paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace()
-        self._extra = _Table.build([], [], snap.cfg.dim)  # streamed items not in the table
+        self._extra = StreamedVectors(snap.cfg.dim)  # streamed items not in the table
         self._lock = threading.Lock()
 
     @classmethod
@@ -146,16 +142,17 @@ class InterestModel:
         if vecs.ndim != 2 or vecs.shape != (len(ids), self.dim):
             raise ValueError(f"vectors must be [{len(ids)}, {self.dim}], got {vecs.shape}")
         with self._lock:
-            merged = dict(zip(self._extra.ids.tolist(), self._extra.vectors, strict=True))
-            for i, v in zip(ids, vecs, strict=True):
-                if int(i) not in self._snap.table.index:
-                    merged[int(i)] = v
-            self._extra = _Table.build(list(merged), list(merged.values()), self.dim)
+            trained = self._snap.table.index
+            keep = [r for r, i in enumerate(ids) if int(i) not in trained]
+            extra = self._extra
+            if extra.dead > max(extra.used // 2, MIN_ROWS):  # replaced rows pile up: copy
+                extra = self._extra = extra.compacted()
+            extra.add([int(ids[r]) for r in keep], vecs[keep])
 
     def remove_items(self, ids: Sequence[int]) -> None:
         """Forget streamed vectors (an item deleted from the catalogue); trained items stay."""
         with self._lock:
-            self._extra = self._extra.without({int(i) for i in ids})
+            self._extra.remove(ids)
 
     def is_trained(self, item_id: int) -> bool:
         """Whether the loaded model was trained on `item_id` (streamed vectors of it are unused)."""
@@ -164,7 +161,7 @@ class InterestModel:
     @property
     def streamed_items(self) -> int:
         """How many streamed vectors of items outside the trained table are held."""
-        return len(self._extra.ids)
+        return len(self._extra)
 
     def interests(self, histories: Sequence[Sequence[int]]) -> Interests:
         """Interest vectors for raw-id histories (oldest first), one batched forward pass.
@@ -216,5 +213,5 @@ class InterestModel:
         snap = _load_snapshot(self._root / latest, self._place)
         with self._lock:
             self._snap = snap
-            self._extra = self._extra.without(snap.table.index)
+            self._extra = self._extra.compacted(drop=snap.table.index)
         return True

@@ -38,9 +38,8 @@ from harness.bench.probes import search_ceiling
 from harness.milvus_eval import holdout_users
 from harness.stack.launch import ensure_model
 from harness.stack.servers import LocalStack, free_ports
-from harness.stack.standalone import milvus_standalone
+from harness.stack.standalone import connect, milvus_standalone, rebuild
 from model.serving import InterestModel
-from streams.errors import ServiceUnavailable
 from streams.recall.recaller import Recaller, VectorIndex
 from streams.settings import Settings
 from streams.stores.index import INDEX_PARAMS, ItemIndex
@@ -96,36 +95,6 @@ def builds(nlists: Sequence[int], nprobes: Sequence[int], efs: Sequence[int]) ->
     if efs:
         out.append(("HNSW", INDEX_PARAMS["HNSW"], [{"ef": ef} for ef in efs]))
     return out
-
-
-def connect(index: ItemIndex, timeout_s: float = 120.0) -> None:
-    """index.start(), retried while the server is still coming up."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            index.start()
-            return
-        except ServiceUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2.0)
-
-
-def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
-    """Replace the collection's index, wait until every row is indexed, load it again (a
-    server searches the rows it has not indexed with an interim index that ignores the search
-    parameters); the seconds it took."""
-    started = time.perf_counter()
-    index.replace_index(kind, params)
-    c, name = index.client, index.collection
-    while True:
-        state = c.describe_index(name, "vector")
-        if state.get("pending_index_rows", 0) == 0 and \
-                state.get("indexed_rows", 0) >= state.get("total_rows", 0):
-            break
-        time.sleep(1.0)
-    c.load_collection(name)
-    return time.perf_counter() - started
 
 
 def sweep_size(uri: str, pid: int, model: InterestModel, label: str, total: int,

@@ -19,18 +19,21 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from harness.bench.cpu import CpuMeter
+from harness.bench.cpu import CpuMeter, rss_mb
 from harness.bench.load import run_step
 from harness.bench.options import HEADLINE, parse_args, parse_value
 from harness.bench.probes import Freshness, sample_histories, search_ceiling
 from harness.bench.report import markdown_table, plot
+from harness.bench.scale import memory_mb, recall_kept, redis_memory, scale_targets
 from harness.bench.sweep import Step, check_shape, mode_summary, stage_means, sweep, targets
 from harness.bench.world import Catalog, WorkerRun, fill_catalog, prepare_model, preseed_histories
 from harness.milvus_eval import compare, holdout_users
 from harness.stack.servers import LocalStack, free_ports
+from harness.stack.standalone import milvus_standalone
 from model.serving import InterestModel
 from streams.recall.core import search_params
 from streams.recall.recaller import Recaller
@@ -42,7 +45,9 @@ def catalogs(model_root: str, data: str) -> dict[str, Catalog]:
     beauty = f"{model_root}-{Path(data).stem}"
     return {"1k": Catalog("1k", model_root, 1000),
             "12k": Catalog("12k", beauty, 12_101, data),
-            "100k": Catalog("100k", beauty, 100_000, data)}
+            "100k": Catalog("100k", beauty, 100_000, data),
+            "100k-hnsw": Catalog("100k-hnsw", beauty, 100_000, data, "standalone", "HNSW"),
+            "1m": Catalog("1m", beauty, 1_000_000, data, "standalone", "HNSW")}
 
 
 class Bench:
@@ -50,15 +55,21 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, stack: LocalStack) -> None:
         self.args = args
-        self.settings = stack.settings
+        self.base = self.settings = stack.settings  # settings: the current catalog's
+        self.milvus_pid = stack.pids()["milvus"]
         self.stack = stack
         self.log_dir = Path(stack.dir) / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.index: ItemIndex | None = None  # the catalog's collection, open while it runs
 
+    def servers(self) -> dict[str, list[int]]:
+        """The server processes of the current catalog (its own Milvus when it has one)."""
+        return {**{name: [pid] for name, pid in self.stack.pids().items()},
+                "milvus": [self.milvus_pid]}
+
     def step(self, run: WorkerRun, rate: float, seconds: float | None = None) -> Step:
         before = run.stages()
-        servers = {name: [pid] for name, pid in self.stack.pids().items()}
+        servers = self.servers()
         meter = CpuMeter({**servers, "worker": [p.pid for p in run.procs]})
         cpu_before = meter.sample()
         step = run_step(run.load, run.collector, rate, seconds or self.args.step_s,
@@ -84,6 +95,8 @@ class Bench:
         with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
                        workers, overrides) as run:
             summary = mode_summary(self.sweep(run, start))
+            summary["rss_mb"] = {"worker": [round(rss_mb(p.pid), 1) for p in run.procs],
+                                 **memory_mb(self.servers())}
             best = summary["max_sustained_cps"]
             if half and best > 0:  # the same half-rate step at the end of the sweep, for the record
                 summary["half_rate_after_sweep"] = self.step(run, best / 2, self.half_s).as_dict()
@@ -120,27 +133,50 @@ class Bench:
                 "half_rate_probed": probed.as_dict(), "freshness": fresh}
 
     def catalog(self, catalog: Catalog) -> dict[str, Any]:
+        """One catalog's figures; a standalone catalog on a Milvus standalone of its own,
+        searched with Session consistency (the worker sees its own item writes without waiting
+        for a time tick on every search, as Strong would)."""
+        with ExitStack() as stack:
+            if catalog.server == "standalone":
+                server = stack.enter_context(milvus_standalone(free_ports(1)[0]))
+                self.settings = self.base.model_copy(update={
+                    "milvus_uri": server.uri, "milvus_index": catalog.index,
+                    "milvus_consistency": "Session"})
+                self.milvus_pid = server.pid
+            try:
+                return self._catalog(catalog)
+            finally:
+                self.settings, self.milvus_pid = self.base, self.stack.pids()["milvus"]
+
+    def _catalog(self, catalog: Catalog) -> dict[str, Any]:
         model = prepare_model(catalog, self.log_dir)
         items, _ = model.item_table()
-        index = self.index = fill_catalog(self.settings, catalog, model)
+        index, ids, vectors = fill_catalog(self.settings, catalog, model, Path(self.args.cache_dir))
+        self.index = index
         try:
             preseed_histories(self.settings, self.args.users, items)
+            redis_after_preseed = redis_memory(self.settings, self.args.users)
             recaller = Recaller(model, index, self.settings.top_k,
                                 self.settings.per_interest_extra, self.settings.interest_pruning,
                                 self.settings.interest_dedup_cosine,
                                 search_params(self.settings, index))
             histories = sample_histories(items, 64 * 16, self.settings.history_len)
-            servers = {name: [pid] for name, pid in self.stack.pids().items()}
             ceiling = search_ceiling(index, model, recaller, histories, self.settings.batch_size,
-                                     self.args.ceiling_s, meter=CpuMeter(servers))
+                                     self.args.ceiling_s, meter=CpuMeter(self.servers()))
             print(f"search ceiling ({catalog.label}): {ceiling}", flush=True)
             out: dict[str, Any] = {"catalog_items": index.count(), "model": model.version,
+                                   "index": index.index_type, "redis": redis_after_preseed,
                                    "search_ceiling": ceiling,
                                    "search_ceiling_ups": max(ceiling["threads_1"],
                                                              ceiling.get("threads_2", 0.0))}
             if catalog.data and catalog.label == HEADLINE and Path(catalog.data).is_file():
-                out["recall"] = recall_kept(model, index, catalog, self.settings)
+                out["recall"] = milvus_recall(model, index, catalog, self.settings)
                 print(f"recall through Milvus: {out['recall']}", flush=True)
+            if catalog.data and len(ids) > len(items):  # filled: exact search is the reference
+                kept = recall_kept(model, index, ids, vectors, catalog.model_dir, catalog.data,
+                                   self.settings, recaller.search_params)
+                out["recall_kept"] = kept["recall_kept"]
+                print(f"recall kept ({catalog.label}, {catalog.index}): {kept}", flush=True)
             if "naive" in self.args.modes:
                 out["naive"], _ = self.mode("naive", catalog, items, self.args.naive_start)
             if "pipeline" in self.args.modes:
@@ -148,6 +184,7 @@ class Bench:
                 out["pipeline"] = pipe
                 out["half_rate_p99_ms"] = pipe.pop("half_rate_p99_ms", None)
                 out["freshness"] = pipe.pop("freshness", None)
+                out["redis_after_pipeline"] = redis_memory(self.settings, self.args.users)
             for variant in self.args.variant if catalog.label == HEADLINE else []:
                 overrides = {k: parse_value(v) for k, v in
                              (kv.split("=", 1) for kv in variant.split(","))}
@@ -162,7 +199,7 @@ class Bench:
         return out
 
 
-def recall_kept(model: InterestModel, index: ItemIndex, catalog: Catalog,
+def milvus_recall(model: InterestModel, index: ItemIndex, catalog: Catalog,
                 settings: Settings) -> dict[str, Any]:
     """Recall@50 of Beauty test users through Milvus with the recaller's pruning, vs exact."""
     version = Path(catalog.model_dir) / model.version
@@ -188,7 +225,7 @@ def headline(result: dict[str, Any]) -> None:
         "two_workers": cat.get("two_workers"),
         "recall_kept": (cat.get("recall") or {}).get("recall_kept"),
     })
-    result["targets"] = targets(result)
+    result["targets"] = {**targets(result), **scale_targets(result)}
 
 
 def missing_modes(result: dict[str, Any]) -> bool:

@@ -35,9 +35,12 @@ def parse_args(argv: Sequence[str] | None, description: str | None = None
                    help="demo model dir; the Beauty model is <root>-amazon-beauty "
                    "(env RECALL_MODEL_DIR); trained when missing")
     p.add_argument("--data", default=BEAUTY, help="Beauty dataset for the 12k/100k model")
+    p.add_argument("--cache-dir", default="artifacts/bench-items",
+                   help="filled catalogs (harness.bench.items), built once")
     p.add_argument("--users", type=int, default=50_000, help="distinct users clicking")
-    p.add_argument("--catalogs", default=None, help="comma list of 1k,12k,100k (default: all; "
-                   "quick: 12k)")
+    p.add_argument("--catalogs", default=None, help="comma list of 1k,12k,100k,100k-hnsw,1m "
+                   "(default: all; quick: 12k); the last two on a Milvus standalone of their own "
+                   "(pip install milvus==2.3.5)")
     p.add_argument("--step-s", type=float, default=None, help="seconds per rate step "
                    "(default 8, quick 4)")
     p.add_argument("--drain-s", type=float, default=None, help="wait for answers after a step "
@@ -59,7 +62,7 @@ def parse_args(argv: Sequence[str] | None, description: str | None = None
     args = p.parse_args(argv)
     q = args.quick
     args.modes = args.modes.split(",")
-    args.catalogs = (args.catalogs or (HEADLINE if q else "1k,12k,100k")).split(",")
+    args.catalogs = (args.catalogs or (HEADLINE if q else "1k,12k,100k,100k-hnsw,1m")).split(",")
     args.step_s = args.step_s or (4.0 if q else 8.0)
     args.drain_s = args.drain_s or (6.0 if q else 10.0)
     args.factor = args.factor or (1.7 if q else 1.5)

@@ -70,20 +70,25 @@ def search_ceiling(index: ItemIndex, model: InterestModel, recaller: Recaller,
 
 
 class Freshness(threading.Thread):
-    """Publishes new item vectors to the worker's items topic and times until search finds them.
+    """Publishes new item vectors to the worker's items topic, times until search finds them,
+    then publishes their deletes and times until search no longer does.
 
     One probe at a time, every `every_s`: a random direction scaled to PROBE_NORM, searched
-    with that direction until the probe item is the top hit, then deleted.
+    with that direction until the probe item is the top hit; then its delete record, searched
+    until it is not; then searched `recheck` more times over the pause: a deleted item found
+    again counts as resurfaced (the target is none).
     """
 
     def __init__(self, settings: Settings, index: ItemIndex, every_s: float = 0.5,
-                 timeout_s: float = 10.0, poll_s: float = 0.01) -> None:
+                 timeout_s: float = 10.0, poll_s: float = 0.01, recheck: int = 5) -> None:
         super().__init__(daemon=True, name="freshness")
         self.settings, self.index = settings, index
         self.every_s, self.timeout_s, self.poll_s = every_s, timeout_s, poll_s
+        self.recheck = recheck
         self.producer = make_producer(settings.kafka_bootstrap, settings=settings, linger_ms=0)
         self.latencies_ms: list[float] = []
-        self.missed = 0
+        self.delete_ms: list[float] = []
+        self.missed = self.not_deleted = self.resurfaced = 0
         self.stopping = threading.Event()
         self.rng = np.random.default_rng(7)
 
@@ -93,32 +98,48 @@ class Freshness(threading.Thread):
                 if self.stopping.is_set():
                     return
                 self.probe(PROBE_ID_BASE + n)
-                self.stopping.wait(self.every_s)
         finally:
             self.producer.close(timeout=10)
+
+    def send(self, item: int, value: dict[str, Any]) -> float:
+        sent = time.time()
+        self.producer.send(self.settings.items_topic, key=str(item).encode(),
+                           value=orjson.dumps({"item_id": item, **value}))
+        self.producer.flush()
+        return sent
 
     def probe(self, item: int) -> None:
         direction = self.rng.standard_normal(self.index.dim).astype(np.float32)  # [D]
         direction /= np.linalg.norm(direction)
-        value = orjson.dumps({"item_id": item, "vector": (direction * PROBE_NORM).tolist(),
-                              "deleted": False})
-        sent = time.time()
-        self.producer.send(self.settings.items_topic, key=str(item).encode(), value=value)
-        self.producer.flush()
-        found = poll_until(lambda: int(self.index.search(direction[None, :], 1)[0][0, 0]) == item,
-                           self.timeout_s, self.poll_s)
-        if found:
+
+        def top() -> int:
+            return int(self.index.search(direction[None, :], 1)[0][0, 0])
+
+        sent = self.send(item, {"vector": (direction * PROBE_NORM).tolist(), "deleted": False})
+        if poll_until(lambda: top() == item, self.timeout_s, self.poll_s):
             self.latencies_ms.append(1000.0 * (time.time() - sent))
         else:
             self.missed += 1
-        self.index.delete([item])
+        sent = self.send(item, {"deleted": True})
+        if poll_until(lambda: top() != item, self.timeout_s, self.poll_s):
+            self.delete_ms.append(1000.0 * (time.time() - sent))
+            for _ in range(self.recheck):
+                self.stopping.wait(self.every_s / self.recheck)
+                self.resurfaced += top() == item
+        else:
+            self.not_deleted += 1
+            self.index.delete([item])
 
     def stop(self) -> dict[str, float]:
         self.stopping.set()
-        self.join(self.timeout_s + 5)
+        self.join(2 * self.timeout_s + 5)
         return {"probes": len(self.latencies_ms), "missed": self.missed,
                 "p50_ms": round(percentile(self.latencies_ms, 50), 1),
-                "p99_ms": round(percentile(self.latencies_ms, 99), 1)}
+                "p99_ms": round(percentile(self.latencies_ms, 99), 1),
+                "deletes": len(self.delete_ms), "not_deleted": self.not_deleted,
+                "delete_p50_ms": round(percentile(self.delete_ms, 50), 1),
+                "delete_p99_ms": round(percentile(self.delete_ms, 99), 1),
+                "resurfaced": self.resurfaced}
 
 
 def poll_until(check: Callable[[], bool], timeout_s: float, poll_s: float) -> bool:

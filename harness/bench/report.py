@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.options import HEADLINE
+from harness.bench.scale import scale_table
 from harness.bench.sweep import MODES, P99_LIMIT_MS, STAGES
 
 
@@ -74,6 +75,8 @@ def markdown_table(result: Mapping[str, Any]) -> str:
                 f"{_fmt(run['p99_ms'], 1)}) | {_fmt(run['max_sustained_cps'] / own, 2)} | "
                 + " | ".join(_fmt(stage.get(s), 1) for s in STAGES)
                 + f" | {_fmt(cores.get('worker'), 2)} / {_fmt(cores.get('redis'), 2)} |")
+    if len(result["catalogs"]) > 1:
+        lines += scale_table(result)
     lines += ["", "Targets on the headline figures: " + ", ".join(
         f"{name} {'yes' if ok else ('not measured' if ok is None else 'NO')}"
         for name, ok in result["targets"].items())]

@@ -4,7 +4,8 @@ One local stack (broker, Redis, Milvus) for the whole run. Every worker run gets
 clicks, recommendations and items topics and consumer group, so no run replays another's
 clicks. A catalog is a Milvus collection: the demo model's 1k items, the Beauty model's 12k,
 or the Beauty items plus synthetic vectors clustered around them up to 100k or 1M
-(harness.bench.items).
+(harness.bench.items), on the stack's Milvus Lite (FLAT) or on a Milvus standalone of its own
+(harness.stack.standalone: HNSW, which Lite does not build).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import numpy as np
 from kafka.admin import KafkaAdminClient, NewTopic
 from tqdm import tqdm
 
-from harness.bench.items import fill
+from harness.bench.items import cached_fill
 from harness.bench.load import ClickLoad, Collector
 from harness.stack.launch import _base_env, ensure_model, to_env
 from harness.stack.servers import StackError, free_ports
+from harness.stack.standalone import connect, rebuild
 from model.serving import InterestModel
 from streams.settings import Settings
 from streams.stores.history import ClickAt, HistoryStore
-from streams.stores.index import ItemIndex
+from streams.stores.index import INDEX_PARAMS, ItemIndex
 
 STAGE_LINE = re.compile(r'^recall_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$')
 
@@ -42,10 +44,12 @@ class Catalog:
     model_dir: str
     items: int
     data: str | None = None  # dataset the model is trained on when missing
+    server: str = "lite"  # "lite": the stack's Milvus Lite; "standalone": one of its own
+    index: str = "FLAT"  # RECALL_MILVUS_INDEX of the collection
 
     @property
     def collection(self) -> str:
-        return f"bench_{self.label}"
+        return f"bench_{self.label.replace('-', '_')}"
 
 
 def prepare_model(catalog: Catalog, log_dir: Path) -> InterestModel:
@@ -56,21 +60,29 @@ def prepare_model(catalog: Catalog, log_dir: Path) -> InterestModel:
     return InterestModel.load(catalog.model_dir, device="cpu")
 
 
-def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel,
-                 seed: int = 0) -> ItemIndex:
+def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel, cache: Path,
+                 seed: int = 0) -> tuple[ItemIndex, np.ndarray, np.ndarray]:
     """A fresh collection with the model's items, plus synthetic ones up to `catalog.items`
-    (harness.bench.items: clustered around the real ones)."""
-    ids, vectors = fill(*model.item_table(), catalog.items, seed)  # [N], [N, D]
-    index = ItemIndex(settings.milvus_uri, catalog.collection, model.dim, settings.milvus_index,
-                      build_params=settings.build_params())
-    index.start()
+    (harness.bench.items: clustered around the real ones, cached under `cache`); its ids [N]
+    and vectors [N, D]. Rows go in under FLAT; another index is built afterwards and waited
+    for, every row indexed, before the collection is searched."""
+    ids, vectors, _ = cached_fill(*model.item_table(), catalog.items, cache, model.version, seed)
+    index = ItemIndex(settings.milvus_uri, catalog.collection, model.dim, "FLAT", timeout_s=600,
+                      consistency=settings.milvus_consistency)
+    connect(index)
     index.destroy()
     index.start()
-    chunk = 10_000
+    chunk = 10_000 if catalog.server == "lite" else 50_000
     for start in tqdm(range(0, len(ids), chunk), desc=f"catalog {catalog.label}", unit="chunk",
                       disable=None):
         index.upsert(ids[start:start + chunk], vectors[start:start + chunk])
-    return index
+    if catalog.index != "FLAT":
+        index.client.flush(index.collection)
+        started = time.perf_counter()
+        rebuild(index, catalog.index, settings.build_params() or INDEX_PARAMS[catalog.index])
+        print(f"catalog {catalog.label}: {catalog.index} built in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    return index, ids, vectors
 
 
 def preseed_histories(settings: Settings, users: int, items: np.ndarray, seed: int = 0) -> None:

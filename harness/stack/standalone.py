@@ -12,8 +12,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from harness.stack.servers import StackError
+from streams.errors import ServiceUnavailable
+from streams.stores.index import ItemIndex
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,33 @@ def _listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def connect(index: ItemIndex, timeout_s: float = 120.0) -> None:
+    """index.start(), retried while the server is still coming up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            index.start()
+            return
+        except ServiceUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
+
+
+def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
+    """Replace the collection's index, wait until every row is indexed, load it again (a
+    server searches the rows it has not indexed with an interim index that ignores the search
+    parameters); the seconds it took."""
+    started = time.perf_counter()
+    index.replace_index(kind, params)
+    c, name = index.client, index.collection
+    while True:
+        state = c.describe_index(name, "vector")
+        if state.get("pending_index_rows", 0) == 0 and \
+                state.get("indexed_rows", 0) >= state.get("total_rows", 0):
+            break
+        time.sleep(1.0)
+    c.load_collection(name)
+    return time.perf_counter() - started

@@ -180,6 +180,11 @@ def overrides(cfg: T, sets: list[str]) -> T:
         key, _, value = item.partition("=")
         current = getattr(cfg, key)
         cast = float if current is None else type(current)
+        if cast is bool:  # bool("false") is True
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"{key} takes true or false, got {value!r}")
+            cfg = replace(cfg, **{key: value.lower() == "true"})  # type: ignore[type-var]
+            continue
         cfg = replace(cfg, **{key: None if value.lower() == "none" else cast(value)})  # type: ignore[type-var]
     return cfg
 

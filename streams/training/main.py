@@ -260,6 +260,9 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     p.add_argument("--clip-norm", type=float, default=OnlineConfig.clip_norm)
     p.add_argument("--new-item-init", choices=NEW_ITEM_INITS,
                    default=OnlineConfig.new_item_init, help="vector of a never-seen item")
+    p.add_argument("--sparse", action=argparse.BooleanOptionalAction,
+                   default=defaults.online_sparse, help="sparse table gradient and lazy Adam "
+                   "(large catalogs; env RECALL_ONLINE_SPARSE)")
     return p
 
 
@@ -269,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connect
     ocfg = OnlineConfig(lr=args.lr, replay=args.replay, passes=args.passes, buffer=args.buffer,
-                        clip_norm=args.clip_norm, new_item_init=args.new_item_init)
+                        clip_norm=args.clip_norm, new_item_init=args.new_item_init,
+                        sparse=args.sparse)
     trainer = OnlineTrainer(settings, ocfg, Path(args.model_dir))
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from harness.bench.index_sweep import ExactIndex, connect, overlap, rebuild
+from harness.bench.index_sweep import ExactIndex, overlap
 from harness.bench.items import fill
 from harness.stack.servers import free_ports
-from harness.stack.standalone import milvus_standalone
+from harness.stack.standalone import connect, milvus_standalone, rebuild
 from streams.stores.index import IndexChoice, ItemIndex, recommended_index
 
 pytestmark = pytest.mark.integration

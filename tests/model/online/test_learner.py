@@ -48,6 +48,39 @@ def test_history_init_starts_a_new_item_near_its_clickers_items() -> None:
     assert not np.allclose(rand.vectors()[-1], vectors[-1])
 
 
+def test_history_init_within_one_call_uses_the_rows_that_call_made() -> None:
+    """A new item whose clicker clicked another new item of the same call starts near that
+    item's new row too; the mean is over the last maxlen known items, earlier rows untouched."""
+    model = learner(init_noise=0.0)
+    before = model.vectors().copy()
+    model.add_items([(555, [101, 103]), (556, [555, 104]), (557, [999, 556, 101, 102, 103])])
+    vectors = model.vectors()  # rows: 101..120 -> 0..19, 555 -> 20, 556 -> 21, 557 -> 22
+    np.testing.assert_array_equal(vectors[:20], before)
+    np.testing.assert_allclose(vectors[20], before[[0, 2]].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(vectors[21], np.stack([vectors[20], before[3]]).mean(axis=0),
+                               rtol=1e-6)
+    # maxlen 4: the last four known items of the history (999 is unknown)
+    np.testing.assert_allclose(vectors[22], np.stack([vectors[21], *before[[0, 1, 2]]]).mean(
+        axis=0), rtol=1e-6)
+
+
+def test_sparse_learner_moves_only_the_rows_a_step_used() -> None:
+    """Dense Adam keeps moving the rows of an earlier step (momentum); the sparse table gradient
+    with lazy Adam moves only the rows the step used (its batch and sampled negatives)."""
+    changed_in_second = {}
+    for sparse in (False, True):
+        model = learner(n_items=2000, lr=0.01, replay=0, passes=1, sparse=sparse)
+        model.step(np.array([[1, 2, 0, 0]] * 4), np.array([7] * 4))
+        before = model.vectors().copy()
+        model.step(np.array([[3, 4, 0, 0]] * 4), np.array([9] * 4))
+        moved = np.nonzero(np.abs(model.vectors() - before).sum(axis=1) > 0)[0] + 1  # rows
+        assert {3, 4, 9} <= set(moved.tolist())
+        changed_in_second[sparse] = set(moved.tolist())
+    assert {1, 2, 7} <= changed_in_second[False]
+    assert not {1, 2, 7} & changed_in_second[True]
+    assert len(changed_in_second[True]) <= 3 + CFG.negatives
+
+
 def test_training_on_a_repeated_pattern_lowers_the_loss_and_fills_the_buffer() -> None:
     model = learner(lr=0.01, replay=8, passes=2)
     hist = np.array([[1, 2, 0, 0], [3, 4, 5, 0]] * 8)  # rows of the table
