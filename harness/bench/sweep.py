@@ -72,9 +72,11 @@ def max_sustained(steps: Iterable[Step], p99_limit_ms: float = P99_LIMIT_MS) -> 
 
 
 def sweep(run: Callable[[float], Step], start: float, factor: float, limit: float,
-          refine: int = 2, retries: int = 1,
+          refine: int = 2, retries: int = 1, down: int = 3,
           p99_limit_ms: float = P99_LIMIT_MS) -> list[Step]:
-    """Offer start, start*factor, ... until a rate is not sustained (or `limit` is passed).
+    """Offer start, start*factor, ... until a rate is not sustained (or `limit` is passed);
+    when `start` itself fails, start/factor, start/factor^2, ... down to `down` steps until
+    one is sustained.
 
     A rate that fails is offered again up to `retries` times and counts as sustained if any
     run is (a machine shared with other work stalls now and then; each run is in the list).
@@ -95,6 +97,11 @@ def sweep(run: Callable[[float], Step], start: float, factor: float, limit: floa
             failed = rate
             break
         rate = rate * factor
+    for _ in range(down if failed == start else 0):
+        rate = round(rate / factor, 1)
+        if attempt(rate):
+            break
+        failed = rate
     for _ in range(refine):
         best = max_sustained(steps, p99_limit_ms)
         if failed is None or best is None:

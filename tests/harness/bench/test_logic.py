@@ -81,6 +81,22 @@ def test_a_rate_that_passes_on_its_second_offer_counts() -> None:
     assert mode_summary(steps)["max_sustained_cps"] == 200
 
 
+def test_a_failing_start_steps_down_until_a_rate_holds_then_bisects() -> None:
+    offered: list[float] = []
+
+    def run(rate: float) -> Step:
+        offered.append(rate)
+        return step(rate, 100 if rate <= 30 else 1000)
+
+    steps = sweep(run, 100, 2, 10_000, retries=0)
+    # 100 fails, 50 fails, 25 holds; then halfway to the lowest failed: 38 (fails), 32 (fails)
+    assert offered == [100, 50, 25, 38, 32]
+    assert mode_summary(steps)["max_sustained_cps"] == 25
+    nothing = sweep(lambda rate: step(rate, 1000), 100, 2, 10_000, retries=0, down=2)
+    assert [s.offered_cps for s in nothing] == [100, 50, 25]
+    assert mode_summary(nothing)["max_sustained_cps"] == 0.0
+
+
 def test_sweep_respects_the_rate_limit() -> None:
     steps = sweep(lambda rate: step(rate, 10), 100, 2, 500)
     assert [s.offered_cps for s in steps] == [100, 200, 400]
