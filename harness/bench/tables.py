@@ -103,6 +103,7 @@ def trainer_table(model_dir: str, total: int, cache: Path, settings: Settings, s
     """The learner with `total` items: build, new items, a step, an export cycle; RSS after.
     Run in a process of its own (`in_child`), so that its memory figures are its own."""
     version = Path(model_dir) / InterestModel.load(model_dir, device="cpu").version
+    version = version if version.is_dir() else Path(model_dir)  # a version dir itself
     ocfg = OnlineConfig(sparse=sparse)
     learner, _ = load_learner(version, ocfg)
     ids, vectors, _ = cached_fill(np.array(learner.ids), learner.vectors(), total, cache,

@@ -86,11 +86,12 @@ def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel, cac
 
 
 def preseed_histories(settings: Settings, users: int, items: np.ndarray, seed: int = 0) -> None:
-    """Every user starts with 5..10 random clicks (Redis emptied first), as active users do."""
+    """Every user starts with 5..10 random clicks (the bench's Redis emptied first, counts of
+    an earlier catalog included), as active users do."""
     store = HistoryStore(settings.redis_url, history_len=settings.history_len)
     store.start()
     try:
-        store.flush()
+        store.client.flushdb()
         rng = np.random.default_rng(seed)
         lengths = rng.integers(5, settings.history_len + 1, users)  # [U]
         owners = np.repeat(np.arange(1, users + 1), lengths)  # [C]

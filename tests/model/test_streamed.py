@@ -35,8 +35,8 @@ def test_matches_a_dict(run: list[tuple[str, list[int]]]) -> None:
     counter = 0
     for op, ids in run:
         if op == "add":
-            vectors = np.arange(counter, counter + DIM * len(ids), dtype=np.float32)
-            vectors = vectors.reshape(len(ids), DIM)  # [M, D] distinct values per row
+            vectors = np.arange(counter, counter + DIM * len(ids), dtype=np.float32).reshape(
+                len(ids), DIM)  # [M, D] distinct values per row
             counter += DIM * len(ids)
             table.add(ids, vectors)
             want.update(zip(ids, vectors, strict=True))  # the last of a repeated id wins
