@@ -1,6 +1,7 @@
 """`make bench`: pass-through, search ceiling, naive and pipeline on one stack; JSON, plot, table.
 
-For each catalog (1k demo items, 12k Beauty items, 100k), on the same broker, Redis, Milvus and
+For each catalog (1k demo items, 12k Beauty items, 100k on the stack's Milvus Lite with FLAT;
+100k-hnsw and 1m on a Milvus standalone of their own with HNSW), on the same broker, Redis and
 machine: Milvus alone answering batched searches of the pipeline's shape (users/s), then
 open-loop rate sweeps of the naive worker (one click per batch: one Redis call, one model call,
 one search per click) and of the pipeline as shipped; the pass-through worker (same topics and
