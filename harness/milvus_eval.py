@@ -13,7 +13,7 @@ import numpy as np
 
 from model.data import read_any, synthetic
 from model.evaluate import evaluate_users
-from model.serving import InterestModel
+from model.serving import InterestModel, version_dir
 from model.split import Split, comirec_split, holdout, load_split
 from streams.recall.recaller import keep_interests, merge
 from streams.settings import Settings
@@ -84,9 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--milvus-uri", default=defaults.milvus_uri, help="env RECALL_MILVUS_URI")
     args = parser.parse_args(argv)
     model = InterestModel.load(args.model_dir)
-    version_dir = Path(args.model_dir) / model.version
-    histories, targets = holdout_users(version_dir if version_dir.is_dir() else
-                                    Path(args.model_dir), args.data)
+    histories, targets = holdout_users(version_dir(args.model_dir), args.data)
     index = ItemIndex(args.milvus_uri, f"eval_{uuid.uuid4().hex[:10]}", model.dim, args.index,
                       token=defaults.milvus_token)
     index.start()

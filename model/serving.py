@@ -90,6 +90,11 @@ def _resolve(model_dir: str | Path) -> tuple[Path | None, Path]:
     raise ModelNotFoundError(f"no exported model at {path} (expected LATEST or {META_FILE})")
 
 
+def version_dir(model_dir: str | Path) -> Path:
+    """The version dir `model_dir` stands for: the one its LATEST names, or itself."""
+    return _resolve(model_dir)[1]
+
+
 def _load_snapshot(vdir: Path, place: paddle.CPUPlace | paddle.CUDAPlace) -> _Snapshot:
     meta = json.loads((vdir / META_FILE).read_text())
     cfg = config_from_dict(meta["config"])

@@ -39,7 +39,7 @@ from harness.milvus_eval import holdout_users
 from harness.stack.launch import ensure_model
 from harness.stack.servers import LocalStack, free_ports
 from harness.stack.standalone import connect, milvus_standalone, rebuild
-from model.serving import InterestModel
+from model.serving import InterestModel, version_dir
 from streams.recall.recaller import Recaller, VectorIndex
 from streams.settings import Settings
 from streams.stores.index import INDEX_PARAMS, ItemIndex
@@ -179,9 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     ensure_model(args.model_dir, args.data, sys.stdout)
     model = InterestModel.load(args.model_dir, device="cpu")
-    version = Path(args.model_dir) / model.version
-    histories, _ = holdout_users(version if version.is_dir() else Path(args.model_dir),
-                                 args.data)
+    histories, _ = holdout_users(version_dir(args.model_dir), args.data)
     histories = histories[:args.users] if args.users else histories
     result: dict[str, Any] = {"model": model.version, "users": len(histories),
                               "kept_at_least": KEPT, "sizes": {}}

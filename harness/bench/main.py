@@ -35,7 +35,7 @@ from harness.bench.world import Catalog, WorkerRun, fill_catalog, prepare_model,
 from harness.milvus_eval import compare, holdout_users
 from harness.stack.servers import LocalStack, free_ports
 from harness.stack.standalone import milvus_standalone
-from model.serving import InterestModel
+from model.serving import InterestModel, version_dir
 from streams.recall.core import search_params
 from streams.recall.recaller import Recaller
 from streams.settings import Settings
@@ -203,8 +203,7 @@ class Bench:
 def milvus_recall(model: InterestModel, index: ItemIndex, catalog: Catalog,
                 settings: Settings) -> dict[str, Any]:
     """Recall@50 of Beauty test users through Milvus with the recaller's pruning, vs exact."""
-    version = Path(catalog.model_dir) / model.version
-    histories, targets_ = holdout_users(version, catalog.data)
+    histories, targets_ = holdout_users(version_dir(catalog.model_dir), catalog.data)
     got = compare(model, index, histories, targets_, settings.interest_pruning,
                   settings.interest_dedup_cosine)
     return {"users": len(histories), "exact_recall@50": round(got["exact"]["recall@50"], 4),

@@ -5,7 +5,6 @@ targets that compare catalog sizes within one run (100k HNSW against 100k FLAT, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import redis
 from harness.bench.cpu import rss_mb
 from harness.bench.index_sweep import KEPT, ExactIndex, merged_lists, overlap
 from harness.milvus_eval import holdout_users
-from model.serving import InterestModel
+from model.serving import InterestModel, version_dir
 from streams.recall.recaller import Recaller
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
@@ -27,8 +26,7 @@ def recall_kept(model: InterestModel, index: ItemIndex, ids: np.ndarray, vectors
                 params: dict[str, Any] | None) -> dict[str, Any]:
     """Overlap of the recaller's merged top-k through the collection with the merged top-k of
     exact search over the same table, for the model's test users (real histories)."""
-    version = Path(model_dir) / model.version
-    histories, _ = holdout_users(version if version.is_dir() else Path(model_dir), data)
+    histories, _ = holdout_users(version_dir(model_dir), data)
 
     def through(where: Any, search: dict[str, Any] | None) -> list[list[int]]:
         recaller = Recaller(model, where, settings.top_k, settings.per_interest_extra,

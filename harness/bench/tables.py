@@ -34,7 +34,7 @@ from harness.bench.items import cached_fill
 from harness.stack.launch import ensure_model
 from model.online.learner import OnlineConfig, load_learner
 from model.online.state import StreamState, Window, changed_rows, export_online
-from model.serving import InterestModel
+from model.serving import InterestModel, version_dir
 from streams.settings import Settings
 
 
@@ -101,13 +101,12 @@ def streamed_table(model: InterestModel, total: int, old_total: int, batch: int
 def trainer_table(model_dir: str, total: int, cache: Path, settings: Settings, sparse: bool
                   ) -> dict[str, Any]:
     """The learner with `total` items: build, new items, a step, an export cycle; RSS after.
-    Run in a process of its own (`in_child`), so that its memory figures are its own."""
-    version = Path(model_dir) / InterestModel.load(model_dir, device="cpu").version
-    version = version if version.is_dir() else Path(model_dir)  # a version dir itself
+    `main` runs it in a process of its own, so that its memory figures are its own."""
+    version = version_dir(model_dir)
     ocfg = OnlineConfig(sparse=sparse)
-    learner, _ = load_learner(version, ocfg)
-    ids, vectors, _ = cached_fill(np.array(learner.ids), learner.vectors(), total, cache,
-                                  version.name)
+    ids, vectors, _ = cached_fill(np.load(version / "item_ids.npy"),
+                                  np.load(version / "item_vectors.npy").astype(np.float32),
+                                  total, cache, version.name)
     out: dict[str, Any] = {"items": int(len(ids)), "sparse": sparse, "rss_start_mb": rss()}
     started = time.perf_counter()
     learner, _ = load_learner(version, ocfg)
