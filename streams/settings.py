@@ -145,6 +145,10 @@ class RecallSettings(RecallEnv):
     cooccur_refresh: int = Field(
         32, ge=0, description="stale neighbour lists re-read per batch, the stalest first "
         "(bounds Redis' cost per batch; 0: a cached list is never re-read)")
+    cooccur_defer: bool = Field(
+        True, description="the append script only queues each click (under its replay "
+        "guard) and the worker counts the batch in a second call beside MIND's search, off "
+        "the append's round trip (false: counted inside the append)")
     next_window: int = Field(
         3, ge=1, description="next: a click follows each of the user's this many previous "
         "distinct items")

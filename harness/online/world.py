@@ -103,7 +103,8 @@ def load_histories(settings: Settings, past: Sequence[LoggedClick], batch: int =
     in data order), so each user starts the replay with their real last clicks, and the
     co-occurrence counts and live popularity hold the past (counted at once, watermark or
     not)."""
-    store = history_store(settings.model_copy(update={"eval_watermark_key": None}))
+    store = history_store(settings.model_copy(update={"eval_watermark_key": None,
+                                                      "cooccur_defer": False}))
     store.start()
     try:
         for start in tqdm(range(0, len(past), batch), desc="past histories -> redis",

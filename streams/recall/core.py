@@ -90,7 +90,8 @@ def history_store(settings: Settings) -> HistoryStore:
                         username=settings.redis_username, password=settings.redis_password,
                         cluster=settings.redis_cluster,
                         cooccur=None if settings.redis_cluster else cooccur_config(settings),
-                        watermark_key=settings.eval_watermark_key)
+                        watermark_key=settings.eval_watermark_key,
+                        defer_counts=settings.cooccur_defer)
 
 
 def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
@@ -116,8 +117,9 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
         reader = CooccurReader(history.client, history.cooccur, history.co_prefix,
                                settings.cooccur_cache_s, settings.cooccur_refresh)
         reader.start()
+    count = history.count_due if history is not None and history.defer_counts else None
     return FusedRecaller(mind, channels, fusion_config(settings), reader,
-                         settings.fusion_list_len)
+                         settings.fusion_list_len, count)
 
 
 def fusion_config(settings: RecallSettings) -> FusionConfig:

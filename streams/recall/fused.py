@@ -8,7 +8,7 @@ interest index when MIND recalled it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Protocol
@@ -42,16 +42,20 @@ class FusedRecaller:
 
     `cooccur`: the counts reader (None: no co-occurrence channel; popularity then comes from
     the model's own list). `list_len`: how long each channel's list is before fusion (None:
-    top_k).
+    top_k). `count`: run before each read, in the reader's thread (the history store's
+    `count_due` when its append only queues the clicks: a batch's clicks are counted beside
+    MIND's search, before its lists are read).
     """
 
     def __init__(self, mind: Recaller, channels: Sequence[str], fusion: FusionConfig,
-                 cooccur: CountsSource | None = None, list_len: int | None = None) -> None:
+                 cooccur: CountsSource | None = None, list_len: int | None = None,
+                 count: Callable[[], None] | None = None) -> None:
         self.mind = mind
         self.channels = tuple(channels)
         self.fusion = fusion
         self.cooccur = cooccur if {"cooccur", "next", "popular"} & set(self.channels) else None
         self.list_len = list_len
+        self.count = count
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cooccur-read") \
             if self.cooccur is not None else None
 
@@ -82,7 +86,7 @@ class FusedRecaller:
         reading = None  # Redis scores the co-occurrence lists while MIND searches Milvus
         if self.cooccur is not None and self._pool is not None:
             reading = self._pool.submit(
-                self.cooccur.read, histories, drop,
+                self._count_and_read, histories, drop,
                 n if {"cooccur", "next"} & set(self.channels) else 0,
                 n + longest if "popular" in self.channels else 0)
         mind = self.mind.recall(histories, n, spent, exclude) if "mind" in self.channels \
@@ -111,6 +115,14 @@ class FusedRecaller:
                for row, (lists, one) in enumerate(zip(batch, fused, strict=True))]
         spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - merging
         return out
+
+    def _count_and_read(self, histories: Sequence[Sequence[int]],
+                        exclude: Sequence[Iterable[int]], top_k: int, popular: int
+                        ) -> CooccurLists:
+        assert self.cooccur is not None
+        if self.count is not None:
+            self.count()
+        return self.cooccur.read(histories, exclude, top_k, popular)
 
     def _popular(self, counts: CooccurLists | None, n: int) -> list[int]:
         if "popular" not in self.channels:

@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster, key_slot
 
 from model.cooccur import CooccurConfig
 from streams.errors import InvalidRequest, ServiceUnavailable
-from streams.stores.scripts import FIRST_CLICK_ARG, lua_script
+from streams.stores.scripts import ALL, DEFER, FIRST_CLICK_ARG, lua_script
 
 
 class ClickAt(NamedTuple):
@@ -117,14 +117,17 @@ class HistoryStore:
     seen items, replay guard) expires this long after its last applied click (None: never).
     `cooccur`: also count item co-occurrences under `co_prefix` in the same call (None: none;
     not on a cluster, where those keys would cross slots); `watermark_key`: count a click only
-    once the data time in that key reaches it (evaluation; None: at once).
+    once the data time in that key reaches it (evaluation; None: at once); `defer_counts`
+    (without a watermark): the append only queues each applied click, under the same replay
+    guard, and `count_due` counts every queued click (the worker calls it beside its recall).
     """
 
     def __init__(self, url: str, *, history_len: int = 10, prefix: str = "hist:",
                  ttl_s: float | None = None, seen_max: int = 0, timeout_s: float = 5.0,
                  username: str | None = None, password: SecretStr | None = None,
                  cluster: bool = False, cooccur: CooccurConfig | None = None,
-                 co_prefix: str = "co:", watermark_key: str | None = None) -> None:
+                 co_prefix: str = "co:", watermark_key: str | None = None,
+                 defer_counts: bool = False) -> None:
         if cooccur is not None and cluster:
             raise ValueError("co-occurrence counts need a single Redis, not a cluster")
         if cooccur is not None and cooccur.window > history_len:
@@ -139,10 +142,13 @@ class HistoryStore:
         self.cooccur = cooccur
         self.co_prefix = co_prefix
         co = cooccur or CooccurConfig()
+        self.defer_counts = defer_counts and cooccur is not None and not watermark_key
+        queue = DEFER if self.defer_counts else watermark_key or ""
         self._header = [history_len, self.ttl_ms, seen_max, int(cooccur is not None),
-                        co.window, co.cap, co.half_life_s or 0, co_prefix, watermark_key or "",
+                        co.window, co.cap, co.half_life_s or 0, co_prefix, queue,
                         co.normalize, co.next_window, co.next_cap]
         assert len(self._header) == FIRST_CLICK_ARG - 1
+        self._due = [ALL if x == DEFER else x for x in self._header]  # count_due's header
         self._client = redis_client(url, username, password, cluster, timeout_s)
         self._append = self._client.register_script(lua_script("append.lua"))
 
@@ -203,11 +209,12 @@ class HistoryStore:
         return out
 
     def count_due(self) -> None:
-        """Count the queued clicks the watermark has reached, with no click to append (the
-        append script does it on every call)."""
+        """Count the queued clicks that are due, with no click to append: every one with
+        `defer_counts`, else those the watermark has reached (which the append script also
+        counts on every call)."""
         if self.cooccur is not None:
             with unavailable("append"):
-                self._run(_Call(self._header))
+                self._run(_Call(self._due))
 
     def _run(self, call: _Call) -> list[Any]:
         return self._append(keys=[self.key(u) for u in call.users], args=call.args)

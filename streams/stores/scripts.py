@@ -14,6 +14,7 @@ from pathlib import Path
 LUA_DIR = Path(__file__).with_name("lua")
 INCLUDE = "-- include "
 FIRST_CLICK_ARG = 13  # append.lua's ARGV index of the first click's key index
+DEFER, ALL = "@defer", "@all"  # append.lua's queue modes in place of a watermark key
 
 
 @cache

@@ -64,9 +64,10 @@ def stored_next(store: HistoryStore) -> tuple[dict[int, dict[int, float]], dict[
 
 @pytest.fixture()
 def co_store(stack: LocalStack, request: pytest.FixtureRequest) -> Iterator[HistoryStore]:
-    cfg, watermark = request.param
+    cfg, mode = request.param  # mode: True (a watermark), False, or "defer"
     with empty_store(stack.settings.redis_url, 10, seen_max=50, cooccur=cfg,
-                     watermark_key=WATERMARK if watermark else None) as store:
+                     watermark_key=WATERMARK if mode is True else None,
+                     defer_counts=mode == "defer") as store:
         store.client.delete(WATERMARK)
         yield store
 
@@ -123,6 +124,31 @@ def test_watermark_holds_clicks_until_it_reaches_them(co_store: HistoryStore) ->
     ref = reference(clicks, DECAY)
     assert sets == ref.co and counts == ref.n  # the same counts, in the same order
     assert stored_next(co_store) == (ref.nx, ref.out)
+
+
+@pytest.mark.parametrize("co_store", [(DECAY, "defer")], indirect=True)
+def test_deferred_counts_are_queued_by_the_append_and_counted_once(
+        co_store: HistoryStore) -> None:
+    """RECALL_COOCCUR_DEFER: the append queues its applied clicks under the replay guard and
+    counts none; count_due (the worker's reader, beside the recall) counts every queued click
+    once, however often batches are redelivered or how many wait."""
+    clicks = stream(3000, users=40, items=60, seed=1)
+    r, p = co_store.client, co_store.co_prefix
+    co_store.append(clicks[:37])
+    assert r.zcard(f"{p}q") == 37 and stored(co_store) == ({}, {})  # queued, none counted
+    rng = random.Random(2)
+    for start in range(37, len(clicks), 37):
+        co_store.append(clicks[start:start + 37])
+        if rng.random() < 0.4:  # redelivered, with older clicks too
+            co_store.append(clicks[max(0, start - 50):start + 37])
+        if rng.random() < 0.7:  # some batches' counts wait for a later call
+            co_store.count_due()
+    co_store.count_due()
+    assert r.zcard(f"{p}q") == 0
+    ref = reference(clicks, DECAY)
+    assert stored(co_store) == (ref.co, ref.n)  # every weight to the last bit
+    assert stored_next(co_store) == (ref.nx, ref.out)
+    assert float(r.get(f"{p}ts")) == clicks[-1].ts
 
 
 @pytest.mark.parametrize("co_store", [(DECAY, False), (NO_DECAY_READ, False)], indirect=True)

@@ -24,8 +24,10 @@
 --   Pq, Pqs  -> with a watermark key: clicks waiting to be counted (score ts, member
 --               "seq item prev,prev,..."), and the sequence that orders equal times
 -- A click is counted at once, or, when a watermark key is given, queued and counted (in ts
--- order) by the first call that finds the key's data time at or past it. A replayed click is
--- not applied, so it is never counted twice.
+-- order) by the first call that finds the key's data time at or past it. In place of the key,
+-- "@defer" queues every click and counts none, and "@all" (a call with no clicks) counts all
+-- that wait: the worker counts a batch beside its recall, off the append's round trip. A
+-- replayed click is not applied, so it is never queued or counted twice.
 --
 -- ARGV: history_len, ttl_ms (0 = none), seen_max (0 = no seen items), co (0/1), co window,
 --       co cap, co half-life in data seconds (0 = no decay), co prefix P, watermark key ("" =
@@ -248,8 +250,9 @@ for i = 13, #ARGV, 6 do
     if smax > 0 then see(s, ARGV[i + 1]) end
   end
 end
-if co and wmkey ~= '' then  -- count the queued clicks the watermark has reached, in order
-  local w = redis.call('GET', wmkey)
+if co and wmkey ~= '' and wmkey ~= '@defer' then  -- count the queued clicks that are due
+  local w = '+inf'
+  if wmkey ~= '@all' then w = redis.call('GET', wmkey) end  -- those the watermark reached
   if w then
     local due = redis.call('ZRANGEBYSCORE', P .. 'q', '-inf', w, 'WITHSCORES')
     for j = 1, #due, 2 do

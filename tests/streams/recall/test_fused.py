@@ -4,6 +4,7 @@ each channel's list, one fused list with its attribution, exclusions, fallbacks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -72,6 +73,27 @@ def test_a_user_without_known_items_gets_popularity_and_co_occurrence_only() -> 
     assert "mind" not in found.channel_lists  # MIND's popular fallback is not a second vote
     assert set(found.channels) == {"popular"} and found.source == "popular"  # a fallback
     assert len(found.item_ids) == 10
+
+
+def test_deferred_counts_are_counted_before_each_read_in_the_reader_thread() -> None:
+    mind, reader = world()
+    order: list[tuple[str, str]] = []
+    read = reader.read
+
+    def counting() -> None:
+        order.append(("count", threading.current_thread().name))
+
+    def reading(*args: object, **kwargs: object) -> CooccurLists:
+        order.append(("read", threading.current_thread().name))
+        return read(*args, **kwargs)  # type: ignore[arg-type]
+
+    reader.read = reading  # type: ignore[method-assign]
+    fused = FusedRecaller(mind, ("mind", "cooccur"), FusionConfig(), reader, count=counting)
+    fused.recall([[1, 2]])
+    fused.recall([[3]])
+    assert [kind for kind, _ in order] == ["count", "read", "count", "read"]
+    assert {name for _, name in order} != {threading.current_thread().name}
+    fused.close()
 
 
 def test_without_counts_popularity_comes_from_the_model() -> None:
