@@ -3,7 +3,8 @@ micro-batch.
 
 Starts a private redis-server (the local stack's, with its append-only file, as it runs),
 replays a user,item,ts stream through `HistoryStore.append` in micro-batches (the worker's
-step), once with the counts off and once on, then reads and scores batches of users with
+step), with the counts off, queued (RECALL_COOCCUR_DEFER: the append queues, a second call per
+batch counts) and on (counted inside the append), then reads and scores batches of users with
 `CooccurReader.read` (one script call per batch, scored with numpy), without the worker's cache
 and with it (co-occurrence and transitions both, as the worker reads them). Prints the median
 milliseconds per batch of each, side by side in one run, the rate one core would sustain at that
@@ -28,17 +29,24 @@ DEFAULT_DATA = "../shared/data/movielens-small/clicks.csv"
 
 
 def append_ms(url: str, clicks: Sequence[ClickAt], batch: int, counts: CooccurConfig | None,
-              seen_max: int) -> tuple[list[float], HistoryStore]:
-    """Milliseconds of each append call over the stream, into an emptied store."""
-    store = HistoryStore(url, history_len=10, seen_max=seen_max, cooccur=counts)
+              seen_max: int, defer: bool = False
+              ) -> tuple[list[float], list[float], HistoryStore]:
+    """Milliseconds of each append call over the stream, into an emptied store, and with
+    `defer` (RECALL_COOCCUR_DEFER) of each `count_due` call that counts the batch after it."""
+    store = HistoryStore(url, history_len=10, seen_max=seen_max, cooccur=counts,
+                         defer_counts=defer)
     store.start()
     store.flush()
-    times = []
+    times, counted = [], []
     for start in range(0, len(clicks), batch):
         t0 = time.perf_counter()
         store.append(clicks[start:start + batch])
-        times.append(1000 * (time.perf_counter() - t0))
-    return times, store
+        t1 = time.perf_counter()
+        times.append(1000 * (t1 - t0))
+        if defer:
+            store.count_due()
+            counted.append(1000 * (time.perf_counter() - t1))
+    return times, counted, store
 
 
 def memory(store: HistoryStore) -> dict[str, tuple[float, float]]:
@@ -76,9 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.start_server("redis")
         try:
             url = stack.settings.redis_url
-            off, store = append_ms(url, clicks, args.batch, None, args.seen_max)
+            off, _, store = append_ms(url, clicks, args.batch, None, args.seen_max)
             store.close()
-            on, store = append_ms(url, clicks, args.batch, cfg, args.seen_max)
+            queued, counting, store = append_ms(url, clicks, args.batch, cfg, args.seen_max,
+                                                defer=True)
+            store.close()
+            on, _, store = append_ms(url, clicks, args.batch, cfg, args.seen_max)
             users = sorted({c.user_id for c in clicks})
             histories, seen = store.get(users), store.seen(users)
             reads: dict[float, list[float]] = {}
@@ -102,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  Redis bytes per counted item, {name}: {per_item:,.0f} mean, {full:,.0f} for "
               f"the largest set")
     rows = [("append, counts off", off), ("append, counts on", on),
+            ("append, counts queued", queued), ("count the queued batch", counting),
             ("score a batch, no cache", reads[0.0]),
             (f"score a batch, cache {args.cache_s:g} s", reads[args.cache_s])]
     for name, times in rows:

@@ -21,7 +21,7 @@
 --   Px<item> -> sorted set: the item's strongest followers t(item, j) (at most next cap),
 --               against the item's base (model/transitions.py)
 --   Pxo      -> sorted set item -> out(item), all its transitions out (same base)
---   Pq, Pqs  -> with a watermark key: clicks waiting to be counted (score ts, member
+--   Pq, Pqs  -> with a watermark key or "@defer": clicks waiting to be counted (score ts, member
 --               "seq item prev,prev,..."), and the sequence that orders equal times
 -- A click is counted at once, or, when a watermark key is given, queued and counted (in ts
 -- order) by the first call that finds the key's data time at or past it. In place of the key,

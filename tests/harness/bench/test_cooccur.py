@@ -19,8 +19,8 @@ def test_prints_a_median_per_step_and_the_bytes_per_item(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data", str(DATA), "--limit", "3000", "--reads", "5"]) == 0
     out = capsys.readouterr().out
-    for name in ("append, counts off", "append, counts on", "score a batch, no cache",
-                 "score a batch, cache 1 s"):
+    for name in ("append, counts off", "append, counts on", "append, counts queued",
+                 "count the queued batch", "score a batch, no cache", "score a batch, cache 1 s"):
         assert re.search(rf"{name} +\d+\.\d+ ms", out), out
     for channel in ("cooccur", "next"):
         assert re.search(rf"bytes per counted item, {channel}: [1-9][\d,]* mean, [1-9][\d,]* "
