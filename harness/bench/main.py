@@ -84,18 +84,29 @@ class Bench:
               f"{'' if step.sustained() else '  (not sustained)'}; cores: {cpu}", flush=True)
         return step
 
-    def sweep(self, run: WorkerRun, start: float) -> list[Step]:
-        return sweep(lambda rate: self.step(run, rate), start, self.args.factor,
-                     self.args.max_rate)
-
     def mode(self, mode: str, catalog: Catalog, items: Any, start: float, workers: int = 1,
              overrides: dict[str, object] | None = None) -> tuple[dict[str, Any], WorkerRun]:
         print(f"{mode} ({catalog.label}, {workers} worker{'s' * (workers > 1)}"
               f"{', ' + str(overrides) if overrides else ''}):", flush=True)
         half = mode == "pipeline" and workers == 1 and not overrides
-        with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
-                       workers, overrides) as run:
-            summary = mode_summary(self.sweep(run, start))
+
+        def fresh() -> WorkerRun:
+            return WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
+                             workers, overrides)
+
+        with ExitStack() as stack:
+            runs = [stack.enter_context(fresh())]
+
+            def restart() -> None:  # --fresh-retries: the next step on a new worker and topics
+                stack.close()
+                runs.append(stack.enter_context(fresh()))
+
+            steps = sweep(lambda rate: self.step(runs[-1], rate), start, self.args.factor,
+                          self.args.max_rate,
+                          restart=restart if self.args.fresh_retries else None)
+            run = runs[-1]
+            summary = mode_summary(steps)
+            summary["restarts"] = len(runs) - 1
             summary["rss_mb"] = {"worker": [round(rss_mb(p.pid), 1) for p in run.procs],
                                  **memory_mb(self.servers())}
             best = summary["max_sustained_cps"]
@@ -103,8 +114,7 @@ class Bench:
                 summary["half_rate_after_sweep"] = self.step(run, best / 2, self.half_s).as_dict()
         if half and best > 0:
             print(f"{mode} ({catalog.label}): half rate on fresh topics", flush=True)
-            with WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
-                           workers, overrides) as run:
+            with fresh() as run:
                 summary.update(self.half_rate(run, best))
         return summary, run
 

@@ -73,7 +73,8 @@ def max_sustained(steps: Iterable[Step], p99_limit_ms: float = P99_LIMIT_MS) -> 
 
 def sweep(run: Callable[[float], Step], start: float, factor: float, limit: float,
           refine: int = 2, retries: int = 1, down: int = 3,
-          p99_limit_ms: float = P99_LIMIT_MS) -> list[Step]:
+          p99_limit_ms: float = P99_LIMIT_MS,
+          restart: Callable[[], None] | None = None) -> list[Step]:
     """Offer start, start*factor, ... until a rate is not sustained (or `limit` is passed);
     when `start` itself fails, start/factor, start/factor^2, ... down to `down` steps until
     one is sustained.
@@ -81,11 +82,15 @@ def sweep(run: Callable[[float], Step], start: float, factor: float, limit: floa
     A rate that fails is offered again up to `retries` times and counts as sustained if any
     run is (a machine shared with other work stalls now and then; each run is in the list).
     With `refine`, `refine` bisections between the best sustained and the lowest failed rate.
+    `restart`, when given, runs before every step after the first one that failed (a worker
+    on fresh topics: the local broker slows as a run's topics grow).
     """
     steps: list[Step] = []
 
     def attempt(rate: float) -> bool:
         for _ in range(1 + retries):
+            if restart is not None and any(not s.sustained(p99_limit_ms) for s in steps):
+                restart()
             steps.append(run(rate))
             if steps[-1].sustained(p99_limit_ms):
                 return True

@@ -97,6 +97,19 @@ def test_a_failing_start_steps_down_until_a_rate_holds_then_bisects() -> None:
     assert mode_summary(nothing)["max_sustained_cps"] == 0.0
 
 
+def test_every_step_after_the_first_failure_runs_after_a_restart() -> None:
+    events: list[object] = []
+
+    def run(rate: float) -> Step:
+        events.append(rate)
+        return step(rate, 100 if rate <= 500 else 1000)
+
+    sweep(run, 100, 2, 10_000, restart=lambda: events.append("restart"))
+    # 800 fails; its second offer and both bisections each run on a fresh worker
+    assert events == [100, 200, 400, 800, "restart", 800, "restart", 600, "restart", 600,
+                      "restart", 500]
+
+
 def test_sweep_respects_the_rate_limit() -> None:
     steps = sweep(lambda rate: step(rate, 10), 100, 2, 500)
     assert [s.offered_cps for s in steps] == [100, 200, 400]
