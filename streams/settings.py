@@ -146,9 +146,10 @@ class RecallSettings(RecallEnv):
         32, ge=0, description="stale neighbour lists re-read per batch, the stalest first "
         "(bounds Redis' cost per batch; 0: a cached list is never re-read)")
     cooccur_defer: bool = Field(
-        True, description="the append script only queues each click (under its replay "
+        False, description="the append script only queues each click (under its replay "
         "guard) and the worker counts the batch in a second call beside MIND's search, off "
-        "the append's round trip (false: counted inside the append)")
+        "the append's round trip (false: counted inside the append; measured mixed on 2 "
+        "cores, docs/serving-speed.md)")
     next_window: int = Field(
         3, ge=1, description="next: a click follows each of the user's this many previous "
         "distinct items")
