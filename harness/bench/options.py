@@ -64,6 +64,11 @@ def parse_args(argv: Sequence[str] | None, description: str | None = None
     p.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=None,
                    help="also sweep 2 pipeline workers (default: full run only)")
     args = p.parse_args(argv)
+    for variant in args.variant:
+        try:
+            parse_variant(variant)
+        except ValueError as exc:
+            p.error(str(exc))
     q = args.quick
     args.modes = args.modes.split(",")
     args.catalogs = (args.catalogs or (HEADLINE if q else "1k,12k,100k,100k-hnsw,1m")).split(",")
@@ -73,6 +78,26 @@ def parse_args(argv: Sequence[str] | None, description: str | None = None
     args.ceiling_s = args.ceiling_s or (2.0 if q else 4.0)
     args.two_workers = (not q) if args.two_workers is None else args.two_workers
     return args
+
+
+def parse_variant(text: str) -> dict[str, object]:
+    """A --variant: "field=value,field=value"; a part without "=" continues the value before
+    it ("channels=mind,popular" is one field). Raises ValueError for an unknown Settings
+    field, so a bad variant fails before the run instead of after its first sweeps."""
+    fields: dict[str, str] = {}
+    last = None
+    for part in text.split(","):
+        if "=" in part:
+            last, value = part.split("=", 1)
+            fields[last] = value
+        elif last is None:
+            raise ValueError(f"--variant {text!r}: expected FIELD=VALUE first")
+        else:
+            fields[last] += "," + part
+    unknown = set(fields) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"--variant {text!r}: no such setting {sorted(unknown)}")
+    return {k: parse_value(v) for k, v in fields.items()}
 
 
 def parse_value(text: str) -> object:

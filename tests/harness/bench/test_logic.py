@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from harness.bench.load import answer_key
+from harness.bench.options import parse_variant
 from harness.bench.report import markdown_table
 from harness.bench.sweep import (
     MODES,
@@ -188,3 +190,13 @@ def test_interest_pruning() -> None:
     # log2: K_u = 3 for 10 clicks (longest capsules first), 1 for 2 clicks
     assert keep_interests(vectors, lengths, "log2", 0.9).tolist() == [
         [True, True, True, False], [False, False, False, True]]
+
+
+def test_a_variant_value_may_hold_commas_and_an_unknown_field_fails_early() -> None:
+    assert parse_variant("channels=mind,popular,fusion_k0=30") == {
+        "channels": "mind,popular", "fusion_k0": 30}
+    assert parse_variant("cooccur_defer=false") == {"cooccur_defer": False}
+    with pytest.raises(ValueError, match="no such setting"):
+        parse_variant("chanels=mind")
+    with pytest.raises(ValueError, match="FIELD=VALUE first"):
+        parse_variant("mind,channels=mind")
