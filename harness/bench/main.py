@@ -41,6 +41,8 @@ from streams.recall.recaller import Recaller
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
 
+WARM_RATE, WARM_S = 200.0, 6.0  # after a fresh-retries restart: ~1,200 clicks, not measured
+
 
 def catalogs(model_root: str, data: str) -> dict[str, Catalog]:
     beauty = f"{model_root}-{Path(data).stem}"
@@ -100,6 +102,9 @@ class Bench:
             def restart() -> None:  # --fresh-retries: the next step on a new worker and topics
                 stack.close()
                 runs.append(stack.enter_context(fresh()))
+                if mode == "pipeline":  # fill its co-occurrence cache, as earlier steps had
+                    run_step(runs[-1].load, runs[-1].collector, WARM_RATE, WARM_S,
+                             self.args.drain_s)
 
             steps = sweep(lambda rate: self.step(runs[-1], rate), start, self.args.factor,
                           self.args.max_rate,

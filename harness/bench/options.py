@@ -59,8 +59,8 @@ def parse_args(argv: Sequence[str] | None, description: str | None = None
     p.add_argument("--max-rate", type=float, default=6000.0, help="highest rate offered")
     p.add_argument("--fresh-retries", action="store_true",
                    help="after a sweep's first failed step, run each later step on a fresh "
-                   "worker and topics (the local broker slows as a run's topics grow; each "
-                   "restart adds ~20 s)")
+                   "worker and topics (the local broker slows as a run's topics grow), a "
+                   "pipeline worker warmed by 6 s of clicks first (its co-occurrence cache)")
     p.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=None,
                    help="also sweep 2 pipeline workers (default: full run only)")
     args = p.parse_args(argv)
