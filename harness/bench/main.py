@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.bench.cpu import CpuMeter, rss_mb
 from harness.bench.load import run_step
-from harness.bench.options import HEADLINE, parse_args, parse_variant
+from harness.bench.options import HEADLINE, parse_args
 from harness.bench.probes import Freshness, sample_histories, search_ceiling
 from harness.bench.report import markdown_table, plot
 from harness.bench.scale import memory_mb, recall_kept, redis_memory, scale_targets
@@ -202,9 +202,9 @@ class Bench:
                 out["freshness"] = pipe.pop("freshness", None)
                 out["redis_after_pipeline"] = redis_memory(self.settings, self.args.users)
             for variant in self.args.variant if catalog.label == HEADLINE else []:
-                overrides = parse_variant(variant)
                 out.setdefault("variants", {})[variant], _ = self.mode(
-                    "pipeline", catalog, items, self.args.pipeline_start, overrides=overrides)
+                    "pipeline", catalog, items, self.args.pipeline_start,
+                    overrides=self.args.overrides[variant])
             if self.args.two_workers and catalog.label == HEADLINE:
                 out["two_workers"], _ = self.mode("pipeline", catalog, items,
                                                   self.args.pipeline_start, workers=2)

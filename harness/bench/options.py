@@ -64,11 +64,10 @@ def parse_args(argv: Sequence[str] | None, description: str | None = None
     p.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=None,
                    help="also sweep 2 pipeline workers (default: full run only)")
     args = p.parse_args(argv)
-    for variant in args.variant:
-        try:
-            parse_variant(variant)
-        except ValueError as exc:
-            p.error(str(exc))
+    try:  # parsed here, so a bad variant fails before the run
+        args.overrides = {variant: parse_variant(variant) for variant in args.variant}
+    except ValueError as exc:
+        p.error(str(exc))
     q = args.quick
     args.modes = args.modes.split(",")
     args.catalogs = (args.catalogs or (HEADLINE if q else "1k,12k,100k,100k-hnsw,1m")).split(",")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -58,14 +59,18 @@ def test_max_sustained_is_the_highest_good_rate_even_after_a_bad_one() -> None:
     assert max_sustained([step(100, 300)]) is None
 
 
-def test_sweep_stops_at_the_first_failure_and_bisects_twice() -> None:
-    capacity = 500.0
-    offered: list[float] = []
-
+def capped(capacity: float, log: list[object]) -> Callable[[float], Step]:
+    """A worker that holds every rate up to `capacity` (p99 100 ms, else 1000), logging each
+    rate it is offered."""
     def run(rate: float) -> Step:
-        offered.append(rate)
+        log.append(rate)
         return step(rate, 100 if rate <= capacity else 1000)
+    return run
 
+
+def test_sweep_stops_at_the_first_failure_and_bisects_twice() -> None:
+    offered: list[object] = []
+    run = capped(500, offered)
     steps = sweep(run, 100, 2, 10_000)
     # a failed rate is offered twice; then 600 (fails), then 500 (holds)
     assert offered == [100, 200, 400, 800, 800, 600, 600, 500]
@@ -84,13 +89,8 @@ def test_a_rate_that_passes_on_its_second_offer_counts() -> None:
 
 
 def test_a_failing_start_steps_down_until_a_rate_holds_then_bisects() -> None:
-    offered: list[float] = []
-
-    def run(rate: float) -> Step:
-        offered.append(rate)
-        return step(rate, 100 if rate <= 30 else 1000)
-
-    steps = sweep(run, 100, 2, 10_000, retries=0)
+    offered: list[object] = []
+    steps = sweep(capped(30, offered), 100, 2, 10_000, retries=0)
     # 100 fails, 50 fails, 25 holds; then halfway to the lowest failed: 38 (fails), 32 (fails)
     assert offered == [100, 50, 25, 38, 32]
     assert mode_summary(steps)["max_sustained_cps"] == 25
@@ -101,12 +101,7 @@ def test_a_failing_start_steps_down_until_a_rate_holds_then_bisects() -> None:
 
 def test_every_step_after_the_first_failure_runs_after_a_restart() -> None:
     events: list[object] = []
-
-    def run(rate: float) -> Step:
-        events.append(rate)
-        return step(rate, 100 if rate <= 500 else 1000)
-
-    sweep(run, 100, 2, 10_000, restart=lambda: events.append("restart"))
+    sweep(capped(500, events), 100, 2, 10_000, restart=lambda: events.append("restart"))
     # 800 fails; its second offer and both bisections each run on a fresh worker
     assert events == [100, 200, 400, 800, "restart", 800, "restart", 600, "restart", 600,
                       "restart", 500]
