@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.ranking import top_per_row
+from model.ranking import Excluded, top_per_row
 
 REBASE_LOG2 = 30.0  # a stored weight never exceeds 2^30 times the base's
 
@@ -154,10 +154,11 @@ class NearArrays:
 
 
 def score_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArrays],
-                n_base: float, cfg: CooccurConfig, exclude: Sequence[Iterable[int]],
-                top_k: int) -> list[tuple[list[int], list[float]]]:
-    """score_users with numpy over the whole batch at once: the same products summed in the
-    same order (np.bincount adds in input order), so the same floats and the same ranking."""
+                n_base: float, cfg: CooccurConfig,
+                exclude: Sequence[Iterable[int]] | Excluded, top_k: int
+                ) -> list[tuple[list[int], list[float]]]:
+    """score_users over the whole batch at once (model.ranking): the same products summed
+    in the same order, so the same floats and the same ranking."""
     rows, weights, cands, vals = [], [], [], []
     for row, history in enumerate(histories):
         for pos, i in enumerate(recent_distinct(history, cfg.window)):

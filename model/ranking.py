@@ -1,13 +1,16 @@
-"""Sparse per-row top-k: the numpy core that the item-to-item channels (model/cooccur.py,
+"""Sparse per-row top-k: the core that the item-to-item channels (model/cooccur.py,
 model/transitions.py) score a whole batch with, and that fusion (model/fusion.py) merges a
 batch's lists with.
 
 Each contribution is (row, item, value) given as blocks: a block is one history item's
 neighbour list (ids and values), multiplied by its weight and added to its row. Scores are sums
-over a row's blocks in input order (np.bincount adds in input order), so they are the same
-floats as a loop over the blocks in that order. (row, item) keys are marked in a table when it
-is small beside them (a 12k catalog), else sorted; each row's top_k is found by a partition,
-then only those are sorted: 2-3x faster than sorting every score (the same lists).
+over a row's blocks in input order, so they are the same floats as a loop over the blocks in
+that order. The per-row work is one compiled loop (numba, `_rank_rows`): it sums each row's
+entries into a slot per item, drops the row's excluded items, keeps the slots at or above the
+row's k-th best score and sorts only those by (-score, item). It runs without the GIL, so the
+worker's reader thread scores beside MIND's search without holding it up. It replaced a numpy
+version (a table of (row, item) keys, bincount, a partition per row); docs/serving-speed.md
+gives both side by side.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from collections.abc import Iterable, Sequence
 from itertools import chain
 
 import numpy as np
+from numba import njit
 
-DENSE_FACTOR = 32  # mark (row, item) keys in a table while it is at most this many per key
+DENSE_FACTOR = 32  # items index a table of ids directly while it is at most this many per entry
 
 
 def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
                 cands: Sequence[np.ndarray], vals: Sequence[np.ndarray],
-                exclude: Sequence[Iterable[int]], top_k: int
+                exclude: Sequence[Iterable[int]] | Excluded, top_k: int
                 ) -> list[tuple[list[int], list[float]]]:
     """Each row's top_k (items, scores), best first (ties: smaller id), none of its `exclude`
     row: block b adds weights[b] * vals[b] to the items cands[b] of row rows[b]."""
@@ -37,95 +41,140 @@ def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
 
 
 def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,
-                 exclude: Sequence[Iterable[int]], top_k: int, tags: np.ndarray | None = None
+                 exclude: Sequence[Iterable[int]] | Excluded, top_k: int,
+                 tags: np.ndarray | None = None
                  ) -> list[tuple[list[int], list[float], list[int]]]:
     """Entry e adds values[e] to item ids[e] of row row_of[e]; each row's top_k (items, sums,
     tags), best first (ties: smaller id), none of its `exclude` row. An item's tag is the tag
     of its largest entry (ties: the first in input order); without `tags`, tags are empty."""
-    out: list[tuple[list[int], list[float], list[int]]] = [([], [], []) for _ in range(n_rows)]
     if not len(ids) or top_k <= 0:
-        return out
-    span = int(ids.max()) + 1 if ids.min() >= 0 else 0
-    if 0 < span < 2**62 // max(n_rows, 1):  # (row, item) as one int64 key
-        items, item_of = None, ids
-    else:  # ids too large or negative: number them first
-        items, item_of = np.unique(ids, return_inverse=True)
-        span = len(items)
-    keys, group = _distinct(row_of * span + item_of, n_rows * span)  # sorted by (row, item)
-    scores = np.bincount(group, weights=values, minlength=len(keys))
-    key_tags = None
-    if tags is not None:  # each key's largest entry: the first of its group by -value
-        order = np.lexsort((-values, group))
-        starts = np.flatnonzero(np.diff(group[order], prepend=-1))
-        key_tags = tags[order[starts]]
-    keep = _not_excluded(keys, exclude, span, items)
-    if keep is not None:
-        keys, scores = keys[keep], scores[keep]
-        key_tags = key_tags[keep] if key_tags is not None else None
-    key_rows = keys // span
-    bounds = np.searchsorted(key_rows, np.arange(n_rows + 1))
-    best = _best(scores, bounds, top_k)  # each row's top_k, and ties with its last
-    order = best[np.lexsort((-scores[best], key_rows[best]))]  # stable: ties keep item order
-    key_rows, key_items, scores = key_rows[order], keys[order] % span, scores[order]
+        return [([], [], []) for _ in range(n_rows)]
+    row_of = np.asarray(row_of, dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if len(row_of) > 1 and bool((row_of[1:] < row_of[:-1]).any()):  # rows apart: gather them
+        order = np.argsort(row_of, kind="stable")  # keeps each row's input order
+        row_of, ids, values = row_of[order], ids[order], values[order]
+        tags = tags[order] if tags is not None else None
+    lo, hi = int(ids.min()), int(ids.max())
+    items = None
+    if lo < 0 or hi + 1 > DENSE_FACTOR * len(ids):  # ids too large or negative: number them
+        items, slot_of = np.unique(ids, return_inverse=True)
+        ids, span = slot_of.astype(np.int64), len(items)
+    else:
+        span = hi + 1
+    drop_items, drop_bounds = Excluded.of(exclude).numbered(n_rows, items)
+    bounds = np.searchsorted(row_of, np.arange(n_rows + 1)).astype(np.int64)
+    got_tags = tags if tags is not None else np.zeros(len(ids), dtype=np.int64)
+    out_items, out_scores, out_tags, counts = _rank_rows(
+        bounds, ids, values, np.asarray(got_tags, dtype=np.int64), drop_bounds, drop_items,
+        span, top_k)
     if items is not None:
-        key_items = items[key_items]
-    key_tags = key_tags[order] if key_tags is not None else None
-    bounds = np.searchsorted(key_rows, np.arange(n_rows + 1))
-    for row in range(n_rows):
-        lo = bounds[row]
-        hi = min(bounds[row + 1], lo + top_k)
-        out[row] = (key_items[lo:hi].tolist(), scores[lo:hi].tolist(),
-                    key_tags[lo:hi].tolist() if key_tags is not None else [])
+        out_items = items[out_items]
+    out = []
+    for row, n in enumerate(counts.tolist()):
+        at = row * top_k
+        out.append((out_items[at:at + n].tolist(), out_scores[at:at + n].tolist(),
+                    out_tags[at:at + n].tolist() if tags is not None else []))
     return out
 
 
-def _distinct(pair: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(pair, return_inverse=True) for keys in [0, size): by marking a table when it
-    is small beside the keys (several times faster than sorting them), else by sorting."""
-    if size > DENSE_FACTOR * len(pair):
-        keys, group = np.unique(pair, return_inverse=True)
-        return keys, group
-    seen = np.zeros(size, dtype=bool)
-    seen[pair] = True
-    keys = np.flatnonzero(seen)
-    slot = np.empty(size, dtype=np.int64)
-    slot[keys] = np.arange(len(keys))
-    return keys, slot[pair]
+class Excluded:
+    """Each row's excluded items as one array and the rows' bounds in it: built once when
+    several rankings of the same rows exclude the same items (the co-occurrence and next
+    channels of one batch)."""
+
+    def __init__(self, exclude: Sequence[Iterable[int]]) -> None:
+        drops = [d if isinstance(d, (list, tuple, np.ndarray)) else list(d) for d in exclude]
+        sizes = [len(d) for d in drops]
+        self.items = np.fromiter(chain.from_iterable(drops), dtype=np.int64, count=sum(sizes))
+        self.bounds = np.zeros(len(drops) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.bounds[1:])
+
+    @classmethod
+    def of(cls, exclude: Sequence[Iterable[int]] | Excluded) -> Excluded:
+        return exclude if isinstance(exclude, Excluded) else cls(exclude)
+
+    def numbered(self, n_rows: int, items: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The items numbered like the entries (-1: an item no entry holds) and bounds for
+        `n_rows` rows (rows past the given ones exclude nothing)."""
+        flat, bounds = self.items, self.bounds[:n_rows + 1]
+        if len(bounds) < n_rows + 1:
+            bounds = np.concatenate([bounds, np.full(n_rows + 1 - len(bounds), bounds[-1])])
+        if items is not None and len(flat):
+            at = np.clip(np.searchsorted(items, flat), 0, len(items) - 1)
+            flat = np.where(items[at] == flat, at, -1)
+        return flat, bounds
 
 
-def _not_excluded(keys: np.ndarray, exclude: Sequence[Iterable[int]], span: int,
-                  items: np.ndarray | None) -> np.ndarray | None:
-    """A mask of the sorted (row, item) `keys` keeping none of each row's `exclude` items
-    (None: nothing to drop)."""
-    drops = [d if isinstance(d, (list, tuple, np.ndarray)) else list(d) for d in exclude]
-    dropped = [len(d) for d in drops]
-    if not sum(dropped):
-        return None
-    g_items = np.fromiter(chain.from_iterable(drops), dtype=np.int64, count=sum(dropped))
-    g_rows = np.repeat(np.arange(len(drops), dtype=np.int64), dropped)
-    if items is None:
-        hit = (g_items >= 0) & (g_items < span)
-        g_keys = g_rows[hit] * span + g_items[hit]
-    else:
-        at = np.clip(np.searchsorted(items, g_items), 0, len(items) - 1)
-        hit = items[at] == g_items
-        g_keys = g_rows[hit] * span + at[hit]
-    keep = np.ones(len(keys), dtype=bool)
-    if len(keys) and len(g_keys):
-        at = np.clip(np.searchsorted(keys, g_keys), 0, len(keys) - 1)
-        keep[at[keys[at] == g_keys]] = False
-    return keep
+@njit(nogil=True, cache=True)
+def _rank_rows(bounds: np.ndarray, ids: np.ndarray, values: np.ndarray, tags: np.ndarray,
+               drop_bounds: np.ndarray, drop_items: np.ndarray, span: int, top_k: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    n_rows = len(bounds) - 1
+    stamp = np.zeros(span, dtype=np.int32)  # row + 1 where slot[item] is this row's
+    slot = np.empty(span, dtype=np.int32)  # -1: excluded from the row
+    longest = 0
+    for r in range(n_rows):
+        longest = max(longest, bounds[r + 1] - bounds[r])
+    keys = np.empty(longest, dtype=np.int64)
+    sums = np.empty(longest, dtype=np.float64)
+    best = np.empty(longest, dtype=np.float64)
+    key_tags = np.empty(longest, dtype=np.int64)
+    chosen = np.empty(longest, dtype=np.int64)
+    out_items = np.zeros(n_rows * top_k, dtype=np.int64)
+    out_scores = np.empty(n_rows * top_k, dtype=np.float64)
+    out_tags = np.empty(n_rows * top_k, dtype=np.int64)
+    counts = np.zeros(n_rows, dtype=np.int64)
+    for r in range(n_rows):
+        mark = r + 1
+        for d in range(drop_bounds[r], drop_bounds[r + 1]):
+            item = drop_items[d]
+            if 0 <= item < span:
+                stamp[item] = mark
+                slot[item] = -1
+        n = 0
+        for e in range(bounds[r], bounds[r + 1]):
+            item = ids[e]
+            v = values[e]
+            if stamp[item] == mark:
+                s = slot[item]
+                if s >= 0:
+                    sums[s] += v
+                    if v > best[s]:
+                        best[s] = v
+                        key_tags[s] = tags[e]
+            else:
+                stamp[item] = mark
+                slot[item] = n
+                keys[n] = item
+                sums[n] = v
+                best[n] = v
+                key_tags[n] = tags[e]
+                n += 1
+        k = min(n, top_k)
+        m = n
+        if n > k:  # only the slots at or above the k-th best score are sorted
+            cut = np.partition(sums[:n], n - k)[n - k]
+            m = 0
+            for s in range(n):
+                if sums[s] >= cut:
+                    chosen[m] = s
+                    m += 1
+        else:
+            chosen[:n] = np.arange(n)
+        by_item = chosen[:m][np.argsort(keys[chosen[:m]])]
+        by_score = np.argsort(-sums[by_item], kind="mergesort")  # stable: ties by item
+        for j in range(k):
+            s = by_item[by_score[j]]
+            out_items[r * top_k + j] = keys[s]
+            out_scores[r * top_k + j] = sums[s]
+            out_tags[r * top_k + j] = key_tags[s]
+        counts[r] = k
+    return out_items, out_scores, out_tags, counts
 
 
-def _best(scores: np.ndarray, bounds: np.ndarray, top_k: int) -> np.ndarray:
-    """The indices of each row's top_k scores and of every score tied with its k-th
-    (ascending), rows given by `bounds`: a partition per row instead of sorting them all."""
-    parts = []
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        if hi - lo <= top_k:
-            parts.append(np.arange(lo, hi))
-            continue
-        seg = scores[lo:hi]
-        cut = hi - lo - top_k
-        parts.append(lo + np.flatnonzero(seg >= np.partition(seg, cut)[cut]))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+def warm() -> None:
+    """Compile (or load from numba's cache) the per-row loop now, not in the first batch."""
+    rank_entries(1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.ones(1),
+                 [()], 1, tags=np.zeros(1, dtype=np.int64))

@@ -22,12 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from model.cooccur import CooccurConfig, CooccurCounts, recent_distinct
-from model.ranking import top_per_row
+from model.ranking import Excluded, top_per_row
 
 
 def score_next(histories: Sequence[Sequence[int]],
                followers: Mapping[int, tuple[np.ndarray, np.ndarray]], cfg: CooccurConfig,
-               exclude: Sequence[Iterable[int]], top_k: int
+               exclude: Sequence[Iterable[int]] | Excluded, top_k: int
                ) -> list[tuple[list[int], list[float]]]:
     """Each history's top_k `next` candidates (items, scores), best first (ties: smaller id),
     none of its `exclude` row; `followers`: item -> (ids, t/out) as near.lua reads them."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from model.cooccur import CooccurConfig, NearArrays, recent_distinct, score_batch
+from model.ranking import Excluded
 from model.transitions import next_items, score_next
 from streams.stores.history import unavailable
 from streams.stores.scripts import lua_script
@@ -128,9 +129,10 @@ class CooccurReader:
         got.update(kept)
         base = float(n_base) if n_base not in (b"", "") else 0.0
         near = {i: v for (kind, i), v in got.items() if kind == "c"}
-        lists = score_batch(histories, near, base, self.cfg, exclude, top_k)
+        drop = Excluded(exclude)  # flattened once for both channels
+        lists = score_batch(histories, near, base, self.cfg, drop, top_k)
         follow = {i: v for (kind, i), v in got.items() if kind == "x"}
-        next_lists = score_next(histories, follow, self.cfg, exclude, top_k) if self.next \
+        next_lists = score_next(histories, follow, self.cfg, drop, top_k) if self.next \
             else []
         return CooccurLists(lists, [int(i) for i in pop],
                             float(counts_ts) if counts_ts not in (b"", "") else None,

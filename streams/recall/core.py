@@ -8,6 +8,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from model import ranking
 from model.cooccur import CooccurConfig
 from model.fusion import FusionConfig
 from model.serving import InterestModel
@@ -112,6 +113,7 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
     channels = parse_channels(settings.channels)
     if channels == ("mind",):
         return mind
+    ranking.warm()  # compiles the channels' scoring and merge loop (cached on disk) now
     reader = None
     if history is not None and history.cooccur is not None:
         reader = CooccurReader(history.client, history.cooccur, history.co_prefix,
