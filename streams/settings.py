@@ -57,7 +57,10 @@ class KafkaSettings(RecallEnv):
         "group.min.session.timeout.ms <= this; its default is 6 s)")
     heartbeat_interval_s: float = Field(1.0, gt=0, description="consumer group heartbeat")
     rebalance_timeout_s: float = Field(10.0, gt=0, description="consumer group rebalance timeout")
-    fetch_max_wait_ms: int = Field(10, ge=1, description="Kafka fetch wait (tansu holds fetches)")
+    fetch_max_wait_ms: int = Field(
+        50, ge=1, description="Kafka fetch wait: the local broker (tansu) holds every fetch this "
+        "long, so the worker fetches 1000/this times a second whatever the rate (10: the worker "
+        "and broker spend about twice the CPU, docs/serving-speed.md)")
     max_message_bytes: int = Field(
         1 << 20, ge=1024, description="largest record the worker publishes (broker limit)")
 

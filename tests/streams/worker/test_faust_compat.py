@@ -23,6 +23,7 @@ import pytest
 from faust.types import TP
 
 from streams.errors import ServiceUnavailable
+from streams.settings import Settings
 from streams.worker import faust_compat
 from streams.worker.epochs import CommitGuard, LogEpochs
 from streams.worker.faust_compat import (
@@ -129,7 +130,7 @@ def test_lower_fetch_wait_reaches_the_consumer_faust_builds(faust_app: faust.App
         lower_fetch_wait(7)
         assert asyncio.run(fetch_wait()) == 7
     finally:
-        lower_fetch_wait(10)  # the settings' default, as every worker test process has it
+        lower_fetch_wait(Settings().fetch_max_wait_ms)  # the default every test process has
 
 
 def test_forget_commits_lets_faust_record_acks_of_a_new_log(faust_app: faust.App) -> None:

@@ -1,0 +1,133 @@
+"""`python -m harness.bench.versus --rev REV`: the worker's CPU per click against an earlier
+commit, measured in one run.
+
+Exports REV's tree (`git archive`) into a temporary directory that shares this checkout's
+`artifacts/` (the same model and cached catalog), then runs `python -m harness.bench` of REV's
+tree and of this one, one after the other, with the same quick options: the 12k catalog, the
+pass-through and pipeline modes, the same rate steps. Each tree's workers run their own code and
+their own settings defaults. `--new-arg` passes more options to this tree's bench only (for
+example `--variant channels=mind` to add MIND alone beside the default pipeline).
+
+For each mode it prints, at every offered rate that both sustained, the worker's cores and its
+CPU per click (cores / clicks per second, in ms) side by side with their ratio, and each one's
+figure at its own highest sustained rate. Writes JSON and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+QUICK = ["--catalogs", "12k", "--modes", "passthrough,pipeline"]
+
+
+def export_tree(rev: str, dest: Path) -> None:
+    """REV's files in `dest`, with this checkout's artifacts/ linked in."""
+    archive = subprocess.run(["git", "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    (dest / "artifacts").symlink_to(Path("artifacts").resolve())
+
+
+def run_bench(tree: Path, args: Sequence[str], log: Path) -> dict[str, Any]:
+    """One `python -m harness.bench` of `tree`; its result (the JSON line it prints)."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_QUICK": "1"}
+    with open(log, "wb") as out:
+        subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=tree, env=env,
+                       stdout=out, stderr=subprocess.STDOUT, check=True)
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("BENCH partial run"):
+            return dict(json.loads(line[line.index("{"):]))
+    raise RuntimeError(f"no result line in {log}")
+
+
+def sweeps(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each measured mode's sweep steps: pass-through, pipeline and any --variant runs."""
+    out = {}
+    if "passthrough" in result:
+        out["passthrough"] = result["passthrough"]["sweep"]
+    cat = result.get("catalogs", {}).get("12k", {})
+    if "pipeline" in cat:
+        out["pipeline"] = cat["pipeline"]["sweep"]
+    for name, run in cat.get("variants", {}).items():
+        out[f"pipeline {name}"] = run["sweep"]
+    return out
+
+
+def per_click(sweep: list[dict[str, Any]]) -> dict[float, tuple[float, float]]:
+    """Offered rate -> (worker cores, worker CPU ms per click) of its first sustained step."""
+    out: dict[float, tuple[float, float]] = {}
+    for step in sweep:
+        rate = round(float(step["offered_cps"]), 1)
+        if step["sustained"] and rate not in out and step["sent_cps"] > 0:
+            cores = float(step["cpu_cores"]["worker"])
+            out[rate] = (cores, 1000.0 * cores / float(step["sent_cps"]))
+    return out
+
+
+def compare(old: dict[str, Any], new: dict[str, Any], rev: str) -> list[dict[str, Any]]:
+    """Rows: per mode, every rate both sustained, then each one's highest sustained rate."""
+    rows = []
+    before, after = sweeps(old), sweeps(new)
+    for mode, steps in after.items():
+        base = per_click(before.get(mode.split()[0], []))
+        now = per_click(steps)
+        for rate in sorted(set(base) & set(now)):
+            rows.append({"mode": mode, "rate": rate, rev: base[rate], "HEAD": now[rate],
+                         "ratio": now[rate][1] / base[rate][1]})
+        if base and now:
+            top_old, top_new = max(base), max(now)
+            rows.append({"mode": mode, "rate": f"highest sustained: {top_old:g} / {top_new:g}",
+                         rev: base[top_old], "HEAD": now[top_new],
+                         "ratio": now[top_new][1] / base[top_old][1]})
+    return rows
+
+
+def table(rows: list[dict[str, Any]], rev: str) -> str:
+    head = (f"| mode | offered clicks/s | {rev}: worker cores, ms per click | HEAD: worker "
+            "cores, ms per click | HEAD / REV per click |\n|---|---|---|---|---|\n")
+    return head + "".join(
+        f"| {r['mode']} | {r['rate']} | {r[rev][0]:.2f}, {r[rev][1]:.2f} | "
+        f"{r['HEAD'][0]:.2f}, {r['HEAD'][1]:.2f} | {r['ratio']:.2f} |\n" for r in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.bench.versus", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--rev", required=True, help="the earlier commit to measure against")
+    p.add_argument("--out", default="versus.json", help="JSON out (and .md beside it)")
+    p.add_argument("--model-root", default="artifacts/model", help="model both trees serve")
+    p.add_argument("--pipeline-start", default="250", help="first pipeline rate, both trees")
+    p.add_argument("--passthrough-start", default="340", help="first pass-through rate")
+    p.add_argument("--factor", default="1.7", help="rate step factor, both trees")
+    p.add_argument("--new-arg", action="append", default=[],
+                   help="one more option for this tree's bench only (repeatable)")
+    args = p.parse_args(argv)
+    common = [*QUICK, "--model-root", args.model_root, "--factor", args.factor,
+              "--pipeline-start", args.pipeline_start, "--passthrough-start",
+              args.passthrough_start]
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(prefix="versus-", dir=".") as tmp:
+        old_tree = Path(tmp)
+        export_tree(args.rev, old_tree)
+        print(f"bench of {args.rev} (log {out.with_suffix('.old.log')})", flush=True)
+        old = run_bench(old_tree, common, out.with_suffix(".old.log"))
+        print(f"bench of HEAD (log {out.with_suffix('.new.log')})", flush=True)
+        new = run_bench(Path.cwd(), [*common, *args.new_arg], out.with_suffix(".new.log"))
+    rows = compare(old, new, args.rev)
+    out.write_text(json.dumps({"rev": args.rev, "args": common, "new_args": args.new_arg,
+                               "rows": rows, args.rev: old, "HEAD": new}, indent=1))
+    text = table(rows, args.rev)
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""harness.bench.versus: reading two bench results and setting their worker costs side by side
+(the runs themselves are `python -m harness.bench` of each tree, measured by hand)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.bench import versus
+
+
+def step(rate: float, sent: float, worker: float, sustained: bool = True) -> dict[str, Any]:
+    return {"offered_cps": rate, "sent_cps": sent, "sustained": sustained,
+            "cpu_cores": {"worker": worker}}
+
+
+def result(pass_steps: list[dict[str, Any]], pipe_steps: list[dict[str, Any]],
+           variants: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    cat: dict[str, Any] = {"pipeline": {"sweep": pipe_steps}}
+    if variants:
+        cat["variants"] = {k: {"sweep": v} for k, v in variants.items()}
+    return {"passthrough": {"sweep": pass_steps}, "catalogs": {"12k": cat}}
+
+
+def test_per_click_takes_the_first_sustained_step_of_each_rate() -> None:
+    got = versus.per_click([step(340, 340, 0.34, sustained=False), step(340, 340, 0.17),
+                            step(578, 500, 0.5), step(983, 980, 0.4, sustained=False)])
+    assert got == {340.0: (0.17, pytest.approx(0.5)), 578.0: (0.5, pytest.approx(1.0))}
+
+
+def test_compare_rates_both_sustained_and_each_highest() -> None:
+    old = result([step(340, 340, 0.34), step(578, 578, 0.578)], [step(250, 250, 0.5)])
+    new = result([step(340, 340, 0.17), step(578, 578, 0.289), step(983, 983, 0.3)],
+                 [step(250, 250, 0.25)], {"channels=mind": [step(250, 250, 0.125)]})
+    rows = versus.compare(old, new, "abc")
+    by = {(r["mode"], r["rate"]): r for r in rows}
+    assert by[("passthrough", 340.0)]["ratio"] == pytest.approx(0.5)
+    assert by[("passthrough", 578.0)]["ratio"] == pytest.approx(0.5)
+    top = by[("passthrough", "highest sustained: 578 / 983")]
+    assert top["abc"] == (0.578, pytest.approx(1.0))
+    assert top["ratio"] == pytest.approx((1000 * 0.3 / 983) / 1.0)
+    assert by[("pipeline", 250.0)]["ratio"] == pytest.approx(0.5)
+    assert by[("pipeline channels=mind", 250.0)]["ratio"] == pytest.approx(0.25)  # vs REV's
+    assert "| passthrough | 340.0 | 0.34, 1.00 | 0.17, 0.50 | 0.50 |" in versus.table(rows, "abc")
+
+
+def test_run_bench_reads_the_result_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    def fake_run(cmd: list[str], stdout: Any, **_: Any) -> None:
+        stdout.write(b'progress\nBENCH partial run (modes [1]): {"passthrough": {"sweep": []}}\n')
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert versus.run_bench(tmp_path, [], tmp_path / "log") == {"passthrough": {"sweep": []}}
+
+
+def test_export_tree_writes_the_revision_with_the_artifacts_linked(tmp_path: Path) -> None:
+    versus.export_tree("HEAD", tmp_path)
+    assert (tmp_path / "harness" / "bench" / "main.py").is_file()
+    assert (tmp_path / "artifacts").resolve() == Path("artifacts").resolve()
