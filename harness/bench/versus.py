@@ -38,9 +38,9 @@ def export_tree(rev: str, dest: Path) -> None:
 def run_bench(tree: Path, args: Sequence[str], log: Path) -> dict[str, Any]:
     """One `python -m harness.bench` of `tree`; its result (the JSON line it prints)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_QUICK": "1"}
-    with open(log, "wb") as out:
+    with open(log, "wb") as out:  # a run of some modes only exits 1 after printing its result
         subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=tree, env=env,
-                       stdout=out, stderr=subprocess.STDOUT, check=True)
+                       stdout=out, stderr=subprocess.STDOUT, check=False)
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith("BENCH partial run"):
             return dict(json.loads(line[line.index("{"):]))
