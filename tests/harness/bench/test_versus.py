@@ -59,3 +59,10 @@ def test_export_tree_writes_the_revision_with_the_artifacts_linked(tmp_path: Pat
     versus.export_tree("HEAD", tmp_path)
     assert (tmp_path / "harness" / "bench" / "main.py").is_file()
     assert (tmp_path / "artifacts").resolve() == Path("artifacts").resolve()
+
+
+def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        versus.main(["--help"])
+    assert done.value.code == 0
+    assert "--rev" in capsys.readouterr().out
