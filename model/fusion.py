@@ -54,7 +54,7 @@ def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> F
 
 def fuse_batch(batch: Sequence[Mapping[str, Sequence[int]]], cfg: FusionConfig, top_k: int
                ) -> list[Fused]:
-    """fuse() for each row of a batch, with numpy over the whole batch: each item's shares are
+    """fuse() for each row of a batch, ranked at once (model.ranking): each item's shares are
     summed in CHANNELS order (the same floats as adding them one by one)."""
     rows, tags, sizes, chosen, parts = [], [], [], [], []
     for row, lists in enumerate(batch):

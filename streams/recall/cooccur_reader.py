@@ -1,6 +1,6 @@
 """Reading the co-occurrence channel from Redis: one script call per batch (near.lua) returns
 the neighbours of the batch's history items as packed doubles, the live popular items and the
-newest counted data time; numpy scores every row at once (model.cooccur.score_batch, the same
+newest counted data time; every row is scored at once (model.cooccur.score_batch, the same
 floats as the reference rule). The counts are written by the history append script
 (streams/stores/lua/append.lua), in the same call that appends the clicks.
 
