@@ -15,7 +15,8 @@
 -- Co-occurrence counts (model/cooccur.py has the rule and its reference copy), when ARGV co is
 -- 1, in keys under the co prefix P, updated by the same call for each applied click:
 --   P<item>  -> sorted set: the item's strongest neighbours (at most cap), stored weights
---   Pb       -> hash item -> base data time of the item's neighbour set
+--   Pb       -> hash item -> base data time of the item's neighbour set (only with a
+--               half-life: without decay every weight is 1 and no base is needed)
 --   Pn, Pnb  -> sorted set item -> stored count n, and the counts' common base
 --   Pts      -> data time of the newest click counted (what `counts_ts` reports)
 --   Px<item> -> sorted set: the item's strongest followers t(item, j) (at most next cap),
@@ -52,12 +53,16 @@ local cowrite = ARGV[10] == 'write'
 local nxwin, nxcap = tonumber(ARGV[11]), tonumber(ARGV[12])
 local st = {}
 
-local function fmt(x) return string.format('%.17g', x) end
+local function fmt(x)
+  if x == 1 then return '1' end
+  return string.format('%.17g', x)
+end
 
 -- values read once per call and kept up to date here: bases, counts n, the counts' base
 local bases, ns, nbase, lastts, newts = {}, {}, nil, nil, false
 
 local function weight(item, ts)  -- the click's weight in item's set; moves the base if needed
+  if half == 0 then return 1 end  -- no decay: every weight is 1 and no base is kept
   local b = bases[item]
   if b == nil then
     b = tonumber(redis.call('HGET', P .. 'b', item) or 'nan')
@@ -110,16 +115,19 @@ end
 
 -- per set touched by this call: an upper bound of its size, so that ZCARD is asked only when
 -- the set may be past its cap. A ZINCRBY whose result is not above the increment may have
--- added a member (scores are positive), so the bound grows; one that is above it did not.
+-- added a member (scores are positive), so the bound grows; one that is above it did not, and
+-- a set no call left past its cap is not past it after such a ZINCRBY (no ZCARD at all).
 local sizes = {}
 
 local function add(key, member, w, cap)  -- ZINCRBY, then the weakest go past cap
   local ws = fmt(w)
   local now = tonumber(redis.call('ZINCRBY', key, ws, member))
   local size = sizes[key]
+  local grew = now <= tonumber(ws)
   if size == nil then
+    if not grew then return end  -- an existing member: the set's size did not change
     size = redis.call('ZCARD', key)
-  elseif now <= tonumber(ws) then
+  elseif grew then
     size = size + 1
   end
   if size > cap then
