@@ -200,10 +200,6 @@ class WorkerSettings(RecallEnv):
     batch_window_s: float = Field(0.02, gt=0, description="longest wait to fill a micro-batch")
     publish_overlap: bool = Field(
         True, description="publish a click batch while the next one runs its step")
-    gil_switch_ms: float = Field(
-        5.0, gt=0, description="the worker's interpreter switch interval (sys.setswitchinterval):"
-        " how long a thread may hold the GIL while the batch thread, the event loop and the "
-        "reader wait for it (5: Python's default)")
     item_batch_size: int = Field(1024, ge=1)
     retry_max_delay_s: float = Field(5.0, gt=0, description="cap of the outage retry backoff")
     stop_timeout_s: float = Field(

@@ -94,7 +94,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "stop_timeout_s": args.stop_timeout}
     )
     logs.configure(settings.log_format, args.log_level)
-    sys.setswitchinterval(settings.gil_switch_ms / 1000)  # GIL hand-offs between the threads
     problem = observe.web_port_problem(settings.worker_web_host, settings.worker_web_port)
     if problem is not None:  # before loading anything; Faust's own error names no setting
         log.error("cannot start the metrics and health server: %s", problem)
