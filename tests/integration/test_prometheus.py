@@ -203,14 +203,23 @@ def api(worker: Settings) -> Iterator[Api]:
 
 
 @pytest.fixture()
-def prometheus(worker: Settings, api: Api, tmp_path: Path) -> Iterator[str]:
+def prometheus_bin() -> str:
+    """The `prometheus` binary, or a skip: asked before the worker starts, so a machine without
+    it skips instead of stopping a worker that is still loading."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("no `prometheus` binary on PATH (Debian: apt-get install prometheus)")
+    return binary
+
+
+@pytest.fixture()
+def prometheus(prometheus_bin: str, worker: Settings, api: Api, tmp_path: Path
+               ) -> Iterator[str]:
     """Prometheus scraping the worker and the API every second; yields its base URL.
 
     The config is deploy/prometheus/prometheus.yml with the targets (compose service names)
     replaced by the local ones, and a 1 s interval."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("no `prometheus` binary on PATH (Debian: apt-get install prometheus)")
+    binary = prometheus_bin
     (port,) = free_ports(1)
     jobs = [{"job_name": "recall-worker", "static_configs": [
                 {"targets": [f"127.0.0.1:{worker.worker_web_port}"]}]},
@@ -360,7 +369,8 @@ class Traffic:
 
 
 def test_every_dashboard_panel_moves_on_the_event_it_shows(
-        stack: LocalStack, worker: Settings, api: Api, prometheus: str, tmp_path: Path) -> None:
+        prometheus_bin: str, stack: LocalStack, worker: Settings, api: Api, prometheus: str,
+        tmp_path: Path) -> None:
     worker_url = f"http://127.0.0.1:{worker.worker_web_port}"
     old_version, ids, vectors = stream_model_items(worker)
     wait_until("worker ready", lambda: _ok(f"{worker_url}/readyz"), 30)
