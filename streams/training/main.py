@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connect
     ocfg = OnlineConfig(lr=args.lr, replay=args.replay, passes=args.passes, buffer=args.buffer,
                         clip_norm=args.clip_norm, new_item_init=args.new_item_init,
-                        sparse=args.sparse)
+                        sparse=args.sparse, warmup_steps=settings.online_warmup_steps)
     trainer = OnlineTrainer(settings, ocfg, Path(args.model_dir))
 
     def stop(signum: int, frame: FrameType | None) -> None:
