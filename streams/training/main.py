@@ -263,6 +263,9 @@ def build_parser(defaults: Settings) -> argparse.ArgumentParser:
     p.add_argument("--sparse", action=argparse.BooleanOptionalAction,
                    default=defaults.online_sparse, help="sparse table gradient and lazy Adam "
                    "(large catalogs; env RECALL_ONLINE_SPARSE)")
+    p.add_argument("--warmup-steps", type=int, default=defaults.online_warmup_steps,
+                   help="steps over which the learning rate ramps up to --lr after the start "
+                   "(0: none; env RECALL_ONLINE_WARMUP_STEPS)")
     return p
 
 
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connect
     ocfg = OnlineConfig(lr=args.lr, replay=args.replay, passes=args.passes, buffer=args.buffer,
                         clip_norm=args.clip_norm, new_item_init=args.new_item_init,
-                        sparse=args.sparse, warmup_steps=settings.online_warmup_steps)
+                        sparse=args.sparse, warmup_steps=args.warmup_steps)
     trainer = OnlineTrainer(settings, ocfg, Path(args.model_dir))
 
     def stop(signum: int, frame: FrameType | None) -> None:
