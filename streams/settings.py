@@ -247,7 +247,7 @@ class TrainerSettings(RecallEnv):
         "the rows it used, not the whole table (set it beyond ~100k items: at 1M items a "
         "step took 3.0 s dense, 105 ms sparse; harness.bench.tables)")
     online_warmup_steps: int = Field(
-        0, ge=0, description="the learning rate ramps from a tenth of lr to lr over this many "
+        60, ge=0, description="the learning rate ramps from a tenth of lr to lr over this many "
         "training steps after the trainer starts (0: none; docs/online/learner-tuning.md)")
     online_gate_min_samples: int = Field(
         100, ge=0, description="the gate decides on at least this many scored samples; with "

@@ -41,6 +41,7 @@ from harness.online.variants import evaluated_points, most_popular_ranks
 from harness.online.world import check_trainer
 from harness.options import EnvOptions, options_parser
 from harness.stack.servers import StackError
+from streams.settings import TrainerSettings
 
 
 class OnlineEnv(EnvOptions):
@@ -87,6 +88,12 @@ class OnlineEnv(EnvOptions):
                              "recommendations after this many seconds without a new one")
     workdir: str = Field(".stack/online-eval", description="stack, logs and models, one dir per "
                          "seed, emptied first")
+
+
+def trainer_settings() -> dict[str, Any]:
+    """The learning settings the spawned trainer reads (it inherits this environment)."""
+    return TrainerSettings().model_dump(
+        include={"online_batch", "online_gate", "online_sparse", "online_warmup_steps"})
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -140,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "open_loop": args.open_loop,
         "watermark": not args.no_watermark, "export_every": args.export_every,
         "export_s": args.export_s,
-        "trainer": None if args.no_trainer else "streams.training", "seeds": args.seed_list,
+        "trainer": None if args.no_trainer else "streams.training",
+        "trainer_settings": None if args.no_trainer else trainer_settings(),
+        "seeds": args.seed_list,
         **combine(runs), "runs": runs,
     }
     result["elapsed_s"] = round(time.monotonic() - started, 1)

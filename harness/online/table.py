@@ -42,6 +42,9 @@ def header(result: Mapping[str, Any]) -> list[str]:
     every = result.get("export_every")
     cadence = (f"every {every:,} learned clicks" if every
                else f"every {result.get('export_s', 0):g} s")
+    warmup = (result.get("trainer_settings") or {}).get("online_warmup_steps")
+    if warmup is not None:
+        cadence += f", warm-up {warmup} steps"
     return [
         f"Data `{Path(str(result['data'])).name}`"
         + (f" (first {result['limit']:,} clicks)" if result.get("limit") else "")

@@ -39,7 +39,7 @@ class OnlineConfig:
     clip_norm: float = 1.0  # global gradient norm clip
     new_item_init: str = "history"  # "history": mean of the clicker's history, or "random"
     init_noise: float = 0.1  # relative noise added to a "history" initialisation
-    warmup_steps: int = 0  # the lr ramps linearly from warmup_start * lr to lr over these steps
+    warmup_steps: int = 60  # the lr ramps linearly from warmup_start * lr to lr over these steps
     warmup_start: float = 0.1
     sparse: bool = False  # sparse table gradient + lazy Adam: a step touches its rows only
     seed: int = 7

@@ -22,5 +22,8 @@ def test_the_lr_ramps_from_a_share_of_lr_to_lr_over_the_warmup_steps() -> None:
         model.step(np.array([[1, 2, 0, 0]]), np.array([3]))
         assert model.opt.get_lr() == pytest.approx(seen[-1])
     assert seen == pytest.approx([0.002, 0.004, 0.006, 0.008, 0.01, 0.01])
+    assert OnlineLearner(CFG, OnlineConfig(lr=0.01, warmup_steps=0),
+                         MindUserTower(CFG).state_dict(), np.arange(1, 21),
+                         vectors).lr() == 0.01  # 0 steps: no warm-up
     assert OnlineLearner(CFG, OnlineConfig(lr=0.01), MindUserTower(CFG).state_dict(),
-                         np.arange(1, 21), vectors).lr() == 0.01  # default: no warm-up
+                         np.arange(1, 21), vectors).lr() == pytest.approx(0.001)  # default: 60
