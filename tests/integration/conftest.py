@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -143,6 +144,14 @@ def worker(core_settings: Settings, model_dir: Path, tmp_path: Path) -> Iterator
         index.start()
         index.destroy()
         index.close()
+
+
+def answers(url: str) -> bool:
+    """Whether a GET of `url` answers 200 now (a refused or timed-out request: False)."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def stream_model_items(settings: Settings) -> tuple[str, np.ndarray, np.ndarray]:

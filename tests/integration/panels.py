@@ -117,13 +117,6 @@ def dashboard_targets() -> dict[tuple[str, str], str]:
     return {(p["title"], t["refId"]): t["expr"] for p in panels for t in p.get("targets", [])}
 
 
-def ok_at(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
     assert answer["status"] == "success", answer

@@ -23,6 +23,7 @@ from harness.stack.servers import free_ports
 from streams.api.main import create_api
 from streams.recall.core import open_core
 from streams.settings import Settings
+from tests.integration.conftest import answers
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +81,6 @@ def test_token_and_limits_over_the_wire(base_url: str) -> None:
         assert client.post("/recall", json={"hist_item": [[1, 2]]}).status_code == 200
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def test_recall_api_alone_makes_a_token_logs_it_once_and_requires_it(
         core_settings: Settings, tmp_path: Path) -> None:
     (port,) = free_ports(1)
@@ -102,7 +96,7 @@ def test_recall_api_alone_makes_a_token_logs_it_once_and_requires_it(
             def alive() -> None:
                 assert proc.poll() is None, log_path.read_text()[-3000:]
 
-            wait_until("recall-api", lambda: _answers(f"{base}/health"), 120, alive)
+            wait_until("recall-api", lambda: answers(f"{base}/health"), 120, alive)
             found = re.search(r"this run's API token is (\S+) ", log_path.read_text())
             assert found, log_path.read_text()[-3000:]
             token = found.group(1)

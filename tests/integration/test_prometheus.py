@@ -60,8 +60,13 @@ from streams.observe.metrics import ApiMetrics
 from streams.recall.core import open_core
 from streams.records import Recommendation
 from streams.settings import Settings
-from tests.integration.conftest import Reader, stream_model_items, train_small_model
-from tests.integration.panels import ROOT, Panels, Traffic, expected, ok_at, query
+from tests.integration.conftest import (
+    Reader,
+    answers,
+    stream_model_items,
+    train_small_model,
+)
+from tests.integration.panels import ROOT, Panels, Traffic, expected, query
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +146,7 @@ def prometheus(prometheus_bin: str, worker: Settings, api: Api, tmp_path: Path
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until("prometheus", lambda: ok_at(f"{url}/-/ready"), 30)
+        wait_until("prometheus", lambda: answers(f"{url}/-/ready"), 30)
         yield url
     finally:
         proc.terminate()
@@ -154,7 +159,7 @@ def test_every_dashboard_panel_moves_on_the_event_it_shows(
         tmp_path: Path) -> None:
     worker_url = f"http://127.0.0.1:{worker.worker_web_port}"
     old_version, ids, vectors = stream_model_items(worker)
-    wait_until("worker ready", lambda: ok_at(f"{worker_url}/readyz"), 30)
+    wait_until("worker ready", lambda: answers(f"{worker_url}/readyz"), 30)
     checks = httpx.get(f"{worker_url}/readyz", timeout=10).json()["checks"]
     assert checks == {"kafka": "ok", "redis": "ok", "milvus": "ok", "model": "ok"}
     assert httpx.get(f"{worker_url}/router/").status_code == 404  # Faust's debug pages are off

@@ -22,7 +22,7 @@ from model.online.learner import OnlineConfig
 from streams.records import Click
 from streams.settings import Settings
 from streams.training.feed import ClickBuffer
-from streams.training.main import OnlineTrainer
+from streams.training.main import OnlineTrainer, build_parser
 
 CFG = MindConfig(dim=8, num_interests=2, maxlen=4, negatives=16, seed=1)
 ITEMS = np.arange(1, 41)
@@ -201,3 +201,12 @@ def test_the_gate_skips_an_export_of_a_worse_learner_and_records_its_numbers(
     assert read_latest(root) == meta["version"] != before
     assert meta["gate"] == {"samples": 200, "learner_hr50": 0.15, "serving_hr50": 0.15}
     assert meta["online"]["exports_skipped"] == skipped + 1
+
+
+def test_the_trainers_defaults_are_the_simulations() -> None:
+    """The trainer's settings that feed OnlineConfig keep OnlineConfig's defaults, so the
+    offline simulation (model.online.sim, OnlineConfig()) learns as the trainer does."""
+    args = build_parser(Settings()).parse_args([])
+    ocfg = OnlineConfig()
+    assert (args.warmup_steps, args.sparse) == (ocfg.warmup_steps, ocfg.sparse) == (60, False)
+    assert (args.lr, args.replay, args.passes) == (ocfg.lr, ocfg.replay, ocfg.passes)
