@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import psutil
 
 Sample = tuple[float, dict[str, float], float]  # (monotonic s, group -> cpu s, machine busy s)
 
 
-def _cpu_seconds(pid: int, descendants: bool = True) -> float:
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
     """User + system seconds of `pid` and its live descendants (0 for a process gone)."""
     total = 0.0
     try:
@@ -65,8 +66,8 @@ class CpuMeter:
         self.self_name = self_name
 
     def sample(self) -> Sample:
-        per = {name: sum(_cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
-        per[self.self_name] = _cpu_seconds(os.getpid(), descendants=False)
+        per = {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
+        per[self.self_name] = cpu_seconds(os.getpid(), descendants=False)
         return time.monotonic(), per, _machine_busy()
 
     @staticmethod
@@ -77,3 +78,19 @@ class CpuMeter:
                for name in after[1]}
         out["machine"] = round((after[2] - before[2]) / wall, 2)
         return out
+
+
+def settle(pid: int, idle_cores: float = 0.2, window_s: float = 5.0,
+           timeout_s: float = 600.0) -> dict[str, Any]:
+    """Wait until the server's processes use less than `idle_cores` over `window_s` (its
+    background work after a load, segment merges and their indexes, done) or `timeout_s`
+    passed: how long it waited, the last window's cores, and whether it got there."""
+    started = time.monotonic()
+    while True:
+        before = cpu_seconds(pid)
+        time.sleep(window_s)
+        cores = (cpu_seconds(pid) - before) / window_s
+        waited = time.monotonic() - started
+        if cores < idle_cores or waited >= timeout_s:
+            return {"waited_s": round(waited, 1), "cores": round(cores, 2),
+                    "settled": cores < idle_cores}

@@ -167,7 +167,9 @@ class Bench:
     def _catalog(self, catalog: Catalog) -> dict[str, Any]:
         model = prepare_model(catalog, self.log_dir)
         items, _ = model.item_table()
-        index, ids, vectors = fill_catalog(self.settings, catalog, model, Path(self.args.cache_dir))
+        standalone = self.milvus_pid if catalog.server == "standalone" else None
+        index, ids, vectors, ready = fill_catalog(self.settings, catalog, model,
+                                                  Path(self.args.cache_dir), standalone)
         self.index = index
         try:
             preseed_histories(self.settings, self.args.users, items)
@@ -182,6 +184,7 @@ class Bench:
             print(f"search ceiling ({catalog.label}): {ceiling}", flush=True)
             out: dict[str, Any] = {"catalog_items": index.count(), "model": model.version,
                                    "index": index.index_type, "redis": redis_after_preseed,
+                                   "ready": ready,
                                    "search_ceiling": ceiling,
                                    "search_ceiling_ups": max(ceiling["threads_1"],
                                                              ceiling.get("threads_2", 0.0))}

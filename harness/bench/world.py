@@ -18,16 +18,18 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kafka.admin import KafkaAdminClient, NewTopic
 from tqdm import tqdm
 
+from harness.bench.cpu import settle
 from harness.bench.items import cached_fill
 from harness.bench.load import ClickLoad, Collector
 from harness.stack.launch import _base_env, ensure_model, to_env
 from harness.stack.servers import StackError, free_ports
-from harness.stack.standalone import connect, rebuild
+from harness.stack.standalone import compact, connect, rebuild
 from model.serving import InterestModel
 from streams.settings import Settings
 from streams.stores.history import ClickAt, HistoryStore
@@ -61,11 +63,13 @@ def prepare_model(catalog: Catalog, log_dir: Path) -> InterestModel:
 
 
 def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel, cache: Path,
-                 seed: int = 0) -> tuple[ItemIndex, np.ndarray, np.ndarray]:
+                 server_pid: int | None = None, seed: int = 0
+                 ) -> tuple[ItemIndex, np.ndarray, np.ndarray, dict[str, Any]]:
     """A fresh collection with the model's items, plus synthetic ones up to `catalog.items`
-    (harness.bench.items: clustered around the real ones, cached under `cache`); its ids [N]
-    and vectors [N, D]. Rows go in under FLAT; another index is built afterwards and waited
-    for, every row indexed, before the collection is searched."""
+    (harness.bench.items: clustered around the real ones, cached under `cache`); its ids [N],
+    vectors [N, D] and how it was made ready. Rows go in under FLAT; on a standalone
+    (`server_pid`) the segments are merged, another index is built and waited for, every row
+    indexed, and then the server's background work, so that none of it is measured."""
     ids, vectors, _ = cached_fill(*model.item_table(), catalog.items, cache, model.version, seed)
     index = ItemIndex(settings.milvus_uri, catalog.collection, model.dim, "FLAT", timeout_s=600,
                       consistency=settings.milvus_consistency)
@@ -76,13 +80,19 @@ def fill_catalog(settings: Settings, catalog: Catalog, model: InterestModel, cac
     for start in tqdm(range(0, len(ids), chunk), desc=f"catalog {catalog.label}", unit="chunk",
                       disable=None):
         index.upsert(ids[start:start + chunk], vectors[start:start + chunk])
+    ready: dict[str, Any] = {}
+    if catalog.server == "standalone":
+        ready["compaction_s"] = round(compact(index), 1)
     if catalog.index != "FLAT":
         index.client.flush(index.collection)
-        started = time.perf_counter()
-        rebuild(index, catalog.index, settings.build_params() or INDEX_PARAMS[catalog.index])
-        print(f"catalog {catalog.label}: {catalog.index} built in "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
-    return index, ids, vectors
+        ready["index_build_s"] = round(
+            rebuild(index, catalog.index, settings.build_params() or INDEX_PARAMS[catalog.index]),
+            1)
+    if server_pid is not None:
+        ready["settle"] = settle(server_pid)
+    if ready:
+        print(f"catalog {catalog.label}: {ready}", flush=True)
+    return index, ids, vectors, ready
 
 
 def preseed_histories(settings: Settings, users: int, items: np.ndarray, seed: int = 0) -> None:

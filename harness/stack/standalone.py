@@ -86,3 +86,20 @@ def rebuild(index: ItemIndex, kind: str, params: dict[str, Any]) -> float:
         time.sleep(1.0)
     c.load_collection(name)
     return time.perf_counter() - started
+
+
+def compact(index: ItemIndex, timeout_s: float = 600.0) -> float:
+    """Flush the collection and merge its segments now, waiting until the merge is done (a
+    bulk load leaves many small segments, which the server would otherwise merge, and index
+    again, in the background while it is measured); the seconds it took."""
+    started = time.perf_counter()
+    c, name = index.client, index.collection
+    c.flush(name)
+    job = c.compact(name)
+    deadline = time.monotonic() + timeout_s
+    while c.get_compaction_state(job) != "Completed":
+        if time.monotonic() > deadline:
+            raise StackError(f"compaction of {name} not done after {timeout_s:.0f}s")
+        time.sleep(1.0)
+    return time.perf_counter() - started
+

@@ -13,7 +13,7 @@ import pytest
 from harness.bench.index_sweep import ExactIndex, overlap
 from harness.bench.items import fill
 from harness.stack.servers import free_ports
-from harness.stack.standalone import connect, milvus_standalone, rebuild
+from harness.stack.standalone import compact, connect, milvus_standalone, rebuild
 from streams.stores.index import IndexChoice, ItemIndex, recommended_index
 
 pytestmark = pytest.mark.integration
@@ -50,8 +50,11 @@ def test_recommended_index_keeps_exact_top_k(standalone: str, choice: IndexChoic
     index = ItemIndex(standalone, f"choice_{uuid.uuid4().hex[:8]}", DIM, "FLAT")
     connect(index)
     try:
-        index.upsert(ids, vectors)
-        index.client.flush(index.collection)
+        for start in range(0, ITEMS, 2_000):  # several segments, merged as the bench does
+            index.upsert(ids[start:start + 2_000], vectors[start:start + 2_000])
+            index.client.flush(index.collection)
+        assert compact(index, timeout_s=120) >= 0
+        assert index.count() == ITEMS
         rebuild(index, choice.index, choice.build)
         want, _ = ExactIndex(ids, vectors).search(queries, K)
         got, _ = index.search(queries, K, choice.search)

@@ -9,7 +9,7 @@ import time
 
 import psutil
 
-from harness.bench.cpu import CpuMeter, rss_mb
+from harness.bench.cpu import CpuMeter, rss_mb, settle
 
 BUSY = "import time\nend = time.time() + 3\nwhile time.time() < end: pass\n"
 
@@ -59,3 +59,26 @@ def test_rss_counts_a_process_tree_and_zero_for_a_process_gone() -> None:
         child.kill()
         child.wait()
     assert rss_mb(child.pid) == 0.0
+
+
+def test_settle_waits_until_a_busy_process_idles() -> None:
+    work = "import time\nend = time.time() + 2\nwhile time.time() < end: pass\ntime.sleep(30)\n"
+    proc = subprocess.Popen([sys.executable, "-c", work])
+    try:
+        got = settle(proc.pid, idle_cores=0.2, window_s=0.5, timeout_s=20)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert got["settled"] and got["cores"] < 0.2
+    assert 1.0 <= got["waited_s"] < 10  # the busy loop's 2 s, less the interpreter's start
+
+
+def test_settle_gives_up_after_its_timeout() -> None:
+    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        time.sleep(0.3)
+        got = settle(busy.pid, idle_cores=0.2, window_s=0.5, timeout_s=1.0)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert not got["settled"] and got["cores"] > 0.2 and got["waited_s"] >= 1.0
