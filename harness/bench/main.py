@@ -29,13 +29,17 @@ from harness.bench.load import run_step
 from harness.bench.options import HEADLINE, parse_args
 from harness.bench.probes import Freshness, sample_histories, search_ceiling
 from harness.bench.report import markdown_table, plot
-from harness.bench.scale import memory_mb, recall_kept, redis_memory, scale_targets
+from harness.bench.scale import (
+    memory_mb,
+    milvus_recall,
+    recall_kept,
+    redis_memory,
+    scale_targets,
+)
 from harness.bench.sweep import Step, check_shape, mode_summary, stage_means, sweep, targets
 from harness.bench.world import Catalog, WorkerRun, fill_catalog, prepare_model, preseed_histories
-from harness.milvus_eval import compare, holdout_users
 from harness.stack.servers import LocalStack, free_ports
 from harness.stack.standalone import milvus_standalone
-from model.serving import InterestModel, version_dir
 from streams.recall.core import search_params
 from streams.recall.recaller import Recaller
 from streams.settings import Settings
@@ -167,9 +171,9 @@ class Bench:
     def _catalog(self, catalog: Catalog) -> dict[str, Any]:
         model = prepare_model(catalog, self.log_dir)
         items, _ = model.item_table()
-        standalone = self.milvus_pid if catalog.server == "standalone" else None
-        index, ids, vectors, ready = fill_catalog(self.settings, catalog, model,
-                                                  Path(self.args.cache_dir), standalone)
+        index, ids, vectors, ready = fill_catalog(
+            self.settings, catalog, model, Path(self.args.cache_dir),
+            self.milvus_pid if catalog.server == "standalone" else None)
         self.index = index
         try:
             preseed_histories(self.settings, self.args.users, items)
@@ -189,7 +193,8 @@ class Bench:
                                    "search_ceiling_ups": max(ceiling["threads_1"],
                                                              ceiling.get("threads_2", 0.0))}
             if catalog.data and catalog.label == HEADLINE and Path(catalog.data).is_file():
-                out["recall"] = milvus_recall(model, index, catalog, self.settings)
+                out["recall"] = milvus_recall(model, index, catalog.model_dir, catalog.data,
+                                              self.settings)
                 print(f"recall through Milvus: {out['recall']}", flush=True)
             if catalog.data and len(ids) > len(items):  # filled: exact search is the reference
                 kept = recall_kept(model, index, ids, vectors, catalog.model_dir, catalog.data,
@@ -215,18 +220,6 @@ class Bench:
             index.close()
             self.index = None
         return out
-
-
-def milvus_recall(model: InterestModel, index: ItemIndex, catalog: Catalog,
-                settings: Settings) -> dict[str, Any]:
-    """Recall@50 of Beauty test users through Milvus with the recaller's pruning, vs exact."""
-    histories, targets_ = holdout_users(version_dir(catalog.model_dir), catalog.data)
-    got = compare(model, index, histories, targets_, settings.interest_pruning,
-                  settings.interest_dedup_cosine)
-    return {"users": len(histories), "exact_recall@50": round(got["exact"]["recall@50"], 4),
-            "milvus_recall@50": round(got["milvus"]["recall@50"], 4),
-            "recall_kept": round(got["recall_kept"], 4),
-            "queries_per_user": round(got["queries_per_user"], 2)}
 
 
 def headline(result: dict[str, Any]) -> None:
