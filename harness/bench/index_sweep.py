@@ -11,6 +11,8 @@ and waited for:
   top-50 of exact search (NumPy over the same table) for the same interest vectors, over the
   Beauty model's test users (real histories), averaged over users.
 - the server's resident memory with the index loaded.
+On a standalone the loaded rows are compacted first, and after each build the sweep waits
+until the server idles (harness.bench.cpu.settle), so its background work is not measured.
 The chosen point of each size is the fastest one keeping >= 95% (streams.stores.index's
 RECOMMENDED holds the choices). Writes JSON, and the .md table and .png plot beside it.
 """
@@ -31,14 +33,14 @@ import numpy as np
 from pymilvus.client.constants import ConsistencyLevel
 from tqdm import tqdm
 
-from harness.bench.cpu import rss_mb
+from harness.bench.cpu import rss_mb, settle
 from harness.bench.index_report import write_report
 from harness.bench.items import cached_fill
 from harness.bench.probes import search_ceiling
 from harness.milvus_eval import holdout_users
 from harness.stack.launch import ensure_model
 from harness.stack.servers import LocalStack, free_ports
-from harness.stack.standalone import connect, milvus_standalone, rebuild
+from harness.stack.standalone import compact, connect, milvus_standalone, rebuild
 from model.serving import InterestModel, version_dir
 from streams.recall.recaller import Recaller, VectorIndex
 from streams.settings import Settings
@@ -125,8 +127,11 @@ def sweep_size(uri: str, pid: int, model: InterestModel, label: str, total: int,
             index.upsert(ids[s:s + 50_000], vectors[s:s + 50_000])
         index.client.flush(index.collection)
         out["insert_s"] = round(time.perf_counter() - t0, 1)
+        if args.server == "standalone":  # merged now, not in the background while measured
+            out["compaction_s"] = round(compact(index), 1)
         for kind, build, searches in builds(args.nlists, args.nprobes, args.efs):
             build_s = round(rebuild(index, kind, build), 1)
+            idle = settle(pid)  # the server's own work after the build, done
             milvus_mb = round(rss_mb(pid))  # the server, this index loaded
             # FLAT also under Strong consistency, as the pipeline searches (a time-tick wait)
             levels = ["Eventually", "Strong"] if kind == "FLAT" else ["Eventually"]
@@ -137,7 +142,7 @@ def sweep_size(uri: str, pid: int, model: InterestModel, label: str, total: int,
                 ceiling = search_ceiling(index, model, through, histories, settings.batch_size,
                                          args.ceiling_s)
                 row = {"index": kind, "build": build, "search": params, "consistency": level,
-                       "build_s": build_s, "milvus_rss_mb": milvus_mb,
+                       "build_s": build_s, "settle": idle, "milvus_rss_mb": milvus_mb,
                        "recall_kept": round(kept, 4),
                        "ceiling_ups": max(ceiling["threads_1"], ceiling.get("threads_2", 0.0)),
                        **ceiling}
