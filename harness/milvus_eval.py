@@ -15,7 +15,7 @@ from model.data import read_any, synthetic
 from model.evaluate import evaluate_users
 from model.serving import InterestModel, version_dir
 from model.split import Split, comirec_split, holdout, load_split
-from streams.recall.recaller import keep_interests, merge
+from streams.recall.lists import keep_interests, merge
 from streams.settings import Settings
 from streams.stores.index import ItemIndex
 

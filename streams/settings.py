@@ -126,7 +126,12 @@ class RecallSettings(RecallEnv):
         "(0.8: 2.24 queries per Beauty test user, Recall@50 101.7% of exact search)")
     per_interest_extra: int | None = Field(
         None, ge=0, description="each interest asks Milvus for top_k + this many (unset: + the "
-        "longest history of the batch, so top_k remain after history items are removed)")
+        "batch's most items any of its users has seen, so top_k remain after they are removed)")
+    search_extra_cap: int | None = Field(
+        100, ge=0, description="with per_interest_extra unset, the first search asks for at "
+        "most top_k + this many; only queries left with fewer than top_k unseen items are "
+        "searched again, deep enough for their user: the same lists as one deep search, "
+        "without every query of a batch as deep as its heaviest user's (unset: one search)")
     channels: str = Field(
         "mind,cooccur,next,popular", description="comma list of the channels merged into each "
         "list: mind, cooccur (item-to-item co-occurrence counted in Redis), next (what users "

@@ -102,7 +102,7 @@ def make_recaller(settings: Settings, model: InterestModel, index: ItemIndex,
     or the channels fused; co-occurrence and live popularity need `history`'s Redis."""
     mind = Recaller(model, index, top_k or settings.top_k, settings.per_interest_extra,
                     settings.interest_pruning, settings.interest_dedup_cosine,
-                    search_params(settings, index))
+                    search_params(settings, index), settings.search_extra_cap)
     return fuse_channels(settings, mind, history)
 
 

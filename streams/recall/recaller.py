@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from streams.recall.lists import keep_interests, merge
+
 
 class InterestSource(Protocol):
     """What the recaller needs of model.serving.InterestModel."""
@@ -71,49 +73,8 @@ class _Searched:
     version: str
     popular: list[int]
     k: int  # candidates asked for
-
-
-def merge(
-    ids: np.ndarray, scores: np.ndarray, histories: Sequence[Sequence[int]], top_k: int
-) -> list[tuple[list[int], list[float], list[int]]]:
-    """Merge each user's K result lists at once: best score per item, no padding and none of
-    the items in the user's row of `histories` (the history, or every item seen).
-
-    ids, scores: [B, K, k] -> per user (items, scores, interests), best first, at most top_k;
-    ties by id; `interests` holds the index of the list each item's best score came from.
-    """
-    batch, _, per_list = ids.shape
-    origin = np.arange(ids[0].size)[None, :] // per_list  # [1, N] interest of each column
-    flat_ids = ids.reshape(batch, -1)  # [B, N]
-    flat_scores = scores.reshape(batch, -1).astype(np.float32)  # [B, N]
-    longest = max((len(h) for h in histories), default=0)
-    if longest <= 32:  # short rows (the last clicks): one broadcast compare
-        seen = np.full((batch, max(longest, 1)), -2, dtype=np.int64)  # [B, H] padded rows
-        for row, history in enumerate(histories):
-            seen[row, : len(history)] = history
-        hit = (flat_ids[:, :, None] == seen[:, None, :]).any(axis=2)  # [B, N]
-    else:  # long rows (every item a user has seen): a sorted lookup per row
-        hit = np.stack([np.isin(flat_ids[row], np.asarray(history, dtype=np.int64))
-                        for row, history in enumerate(histories)])  # [B, N]
-    drop = (flat_ids < 0) | hit  # [B, N]
-    flat_scores = np.where(drop, -np.inf, flat_scores)  # [B, N]
-    by_id = np.lexsort((-flat_scores, flat_ids), axis=-1)  # [B, N] id, then best score first
-    sorted_ids = np.take_along_axis(flat_ids, by_id, axis=1)  # [B, N]
-    sorted_scores = np.take_along_axis(flat_scores, by_id, axis=1)  # [B, N]
-    sorted_origin = np.take_along_axis(np.broadcast_to(origin, by_id.shape), by_id, axis=1)
-    repeat = np.zeros_like(drop)  # [B, N]
-    repeat[:, 1:] = sorted_ids[:, 1:] == sorted_ids[:, :-1]
-    sorted_scores[repeat] = -np.inf  # keep only each item's best score
-    best = np.argsort(-sorted_scores, axis=1, kind="stable")[:, :top_k]  # [B, k]
-    top_ids = np.take_along_axis(sorted_ids, best, axis=1)  # [B, k]
-    top_scores = np.take_along_axis(sorted_scores, best, axis=1)  # [B, k]
-    top_origin = np.take_along_axis(sorted_origin, best, axis=1)  # [B, k]
-    out = []
-    for row in range(batch):
-        valid = np.isfinite(top_scores[row])
-        out.append((top_ids[row][valid].tolist(), top_scores[row][valid].astype(float).tolist(),
-                    top_origin[row][valid].tolist()))
-    return out
+    wide: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # row ->
+    # (ids [K, n'], scores [K, n']) searched deeper (Recaller.deepen)
 
 
 @dataclass(frozen=True)
@@ -126,47 +87,23 @@ class Plan:
     per_interest: int  # top-k asked of each query
 
 
-def keep_interests(vectors: np.ndarray, lengths: np.ndarray, pruning: str,
-                   dedup_cosine: float) -> np.ndarray:
-    """[B, K] bool: the interests searched for. All non-zero ones without pruning.
-
-    "log2": the MIND paper's dynamic number of interests, K_u = max(1, min(K, floor(log2
-    |history|))), the K_u longest capsules. "dedup": a capsule whose cosine to a longer kept
-    one is >= dedup_cosine is dropped (short histories give near-identical capsules).
-    """
-    batch, interests, _ = vectors.shape
-    norms = np.linalg.norm(vectors, axis=2)  # [B, K]
-    keep = norms > 0  # [B, K]
-    if pruning == "none" or interests == 1:
-        return keep
-    order = np.argsort(-norms, axis=1, kind="stable")  # [B, K] longest first
-    if pruning == "log2":
-        k_u = np.clip(np.floor(np.log2(np.maximum(lengths, 1))), 1, interests)  # [B]
-        rank = np.argsort(order, axis=1)  # [B, K] rank of each capsule by length
-        return keep & (rank < k_u[:, None])
-    unit = vectors / np.maximum(norms, 1e-12)[:, :, None]  # [B, K, D]
-    cos = np.einsum("bkd,bjd->bkj", unit, unit)  # [B, K, K]
-    for step in range(1, interests):
-        cap = order[:, step]  # [B] this rank's capsule
-        earlier = order[:, :step]  # [B, step]
-        near = cos[np.arange(batch)[:, None], cap[:, None], earlier]  # [B, step]
-        alive = np.take_along_axis(keep, earlier, axis=1)  # [B, step]
-        dup = (near >= dedup_cosine) & alive  # [B, step]
-        keep[np.arange(batch), cap] &= ~dup.any(axis=1)
-    return keep
-
-
 class Recaller:
     """Recall candidates for a batch of users; every face (stream, HTTP, evaluation) calls this.
 
     `per_interest_extra`: each interest asks Milvus for top_k + this many (None: + the longest
-    history, so top_k remain once history items are removed). `pruning` / `dedup_cosine`:
-    see `keep_interests`. `search_params`: Milvus search parameters (None: the index's own).
+    excluded row, so top_k remain once the user's seen items are removed). `extra_cap`: with
+    per_interest_extra None, the first search asks for at most top_k + this many, and only the
+    queries whose lists then hold fewer than top_k unseen items are searched again, deep
+    enough for their row (`deepen`): the same lists as one deep search, without making every
+    query of a batch as deep as its heaviest user's (None: one search). `pruning` /
+    `dedup_cosine`: see `keep_interests`. `search_params`: Milvus search parameters (None: the
+    index's own).
     """
 
     def __init__(self, model: InterestSource, index: VectorIndex, top_k: int,
                  per_interest_extra: int | None = None, pruning: str = "none",
-                 dedup_cosine: float = 0.99, search_params: dict[str, Any] | None = None):
+                 dedup_cosine: float = 0.99, search_params: dict[str, Any] | None = None,
+                 extra_cap: int | None = None):
         self.model = model
         self.index = index
         self.top_k = top_k
@@ -174,6 +111,7 @@ class Recaller:
         self.pruning = pruning
         self.dedup_cosine = dedup_cosine
         self.search_params = search_params
+        self.extra_cap = extra_cap
         self._lock = threading.Lock()  # one batch at a time through the model and the index
 
     def plan(self, vectors: np.ndarray, histories: Sequence[Sequence[int]],
@@ -185,6 +123,8 @@ class Recaller:
         k = top_k or self.top_k
         longest = max((len(h) for h in (histories if exclude is None else exclude)), default=0)
         extra = longest if self.per_interest_extra is None else self.per_interest_extra
+        if self.per_interest_extra is None and self.extra_cap is not None:
+            extra = min(longest, self.extra_cap)
         lengths = np.array([len(h) for h in histories], dtype=np.int64)  # [B]
         keep = keep_interests(vectors, lengths, pruning or self.pruning,
                               self.dedup_cosine)  # [B, K]
@@ -214,10 +154,48 @@ class Recaller:
                 )  # [Q, per_interest]
                 ids[plan.rows, plan.slots] = found_ids
                 scores[plan.rows, plan.slots] = found_scores
+            drop = histories if exclude is None else exclude
+            wide = {} if self.per_interest_extra is not None or self.extra_cap is None else \
+                self.deepen(plan, ids, scores, drop, k)
             spent["search"] = time.perf_counter() - searched
-            popular = model.popular(k + plan.per_interest) if not usable.all() else []
+            deep = max(plan.per_interest, k + max((len(row) for row in drop), default=0))
+            popular = model.popular(k + deep) if not usable.all() else []  # top_k after drop
             return _Searched(vectors, np.asarray(skipped), usable, ids, scores, model.version,
-                             popular, k)
+                             popular, k, wide)
+
+    def deepen(self, plan: Plan, ids: np.ndarray, scores: np.ndarray,
+               exclude: Sequence[Sequence[int]], k: int
+               ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Search again, with top_k + the row's excluded count, each query whose list ids [B, K,
+        n] holds fewer than k items outside its row of `exclude` (one index call for all of
+        them): row -> (ids [K, n'], scores [K, n']), the first lists widened with -1 / -inf and
+        those queries' deeper lists. Then each interest has its top k unseen items, and the
+        merge equals that of one search with top_k + the longest row for every query."""
+        n = plan.per_interest
+        short = []
+        for q, (row, slot) in enumerate(zip(plan.rows, plan.slots, strict=True)):
+            if len(exclude[row]) <= n - k:  # enough asked already
+                continue
+            got = ids[row, slot][ids[row, slot] >= 0]
+            if len(got) == n and len(got) - np.isin(got, exclude[row]).sum() < k:
+                short.append(q)  # (a shorter list holds every item the index has)
+        if not short:
+            return {}
+        rows = sorted({int(r) for r in plan.rows[short]})
+        deep = k + max(len(exclude[r]) for r in rows)
+        extra_args = () if self.search_params is None else (self.search_params,)
+        found_ids, found_scores = self.index.search(plan.queries[short], deep, *extra_args)
+        wide = {}
+        for row in rows:
+            wide_ids = np.full((ids.shape[1], deep), -1, dtype=np.int64)  # [K, n']
+            wide_scores = np.full((ids.shape[1], deep), -np.inf, dtype=np.float32)  # [K, n']
+            wide_ids[:, :n], wide_scores[:, :n] = ids[row], scores[row]
+            wide[row] = (wide_ids, wide_scores)
+        for j, q in enumerate(short):
+            wide_ids, wide_scores = wide[int(plan.rows[q])]
+            wide_ids[plan.slots[q]] = found_ids[j]
+            wide_scores[plan.slots[q]] = found_scores[j]
+        return wide
 
     def recall(
         self, histories: Sequence[Sequence[int]], top_k: int | None = None,
@@ -239,9 +217,11 @@ class Recaller:
         spent = timings if timings is not None else {}
         found = self._search(histories, k, spent, exclude=drop)
         merging = time.perf_counter()
+        lists = merge(found.ids, found.scores, drop, k)
+        for row, (wide_ids, wide_scores) in found.wide.items():  # searched deeper
+            lists[row] = merge(wide_ids[None], wide_scores[None], [drop[row]], k)[0]
         out = [self._candidates(found, row, seen, merged)
-               for row, (seen, merged)
-               in enumerate(zip(drop, merge(found.ids, found.scores, drop, k), strict=True))]
+               for row, (seen, merged) in enumerate(zip(drop, lists, strict=True))]
         spent["merge"] = time.perf_counter() - merging
         return out
 
@@ -266,12 +246,13 @@ class Recaller:
         found = self._search([history], k, {}, pruning="none",  # every interest, for display
                              exclude=drop)
         kept = self.plan(found.vectors, [history], k, exclude=drop).slots  # those recall searches
-        kept_ids, kept_scores = np.full_like(found.ids, -1), np.full_like(found.scores, -np.inf)
-        kept_ids[0, kept], kept_scores[0, kept] = found.ids[0, kept], found.scores[0, kept]
+        ids, scores = found.wide[0] if found.wide else (found.ids[0], found.scores[0])  # [K, n]
+        kept_ids, kept_scores = np.full_like(ids, -1)[None], np.full_like(scores, -np.inf)[None]
+        kept_ids[0, kept], kept_scores[0, kept] = ids[kept], scores[kept]
         merged = merge(kept_ids, kept_scores, drop, k)[0]
         per_interest = []
-        for i in range(found.ids.shape[1]):  # each interest's list alone: same exclusions
-            items, scores, _ = merge(found.ids[:, [i]], found.scores[:, [i]], drop, k)[0]
-            per_interest.append((items, scores))
+        for i in range(ids.shape[0]):  # each interest's list alone: same exclusions
+            items, values, _ = merge(ids[None, [i]], scores[None, [i]], drop, k)[0]
+            per_interest.append((items, values))
         return Insight(found.vectors[0], per_interest,
                        self._candidates(found, 0, drop[0], merged))

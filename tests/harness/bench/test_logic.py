@@ -23,7 +23,7 @@ from harness.bench.sweep import (
     sweep,
     targets,
 )
-from streams.recall.recaller import keep_interests
+from streams.recall.lists import keep_interests
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from streams.recall.recaller import Recaller, merge
+from streams.recall.lists import merge
+from streams.recall.recaller import Recaller
 
 
 def test_merge_keeps_best_score_per_item_and_drops_history_and_padding() -> None:
@@ -152,3 +153,53 @@ def test_inspect_with_exclude_matches_recall_with_the_same_row() -> None:
     assert len(insight.merged.item_ids) == 8
     for items, _ in insight.per_interest:
         assert len(items) == 8 and not set(items) & set(seen)
+
+
+class RecordingIndex(ExactIndex):
+    """ExactIndex that also records each call's (queries, top_k)."""
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray):
+        super().__init__(ids, vectors)
+        self.asked: list[tuple[int, int]] = []
+
+    def search(self, vectors: np.ndarray, top_k: int,
+               params: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self.asked.append((len(vectors), top_k))
+        return super().search(vectors, top_k, params)
+
+
+def test_capped_first_search_then_deeper_only_where_short_gives_the_same_lists() -> None:
+    rng = np.random.default_rng(3)
+    ids = np.arange(1, 401)
+    vectors = rng.standard_normal((400, 8)).astype(np.float32)
+    model = TableModel({int(i): v for i, v in zip(ids, vectors, strict=True)})
+    histories = [[1, 2, 3, 4], [5, 6], [7, 8, 9]]
+    # user 0 has seen the 150 items nearest its first interest: its lists run short
+    near = ids[np.argsort(-(vectors @ vectors[0]))[:150]].tolist()
+    exclude = [near, [5, 6, 10], list(range(100, 130))]
+    exact = RecordingIndex(ids, vectors)
+    want = Recaller(model, exact, top_k=10).recall(histories, exclude=exclude)
+    assert exact.asked == [(9, 160)]  # every query as deep as the heaviest user's row
+    capped = RecordingIndex(ids, vectors)
+    recaller = Recaller(model, capped, top_k=10, extra_cap=20)
+    got = recaller.recall(histories, exclude=exclude)
+    assert [(c.item_ids, c.interests) for c in got] == [(c.item_ids, c.interests) for c in want]
+    assert np.allclose([s for c in got for s in c.scores], [s for c in want for s in c.scores])
+    first, *again = capped.asked
+    assert first == (9, 30)  # top_k + the cap
+    assert again and again[0][1] == 160 and again[0][0] < 4  # user 0's short queries only
+    # no user past the cap: one search, as before
+    light = RecordingIndex(ids, vectors)
+    Recaller(model, light, top_k=10, extra_cap=20).recall(histories, exclude=[[1], [2], [3]])
+    assert light.asked == [(9, 11)]
+    # a user without a usable interest still gets top_k popular items outside what it saw
+    unknown = [[999], [5]]
+    seen = [list(range(1, 60)), [5]]
+    deep = Recaller(model, RecordingIndex(ids, vectors), top_k=10).recall(unknown, exclude=seen)
+    capped_out = recaller.recall(unknown, exclude=seen)
+    assert capped_out[0].source == "popular" and len(capped_out[0].item_ids) == 10
+    assert capped_out[0].item_ids == deep[0].item_ids == list(range(60, 70))
+    # inspect sees the deeper lists too
+    shown = recaller.inspect(histories[0], exclude=exclude[0])
+    assert shown.merged.item_ids == want[0].item_ids
+    assert not set(shown.merged.item_ids) & set(near)
