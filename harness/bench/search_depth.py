@@ -1,0 +1,86 @@
+"""`python -m harness.bench.search_depth`: what one batch search costs Milvus standalone by its
+depth (the top-k asked of each query) on a large HNSW catalog.
+
+With RECALL_EXCLUDE_SEEN one search per batch used to ask every query for top_k + the batch's
+heaviest user's seen count (up to 1,050), and HNSW searches with ef >= that depth. This tool
+builds the bench's filled catalog (harness.bench.items: the Beauty model's items and clustered
+ones up to --items) on a private Milvus standalone with HNSW, made ready as `make bench` does
+(compacted, indexed, Milvus idle), and times batches of 143 queries (64 users' interests after
+pruning) near catalog items at each depth: median wall ms per call and Milvus CPU ms per call,
+each depth twice, interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.bench.cpu import cpu_seconds, settle
+from harness.bench.items import cached_fill
+from harness.stack.servers import free_ports
+from harness.stack.standalone import compact, connect, milvus_standalone, rebuild
+from model.serving import InterestModel
+from streams.stores.index import INDEX_PARAMS, ItemIndex
+
+QUERIES = 143  # a batch of 64 users at 2.24 queries per user (interest dedup)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.bench.search_depth", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--items", type=int, default=1_000_000, help="catalog size")
+    p.add_argument("--depths", default="62,150,1050", help="top-k asked of each query")
+    p.add_argument("--calls", type=int, default=20, help="timed calls per depth and round")
+    p.add_argument("--model-dir", default="artifacts/model-amazon-beauty")
+    p.add_argument("--cache-dir", default="artifacts/bench-items", help="filled catalogs")
+    p.add_argument("--out", default=None, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    model = InterestModel.load(args.model_dir, device="cpu")
+    ids, vectors, _ = cached_fill(*model.item_table(), args.items, Path(args.cache_dir),
+                                  model.version, 0)
+    rng = np.random.default_rng(0)
+    picks = vectors[rng.integers(0, len(ids), QUERIES * args.calls)]  # [N, D]
+    queries = (picks + 0.1 * rng.standard_normal(picks.shape)).astype(np.float32)
+    depths = [int(d) for d in args.depths.split(",")]
+    result: dict[str, Any] = {"items": len(ids), "queries_per_call": QUERIES,
+                              "index": INDEX_PARAMS["HNSW"], "rounds": []}
+    with milvus_standalone(free_ports(1)[0]) as server:
+        index = ItemIndex(server.uri, "search_depth", model.dim, "FLAT", timeout_s=600,
+                          consistency="Session")
+        connect(index)
+        index.destroy()
+        index.start()
+        for start in range(0, len(ids), 50_000):
+            index.upsert(ids[start:start + 50_000], vectors[start:start + 50_000])
+        result["ready"] = {"compaction_s": round(compact(index), 1),
+                           "index_build_s": round(rebuild(index, "HNSW", INDEX_PARAMS["HNSW"]), 1),
+                           "settle": settle(server.pid)}
+        for _ in range(30):  # the first calls after a load cost more
+            index.search(queries[:QUERIES], depths[0])
+        for depth in depths * 2:
+            wall = []
+            before = cpu_seconds(server.pid)
+            for call in range(args.calls):
+                started = time.perf_counter()
+                index.search(queries[call * QUERIES:(call + 1) * QUERIES], depth)
+                wall.append(1000 * (time.perf_counter() - started))
+            row = {"depth": depth, "wall_ms": round(statistics.median(wall), 1),
+                   "milvus_cpu_ms_per_call": round(
+                       1000 * (cpu_seconds(server.pid) - before) / args.calls, 1)}
+            result["rounds"].append(row)
+            print(row, flush=True)
+        index.close()
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
