@@ -1,4 +1,5 @@
-"""The recall core: histories -> MIND interests (one call) -> one Milvus search -> merged top-k."""
+"""The recall core: histories -> MIND interests (one call) -> one Milvus search (and one more,
+deeper, for the queries that seen items left short) -> merged top-k."""
 
 from __future__ import annotations
 

@@ -112,7 +112,8 @@ def parse_all(
 
 
 class ClickPipeline:
-    """One micro-batch of clicks: one Redis script, one model call, one Milvus search.
+    """One micro-batch of clicks: one Redis script, one model call, one Milvus search (one more
+    when a user's seen items leave its first lists short: `Recaller.deepen`).
 
     Every click is validated before any state changes, so a rejected click never reaches Redis.
     A user's candidates never hold an item the user has seen (the store's seen items, kept when
