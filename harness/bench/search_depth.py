@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=20, help="timed calls per depth and round")
     p.add_argument("--model-dir", default="artifacts/model-amazon-beauty")
     p.add_argument("--cache-dir", default="artifacts/bench-items", help="filled catalogs")
-    p.add_argument("--out", default=None, help="also write the results as JSON here")
+    p.add_argument("--out", default="search-depth.json", help="the results, as JSON")
     args = p.parse_args(argv)
     model = InterestModel.load(args.model_dir, device="cpu")
     ids, vectors, _ = cached_fill(*model.item_table(), args.items, Path(args.cache_dir),
@@ -77,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["rounds"].append(row)
             print(row, flush=True)
         index.close()
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1))
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}", flush=True)
     return 0
 
 
