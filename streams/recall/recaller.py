@@ -86,6 +86,7 @@ class Plan:
     rows: np.ndarray  # [Q] int, user row of each query
     slots: np.ndarray  # [Q] int, interest slot of each query
     per_interest: int  # top-k asked of each query
+    needed: int = 0  # top-k that leaves top_k unseen items for the longest excluded row
 
 
 class Recaller:
@@ -113,24 +114,25 @@ class Recaller:
         self.dedup_cosine = dedup_cosine
         self.search_params = search_params
         self.extra_cap = extra_cap
+        self.deepens = per_interest_extra is None and extra_cap is not None  # `deepen`
         self._lock = threading.Lock()  # one batch at a time through the model and the index
 
     def plan(self, vectors: np.ndarray, histories: Sequence[Sequence[int]],
              top_k: int | None = None, pruning: str | None = None,
              exclude: Sequence[Sequence[int]] | None = None) -> Plan:
         """The queries for interest vectors [B, K, D] of `histories` (`pruning`: override);
-        each asks for top_k + the longest `exclude` row (default: `histories`) unless
-        `per_interest_extra` is set."""
+        each asks for top_k + the longest `exclude` row (default: `histories`), at most top_k +
+        `extra_cap`, unless `per_interest_extra` is set."""
         k = top_k or self.top_k
         longest = max((len(h) for h in (histories if exclude is None else exclude)), default=0)
         extra = longest if self.per_interest_extra is None else self.per_interest_extra
-        if self.per_interest_extra is None and self.extra_cap is not None:
-            extra = min(longest, self.extra_cap)
+        if self.deepens:
+            extra = min(longest, self.extra_cap or 0)
         lengths = np.array([len(h) for h in histories], dtype=np.int64)  # [B]
         keep = keep_interests(vectors, lengths, pruning or self.pruning,
                               self.dedup_cosine)  # [B, K]
         rows, slots = np.nonzero(keep)  # [Q], [Q]
-        return Plan(vectors[rows, slots], rows, slots, k + extra)
+        return Plan(vectors[rows, slots], rows, slots, k + extra, k + longest)
 
     def _search(self, histories: Sequence[Sequence[int]], k: int,
                 spent: MutableMapping[str, float], pruning: str | None = None,
@@ -155,12 +157,11 @@ class Recaller:
                 )  # [Q, per_interest]
                 ids[plan.rows, plan.slots] = found_ids
                 scores[plan.rows, plan.slots] = found_scores
-            drop = histories if exclude is None else exclude
-            wide = {} if self.per_interest_extra is not None or self.extra_cap is None else \
-                self.deepen(plan, ids, scores, drop, k)
+            wide = self.deepen(plan, ids, scores, histories if exclude is None else exclude, k) \
+                if self.deepens else {}
             spent["search"] = time.perf_counter() - searched
-            deep = max(plan.per_interest, k + max((len(row) for row in drop), default=0))
-            popular = model.popular(k + deep) if not usable.all() else []  # top_k after drop
+            deep = max(plan.per_interest, plan.needed)  # top_k popular items after the drop
+            popular = model.popular(k + deep) if not usable.all() else []
             return _Searched(vectors, np.asarray(skipped), usable, ids, scores, model.version,
                              popular, k, wide)
 
