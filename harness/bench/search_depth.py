@@ -4,10 +4,10 @@ depth (the top-k asked of each query) on a large HNSW catalog.
 With RECALL_EXCLUDE_SEEN one search per batch used to ask every query for top_k + the batch's
 heaviest user's seen count (up to 1,050), and HNSW searches with ef >= that depth. This tool
 builds the bench's filled catalog (harness.bench.items: the Beauty model's items and clustered
-ones up to --items) on a private Milvus standalone with HNSW, made ready as `make bench` does
-(compacted, indexed, Milvus idle), and times batches of 143 queries (64 users' interests after
-pruning) near catalog items at each depth: median wall ms per call and Milvus CPU ms per call,
-each depth twice, interleaved.
+ones up to --items) on a private Milvus standalone with HNSW, made ready by `make bench`'s own
+`harness.bench.world.fill_catalog` (compacted, indexed, Milvus idle), and times batches of 143
+queries (64 users' interests after pruning) near catalog items at each depth: median wall ms
+per call and Milvus CPU ms per call, each depth twice, interleaved.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.bench.cpu import cpu_seconds, settle
-from harness.bench.items import cached_fill
+from harness.bench.cpu import cpu_seconds
+from harness.bench.world import Catalog, fill_catalog
 from harness.stack.servers import free_ports
-from harness.stack.standalone import compact, connect, milvus_standalone, rebuild
+from harness.stack.standalone import milvus_standalone
 from model.serving import InterestModel
-from streams.stores.index import INDEX_PARAMS, ItemIndex
+from streams.settings import Settings
+from streams.stores.index import INDEX_PARAMS
 
 QUERIES = 143  # a batch of 64 users at 2.24 queries per user (interest dedup)
 
@@ -43,25 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="search-depth.json", help="the results, as JSON")
     args = p.parse_args(argv)
     model = InterestModel.load(args.model_dir, device="cpu")
-    ids, vectors, _ = cached_fill(*model.item_table(), args.items, Path(args.cache_dir),
-                                  model.version, 0)
-    rng = np.random.default_rng(0)
-    picks = vectors[rng.integers(0, len(ids), QUERIES * args.calls)]  # [N, D]
-    queries = (picks + 0.1 * rng.standard_normal(picks.shape)).astype(np.float32)
+    catalog = Catalog("search-depth", args.model_dir, args.items, None, "standalone", "HNSW")
     depths = [int(d) for d in args.depths.split(",")]
-    result: dict[str, Any] = {"items": len(ids), "queries_per_call": QUERIES,
-                              "index": INDEX_PARAMS["HNSW"], "rounds": []}
     with milvus_standalone(free_ports(1)[0]) as server:
-        index = ItemIndex(server.uri, "search_depth", model.dim, "FLAT", timeout_s=600,
-                          consistency="Session")
-        connect(index)
-        index.destroy()
-        index.start()
-        for start in range(0, len(ids), 50_000):
-            index.upsert(ids[start:start + 50_000], vectors[start:start + 50_000])
-        result["ready"] = {"compaction_s": round(compact(index), 1),
-                           "index_build_s": round(rebuild(index, "HNSW", INDEX_PARAMS["HNSW"]), 1),
-                           "settle": settle(server.pid)}
+        settings = Settings().model_copy(update={"milvus_uri": server.uri,
+                                                 "milvus_consistency": "Session"})
+        index, ids, vectors, ready = fill_catalog(settings, catalog, model,
+                                                  Path(args.cache_dir), server.pid)
+        result: dict[str, Any] = {"items": len(ids), "queries_per_call": QUERIES,
+                                  "index": INDEX_PARAMS["HNSW"], "ready": ready, "rounds": []}
+        rng = np.random.default_rng(0)
+        picks = vectors[rng.integers(0, len(ids), QUERIES * args.calls)]  # [N, D]
+        queries = (picks + 0.1 * rng.standard_normal(picks.shape)).astype(np.float32)
         for _ in range(30):  # the first calls after a load cost more
             index.search(queries[:QUERIES], depths[0])
         for depth in depths * 2:
