@@ -17,12 +17,13 @@ import argparse
 import json
 import statistics
 import tempfile
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.online.data import cut, read_clicks, train_initial
+from harness.faults.checks import seen_after
+from harness.online.data import Timeline, cut, read_clicks, train_initial
 from harness.stack.servers import LocalStack, free_ports
 from harness.stack.standalone import connect
 from model.serving import InterestModel
@@ -33,35 +34,28 @@ Batch = tuple[list[list[int]], list[list[int]]]  # histories, seen items; one ro
 
 
 def batches(path: str, count: int, users: int = 64, seen_max: int = 1000
-            ) -> tuple[list[Batch], Any]:
-    """The first `count` batches of `users` distinct users of the future (each user's state at
-    its last click in the batch), and the timeline."""
+            ) -> tuple[list[Batch], Timeline]:
+    """The first `count` batches of `users` distinct users of the future (each user's last 10
+    clicks and seen items, as the fault oracle computes them, at its last click in the
+    batch), and the timeline."""
     timeline = cut(read_clicks(path))
-    history: dict[int, list[int]] = defaultdict(list)
-    seen: dict[int, OrderedDict[int, None]] = defaultdict(OrderedDict)
-
-    def click(user: int, item: int) -> None:
-        history[user] = [*history[user], item][-10:]
-        seen[user].pop(item, None)
-        seen[user][item] = None
-        while len(seen[user]) > seen_max:
-            seen[user].popitem(last=False)
-
+    clicked: dict[int, list[int]] = defaultdict(list)
     for c in timeline.past:
-        click(c.user, c.item)
+        clicked[c.user].append(c.item)
     out: list[Batch] = []
     future = iter(timeline.future)
     for _ in range(count):
         members: set[int] = set()
         for c in future:
-            click(c.user, c.item)
+            clicked[c.user].append(c.item)
             members.add(c.user)
             if len(members) == users:
                 break
         if not members:
             break
         rows = sorted(members)
-        out.append(([history[u] for u in rows], [list(seen[u]) for u in rows]))
+        out.append(([clicked[u][-10:] for u in rows],
+                    [seen_after(clicked[u], seen_max) for u in rows]))
     return out, timeline
 
 
