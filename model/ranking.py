@@ -42,11 +42,13 @@ def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
 
 def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,
                  exclude: Sequence[Iterable[int]] | Excluded, top_k: int,
-                 tags: np.ndarray | None = None
+                 tags: np.ndarray | None = None, best: bool = False
                  ) -> list[tuple[list[int], list[float], list[int]]]:
     """Entry e adds values[e] to item ids[e] of row row_of[e]; each row's top_k (items, sums,
     tags), best first (ties: smaller id), none of its `exclude` row. An item's tag is the tag
-    of its largest entry (ties: the first in input order); without `tags`, tags are empty."""
+    of its largest entry (ties: the first in input order); without `tags`, tags are empty.
+    `best`: an item's score is its largest entry instead of the sum (MIND's K lists merged,
+    streams/recall/lists.py)."""
     if not len(ids) or top_k <= 0:
         return [([], [], []) for _ in range(n_rows)]
     row_of = np.asarray(row_of, dtype=np.int64)
@@ -68,14 +70,16 @@ def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.nd
     got_tags = tags if tags is not None else np.zeros(len(ids), dtype=np.int64)
     out_items, out_scores, out_tags, counts = _rank_rows(
         bounds, ids, values, np.asarray(got_tags, dtype=np.int64), drop_bounds, drop_items,
-        span, top_k)
+        span, top_k, best)
     if items is not None:
         out_items = items[out_items]
+    all_items, all_scores = out_items.tolist(), out_scores.tolist()  # one conversion each
+    all_tags = out_tags.tolist() if tags is not None else None
     out = []
     for row, n in enumerate(counts.tolist()):
         at = row * top_k
-        out.append((out_items[at:at + n].tolist(), out_scores[at:at + n].tolist(),
-                    out_tags[at:at + n].tolist() if tags is not None else []))
+        out.append((all_items[at:at + n], all_scores[at:at + n],
+                    all_tags[at:at + n] if all_tags is not None else []))
     return out
 
 
@@ -109,8 +113,9 @@ class Excluded:
 
 @njit(nogil=True, cache=True)
 def _rank_rows(bounds: np.ndarray, ids: np.ndarray, values: np.ndarray, tags: np.ndarray,
-               drop_bounds: np.ndarray, drop_items: np.ndarray, span: int, top_k: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+               drop_bounds: np.ndarray, drop_items: np.ndarray, span: int, top_k: int,
+               take_max: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
+                                        ]:  # pragma: no cover
     n_rows = len(bounds) - 1
     stamp = np.zeros(span, dtype=np.int32)  # row + 1 where slot[item] is this row's
     slot = np.empty(span, dtype=np.int32)  # -1: excluded from the row
@@ -140,7 +145,7 @@ def _rank_rows(bounds: np.ndarray, ids: np.ndarray, values: np.ndarray, tags: np
             if stamp[item] == mark:
                 s = slot[item]
                 if s >= 0:
-                    sums[s] += v
+                    sums[s] = max(sums[s], v) if take_max else sums[s] + v
                     if v > best[s]:
                         best[s] = v
                         key_tags[s] = tags[e]

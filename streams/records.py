@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import faust
 import numpy as np
+import orjson
 
 from streams.errors import BadEvent
 
@@ -81,7 +82,13 @@ class Wire(faust.Record, abstract=True, include_metadata=False, serializer="json
         """Raise BadEvent when a field holds an impossible value."""
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.asdict(), separators=(",", ":")).encode()
+        """Compact JSON (orjson: ~10x faster than json.dumps for a recommendation). A value
+        orjson refuses (a lone surrogate in a string) falls back to json.dumps' escapes."""
+        data = self.asdict()
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # orjson.JSONEncodeError
+            return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _show(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The recaller's list arithmetic, pure NumPy: which interests a batch searches, and how each
+"""The recaller's list arithmetic: which interests a batch searches, and how each
 user's K result lists merge into one top-k."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from model.ranking import rank_entries
 
 
 def merge(
@@ -15,40 +17,16 @@ def merge(
     the items in the user's row of `histories` (the history, or every item seen).
 
     ids, scores: [B, K, k] -> per user (items, scores, interests), best first, at most top_k;
-    ties by id; `interests` holds the index of the list each item's best score came from.
+    ties by id; `interests` holds the index of the list each item's best score came from (ties:
+    the first list). One compiled pass over the batch (model.ranking, the loop the channels
+    rank with, keeping each item's largest score instead of the sum).
     """
     batch, _, per_list = ids.shape
-    origin = np.arange(ids[0].size)[None, :] // per_list  # [1, N] interest of each column
-    flat_ids = ids.reshape(batch, -1)  # [B, N]
-    flat_scores = scores.reshape(batch, -1).astype(np.float32)  # [B, N]
-    longest = max((len(h) for h in histories), default=0)
-    if longest <= 32:  # short rows (the last clicks): one broadcast compare
-        seen = np.full((batch, max(longest, 1)), -2, dtype=np.int64)  # [B, H] padded rows
-        for row, history in enumerate(histories):
-            seen[row, : len(history)] = history
-        hit = (flat_ids[:, :, None] == seen[:, None, :]).any(axis=2)  # [B, N]
-    else:  # long rows (every item a user has seen): a sorted lookup per row
-        hit = np.stack([np.isin(flat_ids[row], np.asarray(history, dtype=np.int64))
-                        for row, history in enumerate(histories)])  # [B, N]
-    drop = (flat_ids < 0) | hit  # [B, N]
-    flat_scores = np.where(drop, -np.inf, flat_scores)  # [B, N]
-    by_id = np.lexsort((-flat_scores, flat_ids), axis=-1)  # [B, N] id, then best score first
-    sorted_ids = np.take_along_axis(flat_ids, by_id, axis=1)  # [B, N]
-    sorted_scores = np.take_along_axis(flat_scores, by_id, axis=1)  # [B, N]
-    sorted_origin = np.take_along_axis(np.broadcast_to(origin, by_id.shape), by_id, axis=1)
-    repeat = np.zeros_like(drop)  # [B, N]
-    repeat[:, 1:] = sorted_ids[:, 1:] == sorted_ids[:, :-1]
-    sorted_scores[repeat] = -np.inf  # keep only each item's best score
-    best = np.argsort(-sorted_scores, axis=1, kind="stable")[:, :top_k]  # [B, k]
-    top_ids = np.take_along_axis(sorted_ids, best, axis=1)  # [B, k]
-    top_scores = np.take_along_axis(sorted_scores, best, axis=1)  # [B, k]
-    top_origin = np.take_along_axis(sorted_origin, best, axis=1)  # [B, k]
-    out = []
-    for row in range(batch):
-        valid = np.isfinite(top_scores[row])
-        out.append((top_ids[row][valid].tolist(), top_scores[row][valid].astype(float).tolist(),
-                    top_origin[row][valid].tolist()))
-    return out
+    flat_ids = ids.reshape(batch, -1)  # [B, N] each row interest-major
+    rows, cols = np.nonzero(flat_ids >= 0)  # row-major: each row's entries in list order
+    values = scores.reshape(batch, -1)[rows, cols].astype(np.float32)  # as Milvus gave them
+    return rank_entries(batch, rows, flat_ids[rows, cols], values.astype(np.float64),
+                        histories, top_k, tags=cols // per_list, best=True)
 
 
 def keep_interests(vectors: np.ndarray, lengths: np.ndarray, pruning: str,

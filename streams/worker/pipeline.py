@@ -111,6 +111,11 @@ def parse_all(
     return good
 
 
+def rounded(scores: Sequence[float], decimals: int = 6) -> list[float]:
+    """Scores cut to `decimals` places for the wire (numpy: ~7x faster than round() each)."""
+    return np.round(np.asarray(scores, dtype=np.float64), decimals).tolist()
+
+
 class ClickPipeline:
     """One micro-batch of clicks: one Redis script, one model call, one Milvus search (one more
     when a user's seen items leave its first lists short: `Recaller.deepen`).
@@ -166,13 +171,14 @@ class ClickPipeline:
         candidates = dict(zip(users, recalled, strict=True))
         out.counts["history_items_without_vector"] = sum(c.skipped for c in recalled)
         out.counts["popular_fallbacks"] = sum(c.source == "popular" for c in recalled)
+        scores = {u: rounded(c.scores) for u, c in candidates.items()}  # once per user
         emitted = time.time()
         for click in clicks:
             found = candidates[click.user_id]
             record = Recommendation(
                 user_id=click.user_id,
                 item_ids=found.item_ids,
-                scores=[round(s, 6) for s in found.scores],
+                scores=scores[click.user_id],
                 model_version=found.model_version,
                 click_item=click.item_id,
                 click_ts=click.ts,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from streams.errors import BadEvent
-from streams.records import Click, ItemEmbedding, Limits, Recommendation
+from streams.records import Click, DeadLetter, ItemEmbedding, Limits, Recommendation
 
 
 def test_click_round_trip_is_plain_json() -> None:
@@ -114,3 +114,8 @@ def test_item_vector_norm_bound_is_configurable() -> None:
     with pytest.raises(BadEvent, match="norm 50 is over the 10"):
         ItemEmbedding.parse({"item_id": 4, "vector": [30.0, 40.0]},
                             Limits(max_vector_norm=10.0, dim=2))
+
+
+def test_to_bytes_falls_back_to_json_escapes_for_a_string_orjson_refuses() -> None:
+    letter = DeadLetter("clicks", 0, 7, "bad \ud800 text", 3, "x", False)
+    assert json.loads(letter.to_bytes())["reason"] == "bad \ud800 text"
