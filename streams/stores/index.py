@@ -31,7 +31,7 @@ INDEX_PARAMS: dict[str, dict[str, Any]] = {
 SEARCH_PARAMS: dict[str, dict[str, Any]] = {
     "FLAT": {},
     "IVF_FLAT": {"nprobe": 16},
-    "HNSW": {"ef": 128},
+    "HNSW": {"ef": 64},
 }
 # No keepalive pings on an idle channel: pymilvus pings every 10 s even without calls, and a
 # server that counts those as abuse (Milvus Lite) answers GOAWAY "too_many_pings", after which
