@@ -81,16 +81,22 @@ class CpuMeter:
 
 
 def settle(pid: int, idle_cores: float = 0.2, window_s: float = 5.0,
-           timeout_s: float = 600.0) -> dict[str, Any]:
-    """Wait until the server's processes use less than `idle_cores` over `window_s` (its
-    background work after a load, segment merges and their indexes, done) or `timeout_s`
-    passed: how long it waited, the last window's cores, and whether it got there."""
+           timeout_s: float = 900.0, quiet_s: float = 90.0) -> dict[str, Any]:
+    """Wait until the server's processes have used less than `idle_cores` in every `window_s`
+    window for `quiet_s` in a row (its background work after a load, segment merges and their
+    indexes, done; Milvus standalone may start such work a minute after a quiet spell) or
+    `timeout_s` passed: how long it waited, the last window's cores, whether it got there, and
+    how many busy windows it saw."""
     started = time.monotonic()
+    quiet_since, busy = started, 0
     while True:
         before = cpu_seconds(pid)
         time.sleep(window_s)
         cores = (cpu_seconds(pid) - before) / window_s
-        waited = time.monotonic() - started
-        if cores < idle_cores or waited >= timeout_s:
-            return {"waited_s": round(waited, 1), "cores": round(cores, 2),
-                    "settled": cores < idle_cores}
+        now = time.monotonic()
+        if cores >= idle_cores:
+            busy, quiet_since = busy + 1, now
+        settled = now - quiet_since >= quiet_s
+        if settled or now - started >= timeout_s:
+            return {"waited_s": round(now - started, 1), "cores": round(cores, 2),
+                    "settled": settled, "busy_windows": busy}

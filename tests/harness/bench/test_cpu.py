@@ -65,19 +65,34 @@ def test_settle_waits_until_a_busy_process_idles() -> None:
     work = "import time\nend = time.time() + 2\nwhile time.time() < end: pass\ntime.sleep(30)\n"
     proc = subprocess.Popen([sys.executable, "-c", work])
     try:
-        got = settle(proc.pid, idle_cores=0.2, window_s=0.5, timeout_s=20)
+        got = settle(proc.pid, idle_cores=0.2, window_s=0.5, timeout_s=20, quiet_s=1.5)
     finally:
         proc.kill()
         proc.wait()
-    assert got["settled"] and got["cores"] < 0.2
-    assert 1.0 <= got["waited_s"] < 10  # the busy loop's 2 s, less the interpreter's start
+    assert got["settled"] and got["cores"] < 0.2 and got["busy_windows"] >= 2
+    # the busy loop's 2 s (less the interpreter's start), then 1.5 s quiet
+    assert 2.5 <= got["waited_s"] < 10
+
+
+def test_settle_waits_again_when_the_process_gets_busy_within_the_quiet_period() -> None:
+    work = ("import time\ntime.sleep(1.2)\nend = time.time() + 1.5\n"
+            "while time.time() < end: pass\ntime.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", work])
+    try:
+        time.sleep(0.5)  # past interpreter start-up: idle first, busy 1.5 s later
+        got = settle(proc.pid, idle_cores=0.2, window_s=0.5, timeout_s=20, quiet_s=2.0)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert got["settled"] and got["busy_windows"] >= 2
+    assert got["waited_s"] >= 3.5  # the late busy spell ends ~2.2 s in, then 2 s quiet
 
 
 def test_settle_gives_up_after_its_timeout() -> None:
     busy = subprocess.Popen([sys.executable, "-c", BUSY])
     try:
         time.sleep(0.3)
-        got = settle(busy.pid, idle_cores=0.2, window_s=0.5, timeout_s=1.0)
+        got = settle(busy.pid, idle_cores=0.2, window_s=0.5, timeout_s=1.0, quiet_s=0.5)
     finally:
         busy.kill()
         busy.wait()
