@@ -24,9 +24,10 @@ def merge(
     batch, _, per_list = ids.shape
     flat_ids = ids.reshape(batch, -1)  # [B, N] each row interest-major
     rows, cols = np.nonzero(flat_ids >= 0)  # row-major: each row's entries in list order
-    values = scores.reshape(batch, -1)[rows, cols].astype(np.float32)  # as Milvus gave them
-    return rank_entries(batch, rows, flat_ids[rows, cols], values.astype(np.float64),
-                        histories, top_k, tags=cols // per_list, best=True)
+    values = np.asarray(scores, dtype=np.float32).reshape(batch, -1)[rows, cols]  # as Milvus
+    # gave them (rank_entries ranks them as float64)
+    return rank_entries(batch, rows, flat_ids[rows, cols], values, histories, top_k,
+                        tags=cols // per_list, best=True)
 
 
 def keep_interests(vectors: np.ndarray, lengths: np.ndarray, pruning: str,
