@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.stack.servers import LocalStack, free_ports
 from streams.recall.core import Core, open_core
+from streams.records import Click
 from streams.settings import Settings
 from streams.worker.pipeline import ClickPipeline, RawMessage
 
@@ -41,8 +42,8 @@ class Clicks:
         items = self.rng.choice(self.items, size, p=self.p)
         out = []
         for user, item in zip(users.tolist(), items.tolist(), strict=True):
-            value = json.dumps({"user_id": user, "item_id": item, "ts": time.time()})
-            out.append(RawMessage("clicks", 0, self.offset, str(user).encode(), value.encode()))
+            value = Click(user_id=user, item_id=item, ts=time.time()).to_bytes()
+            out.append(RawMessage("clicks", 0, self.offset, str(user).encode(), value))
             self.offset += 1
         return out
 
