@@ -13,13 +13,13 @@ The weights and k0 were chosen with `python -m model.online.fusion_tune` (docs/r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain
 
 import numpy as np
 
-from model.ranking import rank_entries
+from model.ranking import rank_flat
 
 CHANNELS = ("mind", "cooccur", "next", "popular")
 
@@ -40,11 +40,38 @@ class FusionConfig:
 
 @dataclass(frozen=True)
 class Fused:
-    """One user's merged list, best first: item ids, fused scores, channel of each item."""
+    """One user's merged list, best first: item ids, fused scores, channel of each item, and
+    each item's note (the note its largest share carried: MIND's interest index; -1: none)."""
 
     item_ids: list[int]
     scores: list[float]
     channels: list[str]
+    notes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """One channel's lists for a whole batch, flat: row r's list (best first) is the r-th run
+    of `sizes[r]` ids; `notes` (optional) gives an int per id, kept by the item it attributes."""
+
+    ids: np.ndarray
+    sizes: np.ndarray
+    notes: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[int]], notes: Sequence[Sequence[int]] | None = None
+           ) -> Ragged:
+        sizes = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        total = int(sizes.sum())
+        ids = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
+        got = None if notes is None else \
+            np.fromiter(chain.from_iterable(notes), dtype=np.int64, count=total)
+        return cls(ids, sizes, got)
+
+    def split(self) -> list[list[int]]:
+        """Each row's list of ids."""
+        flat, ends = self.ids.tolist(), np.cumsum(self.sizes).tolist()
+        return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> Fused:
@@ -54,28 +81,42 @@ def fuse(lists: Mapping[str, Sequence[int]], cfg: FusionConfig, top_k: int) -> F
 
 def fuse_batch(batch: Sequence[Mapping[str, Sequence[int]]], cfg: FusionConfig, top_k: int
                ) -> list[Fused]:
-    """fuse() for each row of a batch, ranked at once (model.ranking): each item's shares are
-    summed in CHANNELS order (the same floats as adding them one by one)."""
-    rows, tags, sizes, chosen, parts = [], [], [], [], []
-    for row, lists in enumerate(batch):
-        for c, channel in enumerate(CHANNELS):
-            items = lists.get(channel)
-            w = cfg.weight(channel)
-            if not items or w <= 0:
-                continue
-            rows.append(row)
-            tags.append(c)
-            sizes.append(len(items))
-            chosen.append(items)
-            parts.append(shares(w, cfg.k0, len(items)))
-    if not chosen:
-        return [Fused([], [], []) for _ in batch]
-    ids = np.fromiter(chain.from_iterable(chosen), dtype=np.int64, count=sum(sizes))
-    ranked = rank_entries(len(batch), np.repeat(np.array(rows, dtype=np.int64), sizes), ids,
-                          np.concatenate(parts), [()] * len(batch), top_k,
-                          tags=np.repeat(np.array(tags, dtype=np.int64), sizes))
-    return [Fused(items, scores, [CHANNELS[t] for t in got])
-            for items, scores, got in ranked]
+    """fuse() for each row of a batch (channel -> item ids per row)."""
+    return fuse_ragged(len(batch), {channel: Ragged.of([lists.get(channel) or () for lists in
+                                                        batch]) for channel in CHANNELS}, cfg,
+                       top_k)
+
+
+def fuse_ragged(n_rows: int, lists: Mapping[str, Ragged], cfg: FusionConfig, top_k: int
+                ) -> list[Fused]:
+    """fuse() for each of `n_rows` rows, given each channel's lists as one Ragged, ranked at
+    once (model.ranking): each item's shares are summed in CHANNELS order (the same floats as
+    adding them one by one)."""
+    rows, ids, values, tags = [], [], [], []
+    for c, channel in enumerate(CHANNELS):
+        got, w = lists.get(channel), cfg.weight(channel)
+        if got is None or w <= 0 or not len(got.ids):
+            continue
+        starts = np.cumsum(got.sizes) - got.sizes
+        rank = np.arange(len(got.ids)) - np.repeat(starts, got.sizes)
+        rows.append(np.repeat(np.arange(n_rows, dtype=np.int64), got.sizes))
+        ids.append(got.ids)
+        values.append(shares(w, cfg.k0, int(got.sizes.max()))[rank])
+        notes = got.notes if got.notes is not None else -1  # tag: channel, then note + 1
+        tags.append(c + len(CHANNELS) * (np.asarray(notes, dtype=np.int64) + 1)
+                    + np.zeros(len(got.ids), dtype=np.int64))
+    if not ids:
+        return [Fused([], [], [], []) for _ in range(n_rows)]
+    ranked = rank_flat(n_rows, np.concatenate(rows), np.concatenate(ids),
+                       np.concatenate(values), [()] * n_rows, top_k,
+                       tags=np.concatenate(tags))  # channel-major: rank_flat gathers the rows
+    items, scores = ranked.items.tolist(), ranked.scores.tolist()
+    names = _NAMES[ranked.tags % len(CHANNELS)].tolist()
+    notes = (ranked.tags // len(CHANNELS) - 1).tolist()
+    return [Fused(items[a:b], scores[a:b], names[a:b], notes[a:b]) for a, b in ranked.spans()]
+
+
+_NAMES = np.array(CHANNELS, dtype=object)
 
 
 @lru_cache(maxsize=64)

@@ -16,6 +16,7 @@ gives both side by side.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
@@ -49,8 +50,40 @@ def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.nd
     of its largest entry (ties: the first in input order); without `tags`, tags are empty.
     `best`: an item's score is its largest entry instead of the sum (MIND's K lists merged,
     streams/recall/lists.py)."""
+    ranked = rank_flat(n_rows, row_of, ids, values, exclude, top_k, tags, best)
+    all_items, all_scores = ranked.items.tolist(), ranked.scores.tolist()  # one conversion each
+    all_tags = ranked.tags.tolist() if tags is not None else None
+    out = []
+    for at, end in ranked.spans():
+        out.append((all_items[at:end], all_scores[at:end],
+                    all_tags[at:end] if all_tags is not None else []))
+    return out
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """rank_flat's answer: row r's items, scores and tags are [r * top_k, r * top_k + counts[r])
+    of the flat arrays."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    tags: np.ndarray
+    counts: np.ndarray
+    top_k: int
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, end) of each row in the flat arrays."""
+        k = self.top_k
+        return [(row * k, row * k + n) for row, n in enumerate(self.counts.tolist())]
+
+
+def rank_flat(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,
+              exclude: Sequence[Iterable[int]] | Excluded, top_k: int,
+              tags: np.ndarray | None = None, best: bool = False) -> Ranked:
+    """rank_entries' ranking, left as flat arrays (tags all 0 without `tags`)."""
     if not len(ids) or top_k <= 0:
-        return [([], [], []) for _ in range(n_rows)]
+        empty = np.zeros(0, dtype=np.int64)
+        return Ranked(empty, np.zeros(0), empty, np.zeros(n_rows, dtype=np.int64), max(top_k, 0))
     row_of = np.asarray(row_of, dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
@@ -73,14 +106,7 @@ def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.nd
         span, top_k, best)
     if items is not None:
         out_items = items[out_items]
-    all_items, all_scores = out_items.tolist(), out_scores.tolist()  # one conversion each
-    all_tags = out_tags.tolist() if tags is not None else None
-    out = []
-    for row, n in enumerate(counts.tolist()):
-        at = row * top_k
-        out.append((all_items[at:at + n], all_scores[at:at + n],
-                    all_tags[at:at + n] if all_tags is not None else []))
-    return out
+    return Ranked(out_items, out_scores, out_tags, counts, top_k)
 
 
 class Excluded:

@@ -74,8 +74,9 @@ class ClickLoad:
     """Sends clicks of `users` users on `items` to one topic at a fixed offered rate."""
 
     def __init__(self, settings: Settings, topic: str, users: int, items: np.ndarray,
-                 seed: int = 0) -> None:
-        self.producer = make_producer(settings.kafka_bootstrap, settings=settings, linger_ms=2)
+                 seed: int = 0, linger_ms: int = 10) -> None:
+        self.producer = make_producer(settings.kafka_bootstrap, settings=settings,
+                                      linger_ms=linger_ms)
         self.topic = topic
         self.users = users
         self.items = items

@@ -98,7 +98,7 @@ class Bench:
 
         def fresh() -> WorkerRun:
             return WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
-                             workers, overrides)
+                             workers, overrides, self.args.click_linger_ms)
 
         with ExitStack() as stack:
             runs = [stack.enter_context(fresh())]
@@ -259,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = LocalStack(base, stack_dir=".stack/bench", kafka_port=kafka, redis_port=redis,
                        milvus_port=milvus, fresh=True)
     result: dict[str, Any] = {"quick": args.quick, "users": args.users, "machine": machine(),
+                              "click_linger_ms": args.click_linger_ms,
                               "settings": {k: getattr(base, k) for k in (
                                   "batch_size", "batch_window_s", "milvus_index", "milvus_nprobe",
                                   "top_k", "interest_pruning", "per_interest_extra")},

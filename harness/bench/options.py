@@ -24,6 +24,11 @@ class BenchEnv(EnvOptions):
     out: str = Field("bench-results.json", description="JSON results; the plot and table go "
                      "beside it")
     quick: bool = Field(False, description="12k catalog only, shorter steps, < 5 min")
+    click_linger_ms: int = Field(
+        10, ge=0, description="the click producer's linger: it sends the clicks due in this "
+        "many ms as one request (each click's latency counts from its send call, linger "
+        "included); the local broker's cost per request grows with the topic's log "
+        "(docs/serving-speed.md)")
 
 
 def parse_args(argv: Sequence[str] | None, description: str | None = None

@@ -5,8 +5,9 @@ Exports REV's tree (`git archive`) into a temporary directory that shares this c
 `artifacts/` (the same model and cached catalog), then runs `python -m harness.bench` of REV's
 tree and of this one, one after the other, with the same quick options: the 12k catalog, the
 pass-through and pipeline modes, the same rate steps. Each tree's workers run their own code and
-their own settings defaults. `--new-arg` passes more options to this tree's bench only (for
-example `--variant channels=mind` to add MIND alone beside the default pipeline).
+their own settings defaults, under the same click producer (`--click-linger-ms`; an earlier
+tree's load generator is edited to it). `--new-arg` passes more options to this tree's bench
+only (for example `--variant channels=mind` to add MIND alone beside the default pipeline).
 
 For each mode it prints, at every offered rate that both sustained, the worker's cores and its
 CPU per click (cores / clicks per second, in ms) side by side with their ratio, and each one's
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.bench.options import BenchEnv
+
 QUICK = ["--catalogs", "12k", "--modes", "passthrough,pipeline"]
 
 
@@ -35,9 +38,27 @@ def export_tree(rev: str, dest: Path) -> None:
     (dest / "artifacts").symlink_to(Path("artifacts").resolve())
 
 
-def run_bench(tree: Path, args: Sequence[str], log: Path) -> dict[str, Any]:
+#: Where earlier trees' load generators set their producer's linger (before BENCH_CLICK_LINGER_MS).
+OLD_LOADS = ("harness/load.py", "harness/bench/load.py")
+OLD_LINGER = "make_producer(settings.kafka_bootstrap, settings=settings, linger_ms=2)"
+
+
+def same_linger(tree: Path, linger_ms: int) -> bool:
+    """Give an earlier tree's click producer `linger_ms` (trees with BENCH_CLICK_LINGER_MS
+    read it from the environment instead); whether a file was edited."""
+    for name in OLD_LOADS:
+        path = tree / name
+        if path.exists() and OLD_LINGER in (text := path.read_text()):
+            path.write_text(text.replace(OLD_LINGER, OLD_LINGER.replace(
+                "linger_ms=2", f"linger_ms={linger_ms}")))
+            return True
+    return False
+
+
+def run_bench(tree: Path, args: Sequence[str], log: Path, linger_ms: int) -> dict[str, Any]:
     """One `python -m harness.bench` of `tree`; its result (the JSON line it prints)."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_QUICK": "1"}
+    env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_QUICK": "1",
+           "BENCH_CLICK_LINGER_MS": str(linger_ms)}
     with open(log, "wb") as out:  # a run of some modes only exits 1 after printing its result
         subprocess.run([sys.executable, "-m", "harness.bench", *args], cwd=tree, env=env,
                        stdout=out, stderr=subprocess.STDOUT, check=False)
@@ -106,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pipeline-start", default="250", help="first pipeline rate, both trees")
     p.add_argument("--passthrough-start", default="340", help="first pass-through rate")
     p.add_argument("--factor", default="1.7", help="rate step factor, both trees")
+    p.add_argument("--click-linger-ms", type=int, default=BenchEnv().click_linger_ms,
+                   help="the click producer's linger in both trees (an earlier tree's load "
+                   "generator is edited to it: its own was 2 ms)")
     p.add_argument("--new-arg", action="append", default=[],
                    help="one more option for this tree's bench only (repeatable)")
     args = p.parse_args(argv)
@@ -116,13 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="versus-", dir=".") as tmp:
         old_tree = Path(tmp)
         export_tree(args.rev, old_tree)
+        edited = same_linger(old_tree, args.click_linger_ms)
         print(f"bench of {args.rev} (log {out.with_suffix('.old.log')})", flush=True)
-        old = run_bench(old_tree, common, out.with_suffix(".old.log"))
+        old = run_bench(old_tree, common, out.with_suffix(".old.log"), args.click_linger_ms)
         print(f"bench of HEAD (log {out.with_suffix('.new.log')})", flush=True)
-        new = run_bench(Path.cwd(), [*common, *args.new_arg], out.with_suffix(".new.log"))
+        new = run_bench(Path.cwd(), [*common, *args.new_arg], out.with_suffix(".new.log"),
+                        args.click_linger_ms)
     rows = compare(old, new, args.rev)
     out.write_text(json.dumps({"rev": args.rev, "args": common, "new_args": args.new_arg,
-                               "rows": rows, args.rev: old, "HEAD": new}, indent=1))
+                               "click_linger_ms": args.click_linger_ms,
+                               "rev_load_edited": edited, "rows": rows, args.rev: old,
+                               "HEAD": new}, indent=1))
     text = table(rows, args.rev)
     out.with_suffix(".md").write_text(text)
     print(text)

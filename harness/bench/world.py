@@ -132,7 +132,8 @@ class WorkerRun:
     counter = itertools.count(1)
 
     def __init__(self, base: Settings, mode: str, catalog: Catalog, users: int, items: np.ndarray,
-                 log_dir: Path, workers: int = 1, overrides: dict[str, object] | None = None):
+                 log_dir: Path, workers: int = 1, overrides: dict[str, object] | None = None,
+                 linger_ms: int = 10):
         name = f"{mode}-{catalog.label}-{next(self.counter)}-{int(time.time())}"
         self.settings = base.model_copy(update={
             "clicks_topic": f"clicks-{name}", "recs_topic": f"recs-{name}",
@@ -144,7 +145,7 @@ class WorkerRun:
         self.module = "harness.bench.passthrough" if mode == "passthrough" else "streams.worker"
         self.ports = free_ports(workers)
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.users, self.items = users, items
+        self.users, self.items, self.linger_ms = users, items, linger_ms
 
     def __enter__(self) -> WorkerRun:
         s = self.settings
@@ -158,7 +159,8 @@ class WorkerRun:
                                                stdout=log, stderr=subprocess.STDOUT))
         self.collector = Collector(s, s.recs_topic)
         self.collector.start()
-        self.load = ClickLoad(s, s.clicks_topic, self.users, self.items)
+        self.load = ClickLoad(s, s.clicks_topic, self.users, self.items,
+                              linger_ms=self.linger_ms)
         self.warm_up()
         return self
 

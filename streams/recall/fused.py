@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from typing import Protocol
 
+import numpy as np
+
 from model.cooccur import CooccurConfig
-from model.fusion import CHANNELS, Fused, FusionConfig, fuse_batch
+from model.fusion import CHANNELS, FusionConfig, Ragged, fuse_ragged
+from model.ranking import Excluded
 from streams.recall.cooccur_reader import CooccurLists
 from streams.recall.recaller import Candidates, Insight, InterestSource, Recaller
 
@@ -93,26 +95,39 @@ class FusedRecaller:
             else None
         started = time.perf_counter()
         counts = reading.result() if reading is not None else None
-        co_lists = [ids for ids, _ in counts.lists] if counts is not None \
-            and "cooccur" in self.channels else [[] for _ in histories]
-        next_lists = [ids for ids, _ in counts.next_lists] if counts is not None \
-            and counts.next_lists and "next" in self.channels else [[] for _ in histories]
-        popular = self._popular(counts, n + longest)
         merging = time.perf_counter()
         spent["cooccur"] = merging - started  # what the read added after MIND
-        batch = []
-        for row, seen in enumerate(drop):
-            gone = set(seen)
-            lists = {"cooccur": co_lists[row], "next": next_lists[row],
-                     "popular": list(islice((i for i in popular if i not in gone), n))
-                     if "popular" in self.channels else []}
+        rows = len(histories)
+        # each channel's own list per row, in the order records show them (channel_lists)
+        own = {"cooccur": [ids for ids, _ in counts.lists] if counts is not None
+               and "cooccur" in self.channels else [[] for _ in range(rows)],
+               "next": [ids for ids, _ in counts.next_lists] if counts is not None
+               and counts.next_lists and "next" in self.channels else [[] for _ in range(rows)]}
+        lists = {c: Ragged.of(own[c]) for c in own}
+        if "popular" in self.channels:
+            lists["popular"] = unseen(self._popular(counts, n + longest), Excluded(drop), n)
+            own["popular"] = lists["popular"].split()
+        used = [found.source == "mind" or "popular" not in self.channels
+                for found in mind] if mind is not None else [False] * rows
+        if mind is not None:  # a popular fallback is left to the popular channel
+            taken = [(f.item_ids, f.interests) if u else ((), ())
+                     for f, u in zip(mind, used, strict=True)]
+            lists["mind"] = Ragged.of([ids for ids, _ in taken], [notes for _, notes in taken])
+        fused = fuse_ragged(rows, lists, self.fusion, k)
+        version = self.mind.model.version
+        counts_ts = counts.counts_ts if counts else None
+        shown = [c for c in own if c in self.channels]
+        out = []
+        for row, one in enumerate(fused):
             found = mind[row] if mind is not None else None
-            if found is not None and (found.source == "mind" or "popular" not in self.channels):
-                lists["mind"] = found.item_ids
-            batch.append(lists)
-        fused = fuse_batch(batch, self.fusion, k)
-        out = [self._candidates(lists, one, mind[row] if mind is not None else None, counts)
-               for row, (lists, one) in enumerate(zip(batch, fused, strict=True))]
+            channel_lists = {c: own[c][row] for c in shown}
+            if found is not None and used[row]:
+                channel_lists["mind"] = found.item_ids
+            out.append(Candidates(
+                one.item_ids, one.scores, found.model_version if found else version,
+                "popular" if found is not None and found.source == "popular" else "fused",
+                found.skipped if found else 0, one.notes, one.channels, channel_lists,
+                counts_ts))
         spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - merging
         return out
 
@@ -131,18 +146,6 @@ class FusedRecaller:
             return counts.popular
         return self.mind.model.popular(n)
 
-    def _candidates(self, lists: dict[str, list[int]], fused: Fused, mind: Candidates | None,
-                    counts: CooccurLists | None) -> Candidates:
-        interest = dict(zip(mind.item_ids, mind.interests, strict=True)) if mind else {}
-        interests = [interest.get(i, -1) if c == "mind" else -1
-                     for i, c in zip(fused.item_ids, fused.channels, strict=True)]
-        version = mind.model_version if mind else self.mind.model.version
-        source = "popular" if mind is not None and mind.source == "popular" else "fused"
-        return Candidates(fused.item_ids, fused.scores, version, source,
-                          mind.skipped if mind else 0, interests, fused.channels,
-                          {c: items for c, items in lists.items() if c in self.channels},
-                          counts.counts_ts if counts else None)
-
     def inspect(self, history: Sequence[int], top_k: int | None = None,
                 exclude: Sequence[int] | None = None) -> Insight:
         """MIND's interests and their own lists (Recaller.inspect), with the fused list."""
@@ -150,3 +153,21 @@ class FusedRecaller:
         inner = self.mind.inspect(history, top_k, exclude)
         merged = self.recall([history], top_k, exclude=[list(seen)])[0]
         return Insight(inner.vectors, inner.per_interest, merged)
+
+
+def unseen(popular: Sequence[int], drop: Excluded, n: int) -> Ragged:
+    """Each row's first n items of `popular` that are not among its `drop` items (numpy: one
+    mask for the batch instead of a set and a filter per user)."""
+    rows = len(drop.bounds) - 1
+    pop = np.asarray(popular, dtype=np.int64)
+    if not len(pop) or n <= 0:
+        return Ragged(np.zeros(0, dtype=np.int64), np.zeros(rows, dtype=np.int64))
+    uniq, code = np.unique(pop, return_inverse=True)
+    at = np.clip(np.searchsorted(uniq, drop.items), 0, len(uniq) - 1)
+    hit = uniq[at] == drop.items
+    owner = np.repeat(np.arange(rows, dtype=np.int64), np.diff(drop.bounds))
+    gone = np.zeros((rows, len(uniq)), dtype=bool)
+    gone[owner[hit], at[hit]] = True
+    keep = ~gone[:, code]  # [rows, len(popular)]
+    keep &= np.cumsum(keep, axis=1) <= n
+    return Ragged(np.broadcast_to(pop, keep.shape)[keep], keep.sum(axis=1))

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.fusion import CHANNELS, FusionConfig, fuse, fuse_batch
+import numpy as np
+
+from model.fusion import CHANNELS, FusionConfig, Ragged, fuse, fuse_batch, fuse_ragged
 
 
 def test_items_in_several_lists_add_up_and_keep_the_largest_share() -> None:
@@ -46,7 +48,8 @@ def brute_fuse(lists: dict[str, list[int]], cfg: FusionConfig, top_k: int) -> tu
             score[item] = score[item] + part if item in score else part
             best[item] = max(best.get(item, (part, -c)), (part, -c))
     ranked = sorted(score, key=lambda i: (-score[i], i))[:top_k]
-    return (ranked, [score[i] for i in ranked], [CHANNELS[-best[i][1]] for i in ranked])
+    return (ranked, [score[i] for i in ranked], [CHANNELS[-best[i][1]] for i in ranked],
+            [-1] * len(ranked))
 
 
 channel_lists = st.dictionaries(st.sampled_from(CHANNELS),
@@ -64,3 +67,22 @@ def test_fuse_batch_equals_the_rule_row_by_row(batch: list[dict[str, list[int]]]
     cfg = FusionConfig(mind, cooccur, nxt, popular, k0)
     got = fuse_batch(batch, cfg, top_k)
     assert [astuple(f) for f in got] == [brute_fuse(lists, cfg, top_k) for lists in batch]
+
+
+def test_an_item_keeps_the_note_of_its_largest_share() -> None:
+    cfg = FusionConfig(mind=1.0, cooccur=1.0, k0=0.0)
+    mind = Ragged.of([[5, 6, 7], [8]], [[2, 0, 3], [1]])  # notes: the interest of each item
+    co = Ragged.of([[7, 9], []])
+    fused = fuse_ragged(2, {"mind": mind, "cooccur": co}, cfg, 10)
+    # row 0: 5 (mind 1/1), 7 (mind 1/3 + cooccur 1/1: cooccur's share is larger), 6, 9
+    assert fused[0].item_ids == [7, 5, 6, 9]
+    assert fused[0].channels == ["cooccur", "mind", "mind", "cooccur"]
+    assert fused[0].notes == [-1, 2, 0, -1]
+    assert (fused[1].item_ids, fused[1].notes) == ([8], [1])
+
+
+def test_ragged_splits_back_into_its_rows() -> None:
+    rows = [[3, 1], [], [2]]
+    got = Ragged.of(rows)
+    assert got.split() == rows and got.sizes.tolist() == [2, 0, 1]
+    assert got.ids.dtype == np.int64

@@ -49,10 +49,24 @@ def test_compare_rates_both_sustained_and_each_highest() -> None:
 
 def test_run_bench_reads_the_result_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
-    def fake_run(cmd: list[str], stdout: Any, **_: Any) -> None:
+    envs = []
+
+    def fake_run(cmd: list[str], stdout: Any, env: dict[str, str], **_: Any) -> None:
+        envs.append(env)
         stdout.write(b'progress\nBENCH partial run (modes [1]): {"passthrough": {"sweep": []}}\n')
     monkeypatch.setattr(subprocess, "run", fake_run)
-    assert versus.run_bench(tmp_path, [], tmp_path / "log") == {"passthrough": {"sweep": []}}
+    got = versus.run_bench(tmp_path, [], tmp_path / "log", 7)
+    assert got == {"passthrough": {"sweep": []}}
+    assert envs[0]["BENCH_CLICK_LINGER_MS"] == "7"
+
+
+def test_an_earlier_trees_load_generator_gets_the_same_linger(tmp_path: Path) -> None:
+    (tmp_path / "harness").mkdir()
+    load = tmp_path / "harness" / "load.py"
+    load.write_text(f"x = 1\n        self.producer = {versus.OLD_LINGER}\n")
+    assert versus.same_linger(tmp_path, 10)
+    assert "settings=settings, linger_ms=10)" in load.read_text()
+    assert not versus.same_linger(tmp_path, 10)  # nothing left to edit
 
 
 def test_export_tree_writes_the_revision_with_the_artifacts_linked(tmp_path: Path) -> None:

@@ -9,11 +9,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model.cooccur import CooccurConfig, CooccurCounts, score_users
 from model.fusion import FusionConfig, fuse
 from streams.recall.cooccur_reader import CooccurLists
-from streams.recall.fused import FusedRecaller, parse_channels
+from model.ranking import Excluded
+from streams.recall.fused import FusedRecaller, parse_channels, unseen
 from streams.recall.recaller import Recaller
 from tests.streams.recall.test_recaller import ExactIndex, TableModel
 
@@ -109,3 +112,15 @@ def test_channel_names_are_checked() -> None:
     assert parse_channels(" cooccur ,mind") == ("mind", "cooccur")
     with pytest.raises(ValueError, match="channels"):
         parse_channels("mind,bogus")
+
+
+@settings(max_examples=200, deadline=None)
+@given(popular=st.lists(st.integers(0, 2**40), max_size=15),
+       drops=st.lists(st.lists(st.integers(0, 2**40), max_size=8), min_size=1, max_size=4),
+       n=st.integers(0, 12), data=st.data())
+def test_unseen_keeps_each_rows_first_n_popular_items_it_has_not_seen(
+        popular: list[int], drops: list[list[int]], n: int, data: st.DataObject) -> None:
+    if popular:  # some dropped items are popular ones, as a user's seen items would be
+        drops = [d + data.draw(st.lists(st.sampled_from(popular), max_size=5)) for d in drops]
+    got = unseen(popular, Excluded(drops), n).split()
+    assert got == [[i for i in popular if i not in set(d)][:n] for d in drops]
