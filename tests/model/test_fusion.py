@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import astuple
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import numpy as np
 
 from model.fusion import CHANNELS, FusionConfig, Ragged, fuse, fuse_batch, fuse_ragged
 

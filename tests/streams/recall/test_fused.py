@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from model.cooccur import CooccurConfig, CooccurCounts, score_users
 from model.fusion import FusionConfig, fuse
-from streams.recall.cooccur_reader import CooccurLists
 from model.ranking import Excluded
+from streams.recall.cooccur_reader import CooccurLists
 from streams.recall.fused import FusedRecaller, parse_channels, unseen
 from streams.recall.recaller import Recaller
 from tests.streams.recall.test_recaller import ExactIndex, TableModel
