@@ -8,10 +8,13 @@ pass-through and pipeline modes, the same rate steps. Each tree's workers run th
 their own settings defaults, under the same click producer (`--click-linger-ms`; an earlier
 tree's load generator is edited to it). `--new-arg` passes more options to this tree's bench
 only (for example `--variant channels=mind` to add MIND alone beside the default pipeline).
+`--rounds N` runs both benches N times, alternating: single runs on a small machine spread
+widely.
 
-For each mode it prints, at every offered rate that both sustained, the worker's cores and its
-CPU per click (cores / clicks per second, in ms) side by side with their ratio, and each one's
-figure at its own highest sustained rate. Writes JSON and a markdown table.
+For each mode it prints, at every offered rate that both sustained (first round), the worker's
+cores and its CPU per click (cores / clicks per second, in ms) side by side with their ratio,
+and each one's figure at its own highest sustained rate; then each round's highest sustained
+rates, their ratio and the median. Writes JSON and a markdown table.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +122,40 @@ def table(rows: list[dict[str, Any]], rev: str) -> str:
         f"{r['HEAD'][0]:.2f}, {r['HEAD'][1]:.2f} | {r['ratio']:.2f} |\n" for r in rows)
 
 
+def highest(result: dict[str, Any]) -> dict[str, float]:
+    """Each measured mode's highest sustained clicks/s (0: none sustained)."""
+    out = {}
+    if "passthrough" in result:
+        out["passthrough"] = float(result["passthrough"].get("max_sustained_cps") or 0)
+    cat = result.get("catalogs", {}).get("12k", {})
+    runs = {"pipeline": cat["pipeline"]} if "pipeline" in cat else {}
+    runs.update({f"pipeline {name}": run for name, run in cat.get("variants", {}).items()})
+    out.update({mode: float(run.get("max_sustained_cps") or 0) for mode, run in runs.items()})
+    return out
+
+
+def summary(rounds: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per mode of this tree: each round's highest sustained rates (REV's mode of the same
+    first word, this tree's), their ratios and the median ratio."""
+    rows = []
+    for mode in highest(rounds[0][1]):
+        pairs = [(highest(old).get(mode.split()[0], 0.0), highest(new).get(mode, 0.0))
+                 for old, new in rounds]
+        ratios = [now / base for base, now in pairs if base > 0]
+        if ratios:
+            rows.append({"mode": mode, "rates": pairs, "ratios": ratios,
+                         "median": statistics.median(ratios)})
+    return rows
+
+
+def summary_table(rows: list[dict[str, Any]], rev: str) -> str:
+    head = (f"| mode | highest sustained clicks/s per round ({rev} / HEAD) | HEAD / REV per "
+            "round | median |\n|---|---|---|---|\n")
+    return head + "".join(
+        f"| {r['mode']} | {'; '.join(f'{a:g} / {b:g}' for a, b in r['rates'])} | "
+        f"{', '.join(f'{x:.2f}' for x in r['ratios'])} | {r['median']:.2f} |\n" for r in rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.bench.versus", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -130,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--click-linger-ms", type=int, default=BenchEnv().click_linger_ms,
                    help="the click producer's linger in both trees (an earlier tree's load "
                    "generator is edited to it: its own was 2 ms)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run both benches this many times, alternating (REV, HEAD, REV, ...); "
+                   "the summary gives each round's ratio of highest sustained rates and their "
+                   "median")
     p.add_argument("--new-arg", action="append", default=[],
                    help="one more option for this tree's bench only (repeatable)")
     args = p.parse_args(argv)
@@ -141,17 +183,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         old_tree = Path(tmp)
         export_tree(args.rev, old_tree)
         edited = same_linger(old_tree, args.click_linger_ms)
-        print(f"bench of {args.rev} (log {out.with_suffix('.old.log')})", flush=True)
-        old = run_bench(old_tree, common, out.with_suffix(".old.log"), args.click_linger_ms)
-        print(f"bench of HEAD (log {out.with_suffix('.new.log')})", flush=True)
-        new = run_bench(Path.cwd(), [*common, *args.new_arg], out.with_suffix(".new.log"),
-                        args.click_linger_ms)
+        rounds = []
+        for r in range(args.rounds):
+            tag = f".r{r + 1}" if args.rounds > 1 else ""
+            print(f"bench of {args.rev} (log {out.with_suffix(tag + '.old.log')})", flush=True)
+            old = run_bench(old_tree, common, out.with_suffix(tag + ".old.log"),
+                            args.click_linger_ms)
+            print(f"bench of HEAD (log {out.with_suffix(tag + '.new.log')})", flush=True)
+            new = run_bench(Path.cwd(), [*common, *args.new_arg], out.with_suffix(tag + ".new.log"),
+                            args.click_linger_ms)
+            rounds.append((old, new))
+    old, new = rounds[0]
     rows = compare(old, new, args.rev)
+    totals = summary(rounds)
     out.write_text(json.dumps({"rev": args.rev, "args": common, "new_args": args.new_arg,
                                "click_linger_ms": args.click_linger_ms,
                                "rev_load_edited": edited, "rows": rows, args.rev: old,
-                               "HEAD": new}, indent=1))
-    text = table(rows, args.rev)
+                               "HEAD": new, "summary": totals,
+                               "more_rounds": [{args.rev: o, "HEAD": n} for o, n in rounds[1:]]},
+                              indent=1))
+    text = table(rows, args.rev) + "\n" + summary_table(totals, args.rev)
     out.with_suffix(".md").write_text(text)
     print(text)
     return 0

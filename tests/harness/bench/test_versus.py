@@ -80,3 +80,31 @@ def test_help_names_the_options(capsys: pytest.CaptureFixture[str]) -> None:
         versus.main(["--help"])
     assert done.value.code == 0
     assert "--rev" in capsys.readouterr().out
+
+
+def sustained(pass_cps: float, pipe_cps: float, mind_cps: float | None = None
+              ) -> dict[str, Any]:
+    cat: dict[str, Any] = {"pipeline": {"max_sustained_cps": pipe_cps}}
+    if mind_cps is not None:
+        cat["variants"] = {"channels=mind": {"max_sustained_cps": mind_cps}}
+    return {"passthrough": {"max_sustained_cps": pass_cps}, "catalogs": {"12k": cat}}
+
+
+def test_summary_gives_each_rounds_ratio_and_their_median() -> None:
+    rounds = [(sustained(1000, 800), sustained(2000, 720, 1000)),
+              (sustained(1000, 900), sustained(1000, 450, 900)),
+              (sustained(1000, 855), sustained(1500, 855, 983))]
+    by = {r["mode"]: r for r in versus.summary(rounds)}
+    assert by["pipeline"]["ratios"] == pytest.approx([0.9, 0.5, 1.0])
+    assert by["pipeline"]["median"] == pytest.approx(0.9)
+    assert by["pipeline channels=mind"]["rates"][1] == (900.0, 900.0)  # against REV's pipeline
+    assert by["passthrough"]["median"] == pytest.approx(1.5)
+    assert "| pipeline | 800 / 720; 900 / 450; 855 / 855 | 0.90, 0.50, 1.00 | 0.90 |" in \
+        versus.summary_table(list(by.values()), "abc")
+
+
+def test_a_mode_with_no_sustained_step_in_rev_is_left_out_of_that_rounds_ratios() -> None:
+    rounds = [(sustained(1000, 0), sustained(1000, 500)),
+              (sustained(1000, 500), sustained(1000, 400))]
+    by = {r["mode"]: r for r in versus.summary(rounds)}
+    assert by["pipeline"]["ratios"] == pytest.approx([0.8])
