@@ -114,12 +114,18 @@ def compare(old: dict[str, Any], new: dict[str, Any], rev: str) -> list[dict[str
     return rows
 
 
+def markdown(head: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    """A markdown table: the header cells, then one row of cells per line."""
+    cells = ["| " + " | ".join(line) + " |\n" for line in [head, *lines]]
+    return cells[0] + "|---" * len(head) + "|\n" + "".join(cells[1:])
+
+
 def table(rows: list[dict[str, Any]], rev: str) -> str:
-    head = (f"| mode | offered clicks/s | {rev}: worker cores, ms per click | HEAD: worker "
-            "cores, ms per click | HEAD / REV per click |\n|---|---|---|---|---|\n")
-    return head + "".join(
-        f"| {r['mode']} | {r['rate']} | {r[rev][0]:.2f}, {r[rev][1]:.2f} | "
-        f"{r['HEAD'][0]:.2f}, {r['HEAD'][1]:.2f} | {r['ratio']:.2f} |\n" for r in rows)
+    return markdown(
+        ["mode", "offered clicks/s", f"{rev}: worker cores, ms per click",
+         "HEAD: worker cores, ms per click", "HEAD / REV per click"],
+        [[r["mode"], str(r["rate"]), f"{r[rev][0]:.2f}, {r[rev][1]:.2f}",
+          f"{r['HEAD'][0]:.2f}, {r['HEAD'][1]:.2f}", f"{r['ratio']:.2f}"] for r in rows])
 
 
 def highest(result: dict[str, Any]) -> dict[str, float]:
@@ -149,11 +155,11 @@ def summary(rounds: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[dic
 
 
 def summary_table(rows: list[dict[str, Any]], rev: str) -> str:
-    head = (f"| mode | highest sustained clicks/s per round ({rev} / HEAD) | HEAD / REV per "
-            "round | median |\n|---|---|---|---|\n")
-    return head + "".join(
-        f"| {r['mode']} | {'; '.join(f'{a:g} / {b:g}' for a, b in r['rates'])} | "
-        f"{', '.join(f'{x:.2f}' for x in r['ratios'])} | {r['median']:.2f} |\n" for r in rows)
+    return markdown(
+        ["mode", f"highest sustained clicks/s per round ({rev} / HEAD)", "HEAD / REV per round",
+         "median"],
+        [[r["mode"], "; ".join(f"{a:g} / {b:g}" for a, b in r["rates"]),
+          ", ".join(f"{x:.2f}" for x in r["ratios"]), f"{r['median']:.2f}"] for r in rows])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
