@@ -102,9 +102,8 @@ def fuse_ragged(n_rows: int, lists: Mapping[str, Ragged], cfg: FusionConfig, top
         rows.append(np.repeat(np.arange(n_rows, dtype=np.int64), got.sizes))
         ids.append(got.ids)
         values.append(shares(w, cfg.k0, int(got.sizes.max()))[rank])
-        notes = got.notes if got.notes is not None else -1  # tag: channel, then note + 1
-        tags.append(c + len(CHANNELS) * (np.asarray(notes, dtype=np.int64) + 1)
-                    + np.zeros(len(got.ids), dtype=np.int64))
+        notes = got.notes if got.notes is not None else np.full(len(got.ids), -1, np.int64)
+        tags.append(c + len(CHANNELS) * (notes + 1))  # tag: channel, then note + 1
     if not ids:
         return [Fused([], [], [], []) for _ in range(n_rows)]
     ranked = rank_flat(n_rows, np.concatenate(rows), np.concatenate(ids),

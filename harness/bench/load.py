@@ -74,7 +74,7 @@ class ClickLoad:
     """Sends clicks of `users` users on `items` to one topic at a fixed offered rate."""
 
     def __init__(self, settings: Settings, topic: str, users: int, items: np.ndarray,
-                 seed: int = 0, linger_ms: int = 10) -> None:
+                 *, linger_ms: int, seed: int = 0) -> None:
         self.producer = make_producer(settings.kafka_bootstrap, settings=settings,
                                       linger_ms=linger_ms)
         self.topic = topic

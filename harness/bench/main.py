@@ -98,7 +98,7 @@ class Bench:
 
         def fresh() -> WorkerRun:
             return WorkerRun(self.settings, mode, catalog, self.args.users, items, self.log_dir,
-                             workers, overrides, self.args.click_linger_ms)
+                             workers, overrides, linger_ms=self.args.click_linger_ms)
 
         with ExitStack() as stack:
             runs = [stack.enter_context(fresh())]

@@ -72,17 +72,19 @@ def run_bench(tree: Path, args: Sequence[str], log: Path, linger_ms: int) -> dic
     raise RuntimeError(f"no result line in {log}")
 
 
-def sweeps(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Each measured mode's sweep steps: pass-through, pipeline and any --variant runs."""
-    out = {}
-    if "passthrough" in result:
-        out["passthrough"] = result["passthrough"]["sweep"]
+def runs(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each measured mode's run: pass-through, pipeline and any --variant runs."""
+    out = {"passthrough": result["passthrough"]} if "passthrough" in result else {}
     cat = result.get("catalogs", {}).get("12k", {})
     if "pipeline" in cat:
-        out["pipeline"] = cat["pipeline"]["sweep"]
-    for name, run in cat.get("variants", {}).items():
-        out[f"pipeline {name}"] = run["sweep"]
+        out["pipeline"] = cat["pipeline"]
+    out.update({f"pipeline {name}": run for name, run in cat.get("variants", {}).items()})
     return out
+
+
+def sweeps(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each measured mode's sweep steps."""
+    return {mode: run["sweep"] for mode, run in runs(result).items()}
 
 
 def per_click(sweep: list[dict[str, Any]]) -> dict[float, tuple[float, float]]:
@@ -130,14 +132,7 @@ def table(rows: list[dict[str, Any]], rev: str) -> str:
 
 def highest(result: dict[str, Any]) -> dict[str, float]:
     """Each measured mode's highest sustained clicks/s (0: none sustained)."""
-    out = {}
-    if "passthrough" in result:
-        out["passthrough"] = float(result["passthrough"].get("max_sustained_cps") or 0)
-    cat = result.get("catalogs", {}).get("12k", {})
-    runs = {"pipeline": cat["pipeline"]} if "pipeline" in cat else {}
-    runs.update({f"pipeline {name}": run for name, run in cat.get("variants", {}).items()})
-    out.update({mode: float(run.get("max_sustained_cps") or 0) for mode, run in runs.items()})
-    return out
+    return {mode: float(run.get("max_sustained_cps") or 0) for mode, run in runs(result).items()}
 
 
 def summary(rounds: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:

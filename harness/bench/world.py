@@ -132,8 +132,8 @@ class WorkerRun:
     counter = itertools.count(1)
 
     def __init__(self, base: Settings, mode: str, catalog: Catalog, users: int, items: np.ndarray,
-                 log_dir: Path, workers: int = 1, overrides: dict[str, object] | None = None,
-                 linger_ms: int = 10):
+                 log_dir: Path, workers: int = 1, overrides: dict[str, object] | None = None, *,
+                 linger_ms: int):
         name = f"{mode}-{catalog.label}-{next(self.counter)}-{int(time.time())}"
         self.settings = base.model_copy(update={
             "clicks_topic": f"clicks-{name}", "recs_topic": f"recs-{name}",
