@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.ranking import Excluded, top_per_row
+from model.ranking import Excluded, Ranked, top_per_row_flat
 
 REBASE_LOG2 = 30.0  # a stored weight never exceeds 2^30 times the base's
 
@@ -159,6 +159,13 @@ def score_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArray
                 ) -> list[tuple[list[int], list[float]]]:
     """score_users over the whole batch at once (model.ranking): the same products summed
     in the same order, so the same floats and the same ranking."""
+    return rank_batch(histories, near, n_base, cfg, exclude, top_k).pairs()
+
+
+def rank_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArrays],
+               n_base: float, cfg: CooccurConfig,
+               exclude: Sequence[Iterable[int]] | Excluded, top_k: int) -> Ranked:
+    """score_batch's ranking, left as flat arrays."""
     rows, weights, cands, vals = [], [], [], []
     for row, history in enumerate(histories):
         for pos, i in enumerate(recent_distinct(history, cfg.window)):
@@ -169,7 +176,7 @@ def score_batch(histories: Sequence[Sequence[int]], near: Mapping[int, NearArray
             weights.append(history_weight(cfg, pos, e.base, e.n, n_base))
             cands.append(e.ids)
             vals.append(e.vals)
-    return top_per_row(len(histories), rows, weights, cands, vals, exclude, top_k)
+    return top_per_row_flat(len(histories), rows, weights, cands, vals, exclude, top_k)
 
 
 class CooccurCounts:

@@ -19,7 +19,7 @@ from itertools import chain
 
 import numpy as np
 
-from model.ranking import rank_flat
+from model.ranking import Ranked, rank_flat
 
 CHANNELS = ("mind", "cooccur", "next", "popular")
 
@@ -67,6 +67,11 @@ class Ragged:
         got = None if notes is None else \
             np.fromiter(chain.from_iterable(notes), dtype=np.int64, count=total)
         return cls(ids, sizes, got)
+
+    @classmethod
+    def of_ranked(cls, ranked: Ranked) -> Ragged:
+        """A flat ranking's rows (model.ranking.Ranked), best first, without their padding."""
+        return cls(ranked.kept(), ranked.counts)
 
     def split(self) -> list[list[int]]:
         """Each row's list of ids."""

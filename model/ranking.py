@@ -33,12 +33,19 @@ def top_per_row(n_rows: int, rows: Sequence[int], weights: Sequence[float],
     row: block b adds weights[b] * vals[b] to the items cands[b] of row rows[b]."""
     if not cands or top_k <= 0:
         return [([], []) for _ in range(n_rows)]
+    return top_per_row_flat(n_rows, rows, weights, cands, vals, exclude, top_k).pairs()
+
+
+def top_per_row_flat(n_rows: int, rows: Sequence[int], weights: Sequence[float],
+                     cands: Sequence[np.ndarray], vals: Sequence[np.ndarray],
+                     exclude: Sequence[Iterable[int]] | Excluded, top_k: int) -> Ranked:
+    """top_per_row's ranking, left as flat arrays."""
+    if not cands or top_k <= 0:
+        return Ranked.empty(n_rows, top_k)
     sizes = [len(c) for c in cands]
-    ranked = rank_entries(n_rows, np.repeat(np.array(rows, dtype=np.int64), sizes),
-                          np.concatenate(cands),
-                          np.repeat(np.array(weights), sizes) * np.concatenate(vals),
-                          exclude, top_k)
-    return [(items, scores) for items, scores, _ in ranked]
+    return rank_flat(n_rows, np.repeat(np.array(rows, dtype=np.int64), sizes),
+                     np.concatenate(cands),
+                     np.repeat(np.array(weights), sizes) * np.concatenate(vals), exclude, top_k)
 
 
 def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,
@@ -50,14 +57,8 @@ def rank_entries(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.nd
     of its largest entry (ties: the first in input order); without `tags`, tags are empty.
     `best`: an item's score is its largest entry instead of the sum (MIND's K lists merged,
     streams/recall/lists.py)."""
-    ranked = rank_flat(n_rows, row_of, ids, values, exclude, top_k, tags, best)
-    all_items, all_scores = ranked.items.tolist(), ranked.scores.tolist()  # one conversion each
-    all_tags = ranked.tags.tolist() if tags is not None else None
-    out = []
-    for at, end in ranked.spans():
-        out.append((all_items[at:end], all_scores[at:end],
-                    all_tags[at:end] if all_tags is not None else []))
-    return out
+    return rank_flat(n_rows, row_of, ids, values, exclude, top_k, tags, best).rows(
+        tags is not None)
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,46 @@ class Ranked:
     counts: np.ndarray
     top_k: int
 
+    @classmethod
+    def empty(cls, n_rows: int, top_k: int) -> Ranked:
+        """n_rows rows of nothing."""
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, np.zeros(0), none, np.zeros(n_rows, dtype=np.int64), max(top_k, 0))
+
+    @classmethod
+    def of_pairs(cls, pairs: Sequence[tuple[Sequence[int], Sequence[float]]]) -> Ranked:
+        """The flat form of per-row (items, scores) lists (tags all 0)."""
+        k = max((len(items) for items, _ in pairs), default=0)
+        items = np.zeros(len(pairs) * k, dtype=np.int64)
+        scores = np.zeros(len(pairs) * k)
+        for row, (got, values) in enumerate(pairs):
+            items[row * k:row * k + len(got)] = got
+            scores[row * k:row * k + len(got)] = values
+        counts = np.array([len(got) for got, _ in pairs], dtype=np.int64)
+        return cls(items, scores, np.zeros(len(items), dtype=np.int64), counts, k)
+
     def spans(self) -> list[tuple[int, int]]:
         """(start, end) of each row in the flat arrays."""
         k = self.top_k
         return [(row * k, row * k + n) for row, n in enumerate(self.counts.tolist())]
+
+    def rows(self, with_tags: bool = True) -> list[tuple[list[int], list[float], list[int]]]:
+        """Each row's (items, scores, tags) as lists (tags empty without `with_tags`)."""
+        items, scores = self.items.tolist(), self.scores.tolist()  # one conversion each
+        tags = self.tags.tolist() if with_tags else None
+        return [(items[at:end], scores[at:end], tags[at:end] if tags is not None else [])
+                for at, end in self.spans()]
+
+    def pairs(self) -> list[tuple[list[int], list[float]]]:
+        """Each row's (items, scores) as lists."""
+        return [(items, scores) for items, scores, _ in self.rows(False)]
+
+    def kept(self) -> np.ndarray:
+        """The rows' items one after the other, without the padding (row r holds counts[r])."""
+        if not len(self.items):
+            return np.zeros(0, dtype=np.int64)
+        k = self.top_k
+        return self.items.reshape(-1, k)[np.arange(k) < self.counts[:, None]]
 
 
 def rank_flat(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,
@@ -82,8 +119,7 @@ def rank_flat(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarr
               tags: np.ndarray | None = None, best: bool = False) -> Ranked:
     """rank_entries' ranking, left as flat arrays (tags all 0 without `tags`)."""
     if not len(ids) or top_k <= 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Ranked(empty, np.zeros(0), empty, np.zeros(n_rows, dtype=np.int64), max(top_k, 0))
+        return Ranked.empty(n_rows, top_k)
     row_of = np.asarray(row_of, dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)

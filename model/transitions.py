@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from model.cooccur import CooccurConfig, CooccurCounts, recent_distinct
-from model.ranking import Excluded, top_per_row
+from model.ranking import Excluded, Ranked, top_per_row_flat
 
 
 def score_next(histories: Sequence[Sequence[int]],
@@ -31,6 +31,13 @@ def score_next(histories: Sequence[Sequence[int]],
                ) -> list[tuple[list[int], list[float]]]:
     """Each history's top_k `next` candidates (items, scores), best first (ties: smaller id),
     none of its `exclude` row; `followers`: item -> (ids, t/out) as near.lua reads them."""
+    return rank_next(histories, followers, cfg, exclude, top_k).pairs()
+
+
+def rank_next(histories: Sequence[Sequence[int]],
+              followers: Mapping[int, tuple[np.ndarray, np.ndarray]], cfg: CooccurConfig,
+              exclude: Sequence[Iterable[int]] | Excluded, top_k: int) -> Ranked:
+    """score_next's ranking, left as flat arrays."""
     rows, weights, cands, vals = [], [], [], []
     for row, history in enumerate(histories):
         for pos, i in enumerate(next_items(history, cfg)):
@@ -41,7 +48,7 @@ def score_next(histories: Sequence[Sequence[int]],
             weights.append(1.0 / (1.0 + cfg.next_pos_decay * pos))
             cands.append(found[0])
             vals.append(found[1])
-    return top_per_row(len(histories), rows, weights, cands, vals, exclude, top_k)
+    return top_per_row_flat(len(histories), rows, weights, cands, vals, exclude, top_k)
 
 
 def next_items(history: Sequence[int], cfg: CooccurConfig) -> list[int]:

@@ -1,6 +1,8 @@
 """Click-step benchmark on the real stack: the worker's batch step (`ClickPipeline.process`:
 parse, Redis append, model, Milvus search, channels, merge, records) without Kafka, with the
-median seconds of each stage per batch size (1 = one click at a time).
+median milliseconds of each stage per batch size (1 = one click at a time), and this process's
+CPU milliseconds per batch (`cpu`: all its threads, the co-occurrence reader's included; Redis
+and Milvus run in processes of their own).
 
 Clicks follow a skewed popularity over the model's items, from a pool of users, so histories
 grow and the co-occurrence sets fill as they would under a stream; the first `--warm`
@@ -21,6 +23,7 @@ from harness.stack.servers import LocalStack, free_ports
 from streams.recall.core import Core, open_core
 from streams.records import Click
 from streams.settings import Settings
+from streams.worker.main import freeze_startup_heap
 from streams.worker.pipeline import ClickPipeline, RawMessage
 
 STAGES = ("parse", "redis", "model", "search", "cooccur", "merge", "records", "total")
@@ -64,17 +67,22 @@ def run(core: Core, batch_sizes: Sequence[int], clicks: int, warm: int, users: i
     ids, _ = core.model.item_table()
     source = Clicks(ids, max(users, max(batch_sizes)), seed)
     pipeline = ClickPipeline(core.history, core.recaller)
-    print(f"{'batch':>6} " + " ".join(f"{s:>8}" for s in STAGES) + f" {'clicks/s':>9}")
+    freeze_startup_heap()  # the collector as the worker sets it once started
+    print(f"{'batch':>6} " + " ".join(f"{s:>8}" for s in STAGES) + f" {'clicks/s':>9}"
+          f" {'cpu':>8}")
     rows = []
     for size in batch_sizes:
         for _ in range(warm):
             pipeline.process(source.batch(size))
-        times = [one_batch(pipeline, source.batch(size))
-                 for _ in range(max(5, clicks // size))]
+        batches = [source.batch(size) for _ in range(max(5, clicks // size))]
+        cpu = time.process_time()
+        times = [one_batch(pipeline, messages) for messages in batches]
+        cpu_ms = (time.process_time() - cpu) / len(batches) * 1000  # every thread's
         med = {s: statistics.median(t[s] for t in times) * 1000 for s in STAGES}
-        rows.append({"batch": size, **med, "clicks_per_s": size / med["total"] * 1000})
+        rows.append({"batch": size, **med, "clicks_per_s": size / med["total"] * 1000,
+                     "cpu_ms": cpu_ms})
         print(f"{size:>6} " + " ".join(f"{med[s]:>8.2f}" for s in STAGES)
-              + f" {rows[-1]['clicks_per_s']:>9.0f}")
+              + f" {rows[-1]['clicks_per_s']:>9.0f} {cpu_ms:>8.2f}")
     return rows
 
 

@@ -1,6 +1,6 @@
 """Reading the co-occurrence channel from Redis: one script call per batch (near.lua) returns
 the neighbours of the batch's history items as packed doubles, the live popular items and the
-newest counted data time; every row is scored at once (model.cooccur.score_batch, the same
+newest counted data time; every row is scored at once (model.cooccur.rank_batch, the same
 floats as the reference rule). The counts are written by the history append script
 (streams/stores/lua/append.lua), in the same call that appends the clicks.
 
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from model.cooccur import CooccurConfig, NearArrays, recent_distinct, score_batch
-from model.ranking import Excluded
-from model.transitions import next_items, score_next
+from model.cooccur import CooccurConfig, NearArrays, rank_batch, recent_distinct
+from model.ranking import Excluded, Ranked
+from model.transitions import next_items, rank_next
 from streams.stores.history import unavailable
 from streams.stores.scripts import lua_script
 
@@ -34,14 +34,23 @@ Followers = tuple[np.ndarray, np.ndarray]  # an item's followers and their share
 
 @dataclass(frozen=True)
 class CooccurLists:
-    """One read: each row's co-occurrence candidates and `next` candidates (items, scores),
-    best first; the live popular items (most clicked first, counts decayed like the pairs);
-    the newest counted data time."""
+    """One read: each row's co-occurrence candidates and `next` candidates (flat rankings,
+    model.ranking.Ranked; `lists` and `next_lists` give them as (items, scores) per row, best
+    first); the live popular items (most clicked first, counts decayed like the pairs); the
+    newest counted data time."""
 
-    lists: list[tuple[list[int], list[float]]]
+    ranked: Ranked
     popular: list[int]
     counts_ts: float | None
-    next_lists: list[tuple[list[int], list[float]]] = field(default_factory=list)
+    next_ranked: Ranked | None = None
+
+    @property
+    def lists(self) -> list[tuple[list[int], list[float]]]:
+        return self.ranked.pairs()
+
+    @property
+    def next_lists(self) -> list[tuple[list[int], list[float]]]:
+        return self.next_ranked.pairs() if self.next_ranked is not None else []
 
 
 def unpack(packed: bytes) -> NearArrays:
@@ -130,10 +139,10 @@ class CooccurReader:
         base = float(n_base) if n_base not in (b"", "") else 0.0
         near = {i: v for (kind, i), v in got.items() if kind == "c"}
         drop = Excluded(exclude)  # flattened once for both channels
-        lists = score_batch(histories, near, base, self.cfg, drop, top_k)
+        ranked = rank_batch(histories, near, base, self.cfg, drop, top_k)
         follow = {i: v for (kind, i), v in got.items() if kind == "x"}
-        next_lists = score_next(histories, follow, self.cfg, drop, top_k) if self.next \
-            else []
-        return CooccurLists(lists, [int(i) for i in pop],
+        next_ranked = rank_next(histories, follow, self.cfg, drop, top_k) if self.next \
+            else None
+        return CooccurLists(ranked, [int(i) for i in pop],
                             float(counts_ts) if counts_ts not in (b"", "") else None,
-                            next_lists)
+                            next_ranked)

@@ -121,7 +121,7 @@ def fuse_channels(settings: Settings, mind: Recaller, history: HistoryStore | No
         reader.start()
     count = history.count_due if history is not None and history.defer_counts else None
     return FusedRecaller(mind, channels, fusion_config(settings), reader,
-                         settings.fusion_list_len, count)
+                         settings.fusion_list_len, count, settings.record_channel_lists)
 
 
 def fusion_config(settings: RecallSettings) -> FusionConfig:

@@ -46,18 +46,20 @@ class FusedRecaller:
     the model's own list). `list_len`: how long each channel's list is before fusion (None:
     top_k). `count`: run before each read, in the reader's thread (the history store's
     `count_due` when its append only queues the clicks: a batch's clicks are counted beside
-    MIND's search, before its lists are read).
+    MIND's search, before its lists are read). `channel_lists`: each Candidates keeps each
+    channel's own list (False: an empty dict; building them costs the batch step ~1 ms).
     """
 
     def __init__(self, mind: Recaller, channels: Sequence[str], fusion: FusionConfig,
                  cooccur: CountsSource | None = None, list_len: int | None = None,
-                 count: Callable[[], None] | None = None) -> None:
+                 count: Callable[[], None] | None = None, channel_lists: bool = True) -> None:
         self.mind = mind
         self.channels = tuple(channels)
         self.fusion = fusion
         self.cooccur = cooccur if {"cooccur", "next", "popular"} & set(self.channels) else None
         self.list_len = list_len
         self.count = count
+        self.channel_lists = channel_lists
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cooccur-read") \
             if self.cooccur is not None else None
 
@@ -98,15 +100,18 @@ class FusedRecaller:
         merging = time.perf_counter()
         spent["cooccur"] = merging - started  # what the read added after MIND
         rows = len(histories)
-        # each channel's own list per row, in the order records show them (channel_lists)
-        own = {"cooccur": [ids for ids, _ in counts.lists] if counts is not None
-               and "cooccur" in self.channels else [[] for _ in range(rows)],
-               "next": [ids for ids, _ in counts.next_lists] if counts is not None
-               and counts.next_lists and "next" in self.channels else [[] for _ in range(rows)]}
-        lists = {c: Ragged.of(own[c]) for c in own}
+        lists: dict[str, Ragged] = {}
+        if counts is not None and "cooccur" in self.channels:
+            lists["cooccur"] = Ragged.of_ranked(counts.ranked)
+        if counts is not None and counts.next_ranked is not None and "next" in self.channels:
+            lists["next"] = Ragged.of_ranked(counts.next_ranked)
         if "popular" in self.channels:
             lists["popular"] = unseen(self._popular(counts, n + longest), Excluded(drop), n)
-            own["popular"] = lists["popular"].split()
+        # each channel's own list per row, in the order records show them (channel_lists)
+        shown: list[str] = [c for c in ("cooccur", "next", "popular") if c in self.channels] \
+            if self.channel_lists else []
+        own: dict[str, list[list[int]]] = {
+            c: lists[c].split() if c in lists else [[] for _ in range(rows)] for c in shown}
         used = [found.source == "mind" or "popular" not in self.channels
                 for found in mind] if mind is not None else [False] * rows
         if mind is not None:  # a popular fallback is left to the popular channel
@@ -116,12 +121,11 @@ class FusedRecaller:
         fused = fuse_ragged(rows, lists, self.fusion, k)
         version = self.mind.model.version
         counts_ts = counts.counts_ts if counts else None
-        shown = [c for c in own if c in self.channels]
         out = []
         for row, one in enumerate(fused):
             found = mind[row] if mind is not None else None
-            channel_lists = {c: own[c][row] for c in shown}
-            if found is not None and used[row]:
+            channel_lists: dict[str, list[int]] = {c: own[c][row] for c in shown}
+            if found is not None and used[row] and self.channel_lists:
                 channel_lists["mind"] = found.item_ids
             out.append(Candidates(
                 one.item_ids, one.scores, found.model_version if found else version,

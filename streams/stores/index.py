@@ -37,6 +37,8 @@ SEARCH_PARAMS: dict[str, dict[str, Any]] = {
 # server that counts those as abuse (Milvus Lite) answers GOAWAY "too_many_pings", after which
 # the shared channel fails to connect. A dead connection now shows on the next call instead
 # (an outage: retried).
+# what tells pymilvus that byte rows are float vectors (Prepare reads the field's type from it)
+_VECTOR_SCHEMA = {"fields": [{"name": "vector", "type": DataType.FLOAT_VECTOR}]}
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
 CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
 
@@ -246,10 +248,7 @@ class ItemIndex:
             chosen["ef"] = max(int(chosen["ef"]), top_k)
         search_params = {"metric_type": "IP", "params": chosen}
         with _unavailable("search"), _grpc_outage("search"):
-            request = Prepare.search_requests_with_expr(
-                self.collection, anns_field="vector", param=search_params, limit=top_k,
-                data=list(q), output_fields=[], use_default_consistency=False,
-                consistency_level=self.consistency, guarantee_timestamp=0)
+            request = search_request(self.collection, q, top_k, search_params, self.consistency)
             response = self.client._get_connection()._stub.Search(request, timeout=self.timeout_s)
             check_status(response.status)
         found = response.results
@@ -264,6 +263,18 @@ class ItemIndex:
             ids[row, :got] = flat_ids[start:start + got]
             scores[row, :got] = flat_scores[start:start + got]
         return ids, scores
+
+
+def search_request(collection: str, queries: np.ndarray, top_k: int,
+                   search_params: dict[str, Any], consistency: Any) -> Any:
+    """The gRPC SearchRequest for float32 queries [N, D]. They go as raw bytes: given numpy
+    rows, pymilvus packs each float through `struct.pack(*row)` (1.4 ms for 256 queries of 64
+    against 0.09 ms; the request is byte for byte the same, tests/streams/stores/test_index.py).
+    """
+    return Prepare.search_requests_with_expr(
+        collection, anns_field="vector", param=search_params, limit=top_k,
+        data=[row.tobytes() for row in queries], schema=_VECTOR_SCHEMA, output_fields=[],
+        use_default_consistency=False, consistency_level=consistency, guarantee_timestamp=0)
 
 
 @contextmanager

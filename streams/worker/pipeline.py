@@ -130,6 +130,9 @@ class ClickPipeline:
                  limits: Limits = DEFAULT_LIMITS, epochs: LogEpochs | None = None,
                  excerpt_bytes: int = DEFAULT_EXCERPT_BYTES,
                  channel_lists: bool = False) -> None:
+        if channel_lists and isinstance(recaller, FusedRecaller) and not recaller.channel_lists:
+            raise ValueError("records with channel lists need a recaller that keeps them "
+                             "(FusedRecaller(channel_lists=True); RECALL_RECORD_CHANNEL_LISTS)")
         self.history = history
         self.recaller = recaller
         self.channel_lists = channel_lists  # records carry each channel's own list

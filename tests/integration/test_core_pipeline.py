@@ -36,7 +36,7 @@ def exact_recall(core: Core, history: list[int], top_k: int) -> list[int]:
 
 @pytest.fixture()
 def core(core_settings: Settings) -> Iterator[Core]:
-    with open_core(core_settings) as opened:
+    with open_core(core_settings.model_copy(update={"record_channel_lists": True})) as opened:
         assert opened.history is not None
         opened.history.flush()
         opened.load_items()

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.fusion import CHANNELS, FusionConfig, Ragged, fuse, fuse_batch, fuse_ragged
+from model.ranking import Ranked
 
 
 def test_items_in_several_lists_add_up_and_keep_the_largest_share() -> None:
@@ -85,3 +86,10 @@ def test_ragged_splits_back_into_its_rows() -> None:
     got = Ragged.of(rows)
     assert got.split() == rows and got.sizes.tolist() == [2, 0, 1]
     assert got.ids.dtype == np.int64
+
+
+def test_ragged_of_a_flat_ranking_holds_its_rows() -> None:
+    ranked = Ranked.of_pairs([([4, 2], [2.0, 1.0]), ([], []), ([7], [0.5])])
+    got = Ragged.of_ranked(ranked)
+    assert got.split() == [[4, 2], [], [7]] and got.sizes.tolist() == [2, 0, 1]
+    assert Ragged.of_ranked(Ranked.empty(2, 5)).split() == [[], []]

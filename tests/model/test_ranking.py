@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import ranking
-from model.ranking import top_per_row
+from model.ranking import Ranked, top_per_row, top_per_row_flat
 
 
 def brute(n_rows: int, rows: list[int], weights: list[float], cands: list[np.ndarray],
@@ -54,6 +54,11 @@ def test_top_per_row_equals_brute_force(batch: tuple, dense_factor: int) -> None
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ranking, "DENSE_FACTOR", dense_factor)
         assert top_per_row(*batch) == brute(*batch)
+        flat = top_per_row_flat(*batch)
+        assert flat.pairs() == brute(*batch)
+        # the flat rows without padding, one after the other, and back from lists
+        assert flat.kept().tolist() == [j for items, _ in brute(*batch) for j in items]
+        assert Ranked.of_pairs(flat.pairs()).pairs() == flat.pairs()
 
 
 def test_no_blocks_gives_empty_rows() -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from model.cooccur import CooccurConfig, CooccurCounts, score_users
 from model.fusion import FusionConfig, fuse
-from model.ranking import Excluded
+from model.ranking import Excluded, Ranked
 from streams.recall.cooccur_reader import CooccurLists
 from streams.recall.fused import FusedRecaller, parse_channels, unseen
 from streams.recall.recaller import Recaller
@@ -31,7 +31,8 @@ class MemoryReader:
              top_k: int, popular: int = 0) -> CooccurLists:
         self.calls += 1
         top = sorted(self.counts.n, key=lambda i: (-self.counts.n[i], i))[:popular]
-        return CooccurLists(self.counts.recall(histories, exclude, top_k), top, 123.0)
+        return CooccurLists(Ranked.of_pairs(self.counts.recall(histories, exclude, top_k)), top,
+                            123.0)
 
 
 def world() -> tuple[Recaller, MemoryReader]:
@@ -67,6 +68,20 @@ def test_the_fused_list_is_the_fusion_of_each_channels_own_list() -> None:
         for item, channel, interest in zip(found.item_ids, found.channels, found.interests,
                                            strict=True):
             assert interest == (by_mind[item] if channel == "mind" else -1)
+
+
+def test_without_channel_lists_the_fused_lists_are_the_same() -> None:
+    mind, reader = world()
+    histories, exclude = [[1, 2, 3], [4, 5], [999]], [[1, 2, 3, 9], [4, 5], [999]]
+    channels = parse_channels("mind,cooccur,popular")
+    full = FusedRecaller(mind, channels, FusionConfig(), reader).recall(histories,
+                                                                        exclude=exclude)
+    lean = FusedRecaller(mind, channels, FusionConfig(), reader, channel_lists=False).recall(
+        histories, exclude=exclude)
+    for a, b in zip(full, lean, strict=True):
+        assert (b.item_ids, b.scores, b.channels, b.interests, b.source) == \
+            (a.item_ids, a.scores, a.channels, a.interests, a.source)
+        assert a.channel_lists and b.channel_lists == {}
 
 
 def test_a_user_without_known_items_gets_popularity_and_co_occurrence_only() -> None:

@@ -6,10 +6,11 @@ import time
 
 import numpy as np
 import pytest
+from pymilvus.client.prepare import Prepare
 
 from harness.stack.servers import free_ports
 from streams.errors import ServiceUnavailable
-from streams.stores.index import INDEX_PARAMS, SEARCH_PARAMS, ItemIndex
+from streams.stores.index import INDEX_PARAMS, SEARCH_PARAMS, ItemIndex, search_request
 
 
 def test_rejects_unknown_index_type() -> None:
@@ -35,3 +36,17 @@ def test_unreachable_milvus_is_service_unavailable() -> None:
     assert info.value.retriable
     assert time.monotonic() - t0 < 15
     index.close()
+
+
+def test_search_request_equals_pymilvus_own_packing() -> None:
+    """Contract with the pinned pymilvus: byte rows and the schema give the request that
+    pymilvus builds from numpy rows, byte for byte."""
+    queries = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    params = {"metric_type": "IP", "params": {"ef": 64}}
+    ours = search_request("items", queries, 7, params, 0)
+    theirs = Prepare.search_requests_with_expr(
+        "items", anns_field="vector", param=params, limit=7, data=list(queries),
+        output_fields=[], use_default_consistency=False, consistency_level=0,
+        guarantee_timestamp=0)
+    assert ours.nq == 5
+    assert ours.SerializeToString() == theirs.SerializeToString()
