@@ -69,9 +69,10 @@ class Ragged:
         return cls(ids, sizes, got)
 
     @classmethod
-    def of_ranked(cls, ranked: Ranked) -> Ragged:
-        """A flat ranking's rows (model.ranking.Ranked), best first, without their padding."""
-        return cls(ranked.kept(), ranked.counts)
+    def of_ranked(cls, ranked: Ranked, notes: bool = False) -> Ragged:
+        """A flat ranking's rows (model.ranking.Ranked), best first, without their padding;
+        `notes`: its tags are the notes."""
+        return cls(ranked.kept(), ranked.counts, ranked.kept(ranked.tags) if notes else None)
 
     def split(self) -> list[list[int]]:
         """Each row's list of ids."""

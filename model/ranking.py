@@ -106,12 +106,28 @@ class Ranked:
         """Each row's (items, scores) as lists."""
         return [(items, scores) for items, scores, _ in self.rows(False)]
 
-    def kept(self) -> np.ndarray:
-        """The rows' items one after the other, without the padding (row r holds counts[r])."""
-        if not len(self.items):
-            return np.zeros(0, dtype=np.int64)
+    def with_rows(self, rows: dict[int, Ranked]) -> Ranked:
+        """A copy in which row r is the only row of rows[r] (each of the same top_k)."""
+        k, n_rows = self.top_k, len(self.counts)
+        items, scores = np.zeros(n_rows * k, dtype=np.int64), np.zeros(n_rows * k)
+        tags, counts = np.zeros(n_rows * k, dtype=np.int64), self.counts.copy()
+        if len(self.items):
+            items[:], scores[:], tags[:] = self.items, self.scores, self.tags
+        for row, one in rows.items():
+            got = int(one.counts[0])
+            at = slice(row * k, row * k + got)
+            items[at], scores[at], tags[at] = one.items[:got], one.scores[:got], one.tags[:got]
+            counts[row] = got
+        return Ranked(items, scores, tags, counts, k)
+
+    def kept(self, of: np.ndarray | None = None) -> np.ndarray:
+        """The rows' items (or the entries of `of`, e.g. the tags) one after the other, without
+        the padding (row r holds counts[r])."""
+        flat = self.items if of is None else of
+        if not len(flat):
+            return np.zeros(0, dtype=flat.dtype)
         k = self.top_k
-        return self.items.reshape(-1, k)[np.arange(k) < self.counts[:, None]]
+        return flat.reshape(-1, k)[np.arange(k) < self.counts[:, None]]
 
 
 def rank_flat(n_rows: int, row_of: np.ndarray, ids: np.ndarray, values: np.ndarray,

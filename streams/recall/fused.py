@@ -18,7 +18,7 @@ from model.cooccur import CooccurConfig
 from model.fusion import CHANNELS, FusionConfig, Ragged, fuse_ragged
 from model.ranking import Excluded
 from streams.recall.cooccur_reader import CooccurLists
-from streams.recall.recaller import Candidates, Insight, InterestSource, Recaller
+from streams.recall.recaller import Candidates, Insight, InterestSource, MindLists, Recaller
 
 
 class CountsSource(Protocol):
@@ -93,7 +93,7 @@ class FusedRecaller:
                 self._count_and_read, histories, drop,
                 n if {"cooccur", "next"} & set(self.channels) else 0,
                 n + longest if "popular" in self.channels else 0)
-        mind = self.mind.recall(histories, n, spent, exclude) if "mind" in self.channels \
+        mind = self.mind.recall_flat(histories, n, spent, drop) if "mind" in self.channels \
             else None
         started = time.perf_counter()
         counts = reading.result() if reading is not None else None
@@ -112,28 +112,43 @@ class FusedRecaller:
             if self.channel_lists else []
         own: dict[str, list[list[int]]] = {
             c: lists[c].split() if c in lists else [[] for _ in range(rows)] for c in shown}
-        used = [found.source == "mind" or "popular" not in self.channels
-                for found in mind] if mind is not None else [False] * rows
-        if mind is not None:  # a popular fallback is left to the popular channel
-            taken = [(f.item_ids, f.interests) if u else ((), ())
-                     for f, u in zip(mind, used, strict=True)]
-            lists["mind"] = Ragged.of([ids for ids, _ in taken], [notes for _, notes in taken])
+        # a row MIND has no query for gets MIND's popular fallback, unless the popular channel
+        # is on and has it already
+        used = (mind.usable | ("popular" not in self.channels)) if mind is not None \
+            else np.zeros(rows, dtype=bool)
+        if mind is not None:
+            lists["mind"] = self._mind_lists(mind, used, drop)
+            if self.channel_lists:
+                own["mind"] = lists["mind"].split()
         fused = fuse_ragged(rows, lists, self.fusion, k)
-        version = self.mind.model.version
+        version = mind.version if mind is not None else self.mind.model.version
         counts_ts = counts.counts_ts if counts else None
         out = []
         for row, one in enumerate(fused):
-            found = mind[row] if mind is not None else None
             channel_lists: dict[str, list[int]] = {c: own[c][row] for c in shown}
-            if found is not None and used[row] and self.channel_lists:
-                channel_lists["mind"] = found.item_ids
+            if used[row] and "mind" in own:
+                channel_lists["mind"] = own["mind"][row]
             out.append(Candidates(
-                one.item_ids, one.scores, found.model_version if found else version,
-                "popular" if found is not None and found.source == "popular" else "fused",
-                found.skipped if found else 0, one.notes, one.channels, channel_lists,
-                counts_ts))
+                one.item_ids, one.scores, version,
+                "popular" if mind is not None and not mind.usable[row] else "fused",
+                int(mind.skipped[row]) if mind is not None else 0, one.notes, one.channels,
+                channel_lists, counts_ts))
         spent["merge"] = spent.get("merge", 0.0) + time.perf_counter() - merging
         return out
+
+    @staticmethod
+    def _mind_lists(mind: MindLists, used: np.ndarray, drop: Sequence[Sequence[int]]
+                    ) -> Ragged:
+        """MIND's channel: each row's merged list with its interests as notes; a row without a
+        query holds the popular fallback where `used`, nothing elsewhere."""
+        if mind.usable.all() or not used[~mind.usable].any():
+            return Ragged.of_ranked(mind.ranked, notes=True)
+        rows = mind.ranked.rows()  # a fallback to insert: row by row
+        fell = [mind.fallback(drop[row]) if use and not usable else []
+                for row, (use, usable) in enumerate(zip(used, mind.usable, strict=True))]
+        return Ragged.of([items or extra for (items, _, _), extra in zip(rows, fell, strict=True)],
+                         [notes or [-1] * len(extra)
+                          for (_, _, notes), extra in zip(rows, fell, strict=True)])
 
     def _count_and_read(self, histories: Sequence[Sequence[int]],
                         exclude: Sequence[Iterable[int]], top_k: int, popular: int

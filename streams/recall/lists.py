@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.ranking import rank_entries
+from model.ranking import Ranked, rank_flat
 
 
 def merge(
@@ -21,13 +21,19 @@ def merge(
     the first list). One compiled pass over the batch (model.ranking, the loop the channels
     rank with, keeping each item's largest score instead of the sum).
     """
+    return merge_flat(ids, scores, histories, top_k).rows()
+
+
+def merge_flat(ids: np.ndarray, scores: np.ndarray, histories: Sequence[Sequence[int]],
+               top_k: int) -> Ranked:
+    """merge's lists left as flat arrays (the interests as tags)."""
     batch, _, per_list = ids.shape
     flat_ids = ids.reshape(batch, -1)  # [B, N] each row interest-major
     rows, cols = np.nonzero(flat_ids >= 0)  # row-major: each row's entries in list order
     values = np.asarray(scores, dtype=np.float32).reshape(batch, -1)[rows, cols]  # as Milvus
     # gave them (rank_entries ranks them as float64)
-    return rank_entries(batch, rows, flat_ids[rows, cols], values, histories, top_k,
-                        tags=cols // per_list, best=True)
+    return rank_flat(batch, rows, flat_ids[rows, cols], values, histories, top_k,
+                     tags=cols // per_list, best=True)
 
 
 def keep_interests(vectors: np.ndarray, lengths: np.ndarray, pruning: str,

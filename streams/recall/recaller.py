@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streams.recall.lists import keep_interests, merge
+from model.ranking import Ranked
+from streams.recall.lists import keep_interests, merge, merge_flat
 
 
 class InterestSource(Protocol):
@@ -76,6 +77,28 @@ class _Searched:
     k: int  # candidates asked for
     wide: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # row ->
     # (ids [K, n'], scores [K, n']) searched deeper (Recaller.deepen)
+
+    def lists(self, ranked: Ranked) -> MindLists:
+        """These rows' merged lists."""
+        return MindLists(ranked, self.usable, self.skipped, self.version, self.popular, self.k)
+
+
+@dataclass(frozen=True)
+class MindLists:
+    """A batch's merged MIND lists, flat (`ranked`: items, scores, and each item's interest
+    index as its tag); rows without a usable query (`usable` False) hold nothing."""
+
+    ranked: Ranked
+    usable: np.ndarray  # [B] users with at least one query
+    skipped: np.ndarray  # [B] history items without a vector
+    version: str
+    popular: list[int]  # the model's popular items (fallbacks), when a row is not usable
+    k: int  # candidates asked for
+
+    def fallback(self, excluded: Sequence[int]) -> list[int]:
+        """The popular fallback of a row that excludes `excluded`."""
+        seen = set(excluded)
+        return [i for i in self.popular if i not in seen][:self.k]
 
 
 @dataclass(frozen=True)
@@ -217,25 +240,38 @@ class Recaller:
             raise ValueError(f"exclude has {len(exclude)} rows for {len(histories)} histories")
         drop = histories if exclude is None else exclude
         spent = timings if timings is not None else {}
-        found = self._search(histories, k, spent, exclude=drop)
+        found = self.recall_flat(histories, k, spent, drop)
         merging = time.perf_counter()
-        lists = merge(found.ids, found.scores, drop, k)
-        for row, (wide_ids, wide_scores) in found.wide.items():  # searched deeper
-            lists[row] = merge(wide_ids[None], wide_scores[None], [drop[row]], k)[0]
+        lists = found.ranked.rows()
         out = [self._candidates(found, row, seen, merged)
                for row, (seen, merged) in enumerate(zip(drop, lists, strict=True))]
-        spent["merge"] = time.perf_counter() - merging
+        spent["merge"] += time.perf_counter() - merging
         return out
 
-    def _candidates(self, found: _Searched, row: int, excluded: Sequence[int],
+    def recall_flat(self, histories: Sequence[Sequence[int]], k: int,
+                    spent: MutableMapping[str, float], drop: Sequence[Sequence[int]]
+                    ) -> MindLists:
+        """recall's merged lists left flat, for a batch of at least one history, each row
+        without its `drop` items ("model", "search" and "merge" seconds into `spent`). A row
+        without a usable query holds nothing; `recall` gives it the popular fallback."""
+        found = self._search(histories, k, spent, exclude=drop)
+        merging = time.perf_counter()
+        ranked = merge_flat(found.ids, found.scores, drop, k)
+        if found.wide:  # searched deeper
+            ranked = ranked.with_rows({
+                row: merge_flat(wide_ids[None], wide_scores[None], [drop[row]], k)
+                for row, (wide_ids, wide_scores) in found.wide.items()})
+        spent["merge"] = time.perf_counter() - merging
+        return found.lists(ranked)
+
+    def _candidates(self, found: MindLists, row: int, excluded: Sequence[int],
                     merged: tuple[list[int], list[float], list[int]]) -> Candidates:
         skipped = int(found.skipped[row])
         if found.usable[row]:
             items, scores, interests = merged
             return Candidates(items, scores, found.version, "mind", skipped, interests,
                               ["mind"] * len(items))
-        seen = set(excluded)
-        items = [i for i in found.popular if i not in seen][:found.k]
+        items = found.fallback(excluded)
         return Candidates(items, [0.0] * len(items), found.version, "popular", skipped,
                           [-1] * len(items), ["popular"] * len(items))
 
@@ -251,10 +287,10 @@ class Recaller:
         ids, scores = found.wide[0] if found.wide else (found.ids[0], found.scores[0])  # [K, n]
         kept_ids, kept_scores = np.full_like(ids, -1)[None], np.full_like(scores, -np.inf)[None]
         kept_ids[0, kept], kept_scores[0, kept] = ids[kept], scores[kept]
-        merged = merge(kept_ids, kept_scores, drop, k)[0]
+        flat = merge_flat(kept_ids, kept_scores, drop, k)
         per_interest = []
         for i in range(ids.shape[0]):  # each interest's list alone: same exclusions
             items, values, _ = merge(ids[None, [i]], scores[None, [i]], drop, k)[0]
             per_interest.append((items, values))
         return Insight(found.vectors[0], per_interest,
-                       self._candidates(found, 0, drop[0], merged))
+                       self._candidates(found.lists(flat), 0, drop[0], flat.rows()[0]))

@@ -70,6 +70,22 @@ def test_the_fused_list_is_the_fusion_of_each_channels_own_list() -> None:
             assert interest == (by_mind[item] if channel == "mind" else -1)
 
 
+def test_without_the_popular_channel_mind_brings_its_own_fallback() -> None:
+    mind, reader = world()
+    cfg = FusionConfig()
+    fused = FusedRecaller(mind, ("mind", "cooccur"), cfg, reader)
+    histories = [[1, 2, 3], [999], [4]]  # the middle user has no known item: no query
+    got = fused.recall(histories)
+    alone = mind.recall(histories)
+    assert [c.source for c in got] == ["fused", "popular", "fused"]
+    assert alone[1].source == "popular" and alone[1].item_ids
+    for row, found in enumerate(got):
+        assert found.channel_lists["mind"] == alone[row].item_ids
+        want = fuse(found.channel_lists, cfg, 10)
+        assert (found.item_ids, found.channels, found.interests) == \
+            (want.item_ids, want.channels, want.notes)
+
+
 def test_without_channel_lists_the_fused_lists_are_the_same() -> None:
     mind, reader = world()
     histories, exclude = [[1, 2, 3], [4, 5], [999]], [[1, 2, 3, 9], [4, 5], [999]]
