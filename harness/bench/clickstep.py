@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     kafka, redis, milvus = free_ports(3)
     base = defaults.model_copy(update={"model_dir": args.model_dir, "channels": args.channels})
     stack = LocalStack(base, stack_dir=".stack/bench", kafka_port=kafka, redis_port=redis,
-                       milvus_port=milvus)
+                       milvus_port=milvus, fresh=True)  # no histories or counts of earlier runs
     with stack, open_core(stack.settings) as core:
         print(f"model {core.model.version} on {core.model.device}, "
               f"{core.load_items()} items in Milvus ({core.index.index_type}), "
