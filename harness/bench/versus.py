@@ -84,7 +84,7 @@ def runs(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def sweeps(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Each measured mode's sweep steps."""
-    return {mode: run["sweep"] for mode, run in runs(result).items()}
+    return {mode: run.get("sweep", []) for mode, run in runs(result).items()}
 
 
 def per_click(sweep: list[dict[str, Any]]) -> dict[float, tuple[float, float]]:
@@ -137,15 +137,20 @@ def highest(result: dict[str, Any]) -> dict[str, float]:
 
 def summary(rounds: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per mode of this tree: each round's highest sustained rates (REV's mode of the same
-    first word, this tree's), their ratios and the median ratio."""
+    first word, this tree's), their ratios and the median ratio; and each round's range of
+    worker CPU per click (HEAD / REV) at the rates both sustained (`cpu_ratios`, JSON only)."""
+    tops = [(highest(old), highest(new)) for old, new in rounds]
+    equal = [[r for r in compare(old, new, "REV") if not isinstance(r["rate"], str)]
+             for old, new in rounds]
     rows = []
-    for mode in highest(rounds[0][1]):
-        pairs = [(highest(old).get(mode.split()[0], 0.0), highest(new).get(mode, 0.0))
-                 for old, new in rounds]
+    for mode in tops[0][1]:
+        pairs = [(old.get(mode.split()[0], 0.0), new.get(mode, 0.0)) for old, new in tops]
         ratios = [now / base for base, now in pairs if base > 0]
+        cpu = [[r["ratio"] for r in one if r["mode"] == mode] for one in equal]
         if ratios:
             rows.append({"mode": mode, "rates": pairs, "ratios": ratios,
-                         "median": statistics.median(ratios)})
+                         "median": statistics.median(ratios),
+                         "cpu_ratios": [(min(c), max(c)) if c else None for c in cpu]})
     return rows
 
 

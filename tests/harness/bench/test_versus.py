@@ -108,3 +108,16 @@ def test_a_mode_with_no_sustained_step_in_rev_is_left_out_of_that_rounds_ratios(
               (sustained(1000, 500), sustained(1000, 400))]
     by = {r["mode"]: r for r in versus.summary(rounds)}
     assert by["pipeline"]["ratios"] == pytest.approx([0.8])
+
+
+def test_summary_gives_each_rounds_cpu_per_click_range_at_the_rates_both_sustained() -> None:
+    def step(rate: float, cores: float, ok: bool = True) -> dict[str, Any]:
+        return {"offered_cps": rate, "sent_cps": rate, "sustained": ok,
+                "cpu_cores": {"worker": cores}}
+
+    old, new = sustained(1000, 500), sustained(1000, 500)
+    old["catalogs"]["12k"]["pipeline"]["sweep"] = [step(100, 0.4), step(200, 0.5)]
+    new["catalogs"]["12k"]["pipeline"]["sweep"] = [step(100, 0.2), step(200, 0.4),
+                                                   step(300, 0.5, ok=False)]
+    by = {r["mode"]: r for r in versus.summary([(old, new), (sustained(1000, 500), new)])}
+    assert by["pipeline"]["cpu_ratios"] == [pytest.approx((0.5, 0.8)), None]
